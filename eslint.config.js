@@ -1,0 +1,32 @@
+// Lint rules: the recommended sets, plus the boundary rule of DESIGN §2 —
+// src/core imports no I/O module, no plugin, no dbus/ or networkd/.
+import js from "@eslint/js";
+import tseslint from "typescript-eslint";
+
+export default tseslint.config(
+  { ignores: ["dist/", "node_modules/", "test/system/cache/", "packaging/build/"] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
+    },
+  },
+  {
+    files: ["src/core/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: ["node:dgram", "node:fs", "node:fs/*", "node:child_process", "node:net", "node:http", "dgram", "fs", "child_process", "net"],
+              message: "src/core is pure: inject I/O (DESIGN §2).",
+            },
+            { group: ["**/plugins/**", "**/dbus/**", "**/networkd/**"], message: "src/core imports no backend." },
+          ],
+        },
+      ],
+    },
+  },
+);
