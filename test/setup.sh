@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Prepare a host for one test tier. Run as root on Debian by CI (and by hand).
+#
+#   test/setup.sh [unit|lab|system|all]     (default: unit)
+#
+# Idempotent and fast when warm: apt runs only if a command the tier needs is
+# missing, `apt-get update` at most once per run, and `npm ci` only when
+# node_modules is absent or older than package-lock.json. Package sources are
+# whatever the machine is configured with; no host names belong in this repo.
+set -euo pipefail
+
+tier="${1:-unit}"
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# "command:package" pairs. A tier is satisfied when every command exists, so a
+# warm machine never touches apt.
+need_unit=(node:nodejs npm:npm)
+need_lab=(
+  ip:iproute2
+  nft:nftables
+  wg:wireguard-tools
+  wireguard-go:wireguard-go
+  conntrack:conntrack
+  ping:iputils-ping
+  pkill:procps
+)
+need_system=(
+  debootstrap:debootstrap
+  qemu-system-x86_64:qemu-system-x86
+  qemu-img:qemu-utils
+  mkfs.ext4:e2fsprogs
+)
+
+case "$tier" in
+  unit) wanted=("${need_unit[@]}") ;;
+  lab) wanted=("${need_unit[@]}" "${need_lab[@]}") ;;
+  system) wanted=("${need_unit[@]}" "${need_system[@]}") ;;
+  all) wanted=("${need_unit[@]}" "${need_lab[@]}" "${need_system[@]}") ;;
+  *)
+    echo "usage: $0 [unit|lab|system|all]" >&2
+    exit 2
+    ;;
+esac
+
+missing=()
+for pair in "${wanted[@]}"; do
+  cmd="${pair%%:*}"
+  pkg="${pair#*:}"
+  # sbin paths are not always on a CI user's PATH even when running as root.
+  if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1; then
+    missing+=("$pkg")
+  fi
+done
+
+if ((${#missing[@]} > 0)); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: missing packages ${missing[*]} and not root; install them first" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  # Update the lists once: a fresh image may have none, and an install from
+  # stale lists fails on rotated package versions.
+  apt-get update -q -o DPkg::Lock::Timeout=600
+  apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=600 "${missing[@]}"
+fi
+
+# Node dependencies. `npm install` writes package-lock.json after node_modules,
+# so a newer lock file alone does not mean a stale tree: then compare the lock
+# with npm's record of what is installed (node_modules/.package-lock.json) and
+# run `npm ci` only when a package or version differs.
+cd "$repo"
+tree_matches_lock() {
+  node -e '
+    const fs = require("node:fs");
+    const want = JSON.parse(fs.readFileSync("package-lock.json", "utf8")).packages;
+    const have = JSON.parse(fs.readFileSync("node_modules/.package-lock.json", "utf8")).packages;
+    delete want[""];
+    const stale = Object.entries(want).some(
+      ([k, v]) => have[k]?.version !== v.version && !(v.optional && !have[k]),
+    );
+    const extra = Object.keys(have).some((k) => !(k in want));
+    process.exit(stale || extra ? 1 : 0);
+  ' 2>/dev/null
+}
+if [[ ! -d node_modules ]] || { [[ package-lock.json -nt node_modules ]] && ! tree_matches_lock; }; then
+  npm ci --no-audit --no-fund
+fi
+
+echo "setup: tier '$tier' ready"
