@@ -1,0 +1,97 @@
+/**
+ * One schema per config file kind. Values arrive from INI as strings (or
+ * booleans for true/false); the schemas coerce and check them, and the types
+ * of the loaded config are derived from the schemas. Every key with its
+ * default is documented in docs/configuration.md.
+ */
+import { z } from "zod";
+import { NetworkName } from "../core/protocol.js";
+import { LOG_LEVELS } from "../log.js";
+
+/** "ADDR:PORT", "[v6]:PORT" or ":PORT" (all addresses). */
+export const ListenAddress = z
+  .string()
+  .regex(
+    /^(\[[0-9a-fA-F:.]+\]|[0-9.]+|[A-Za-z0-9.-]+)?:\d{1,5}$/,
+    'expected ADDR:PORT, e.g. "[::]:8470" or "0.0.0.0:8470"',
+  )
+  .refine((s) => {
+    const port = Number(s.slice(s.lastIndexOf(":") + 1));
+    return port >= 1 && port <= 65535;
+  }, "port must be 1-65535");
+
+const port = z.coerce.number().int().min(1).max(65535);
+const bool = z
+  .union([z.boolean(), z.enum(["yes", "no", "true", "false", "on", "off", "1", "0"])])
+  .transform((v) => v === true || v === "yes" || v === "true" || v === "on" || v === "1");
+const absPath = z.string().regex(/^\//, "must be an absolute path");
+const logLevel = z.enum(LOG_LEVELS);
+
+/** "90s", "15m", "24h", "7d" → seconds. */
+export const Duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const m = /^(\d+)\s*(s|m|h|d)?$/.exec(String(v).trim());
+  if (!m) {
+    ctx.addIssue({ code: "custom", message: 'expected a duration like "90s", "15m", "24h" or "7d"' });
+    return z.NEVER;
+  }
+  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? "s") as "s" | "m" | "h" | "d"];
+});
+
+export const RegistryConfig = z.strictObject({
+  registry: z
+    .strictObject({
+      listen: ListenAddress.default("[::]:8470"),
+      data: absPath.default("/var/lib/scope/registry"),
+      /** Second UDP reflector port for mapping tests; default listen port + 1. */
+      reflector_port2: port.optional(),
+      admin_socket: absPath.default("/run/scope/registry.sock"),
+      /** File holding the admin token for remote admin; no remote admin when absent. */
+      admin_token_file: absPath.optional(),
+      tls_cert: absPath.optional(),
+      tls_key: absPath.optional(),
+      /** How long events are kept for Last-Event-ID resume. */
+      event_retention: Duration.default(86400),
+    })
+    .prefault({}),
+  log: z.strictObject({ level: logLevel.default("info") }).prefault({}),
+});
+export type RegistryConfig = z.infer<typeof RegistryConfig>;
+
+export const TimerProfileName = z.enum(["fast", "seed"]);
+
+export const EdgeConfig = z.strictObject({
+  registry: z.strictObject({ url: z.url({ protocol: /^https?$/ }) }),
+  network: z.strictObject({ name: NetworkName }),
+  identity: z.strictObject({ key_file: absPath }),
+  wireguard: z.strictObject({
+    interface: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,15}$/, "1-15 of A-Z a-z 0-9 _ . -")
+      .default("scope0"),
+    listen_port: port.default(51820),
+    private_key_file: absPath,
+    mtu: z.coerce.number().int().min(1280).max(9000).optional(),
+  }),
+  daemon: z
+    .strictObject({
+      timers: TimerProfileName.default("fast"),
+      /** UDP port of the prober; default listen_port + 1. */
+      probe_port: port.optional(),
+      state_dir: absPath.optional(),
+      control_socket: absPath.optional(),
+      log_level: logLevel.default("info"),
+    })
+    .prefault({}),
+  /** type picks the plugin; every other key is handed to it as an option. */
+  backend: z
+    .looseObject({
+      type: z
+        .string()
+        .regex(/^[a-z0-9-]+$/)
+        .default("auto"),
+    })
+    .prefault({}),
+});
+export type EdgeConfig = z.infer<typeof EdgeConfig>;
+
+export { bool as BoolValue };

@@ -1,0 +1,26 @@
+/**
+ * Time, injected. Everything in src/core reads time and schedules work only
+ * through a Clock, so the join state machine and the prober run the same way
+ * under the real clock and under the fake one in test/unit/helpers.
+ */
+export type TimerId = number;
+
+export interface Clock {
+  /** Milliseconds since the Unix epoch. Monotonic enough for timeouts; never goes back under the fake. */
+  now(): number;
+  /** Calls fn once after ms. The returned id is valid for clearTimer until it fires. */
+  setTimer(ms: number, fn: () => void): TimerId;
+  /** Cancels a pending timer; unknown or fired ids are ignored. */
+  clearTimer(id: TimerId): void;
+}
+
+/** The real clock, for entry points (daemon, registry). */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimer: (ms, fn) => {
+    const t = setTimeout(fn, ms);
+    t.unref?.();
+    return Number(t[Symbol.toPrimitive]());
+  },
+  clearTimer: (id) => clearTimeout(id),
+};

@@ -1,0 +1,275 @@
+/**
+ * The registry protocol: one zod schema per record and message, the types
+ * derived from them, and the same schemas exported as JSON Schema into
+ * docs/protocol.md. Everything that crosses the wire (HTTP bodies, SSE
+ * events) is validated against these at the edge of the program.
+ *
+ * Input types (what a peer submits) are kept apart from stored records
+ * (what the registry keeps and returns), as innernet does.
+ */
+import { z } from "zod";
+
+export const MESSAGE_PREFIX = "cc.ltgc.scope:";
+export const API_PREFIX = "/v1";
+/** Request bodies above this are refused with 413 before parsing. */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+// ---- scalars -------------------------------------------------------------
+
+/** Network names end up in file names, unit instances and interface names. */
+export const NetworkName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,14}$/, "1-15 of a-z 0-9 -, starting alnum");
+export const PeerName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "1-63 of A-Z a-z 0-9 . _ -");
+/** 32-byte key, standard base64 (WireGuard and Ed25519 public keys). */
+export const Key32 = z.base64().length(44);
+/** Peer id: first 16 hex digits of SHA-256 over the raw Ed25519 identity key. */
+export const PeerId = z.string().regex(/^[0-9a-f]{16}$/);
+export const Port = z.number().int().min(1).max(65535);
+export const IpAddress = z.union([z.ipv4(), z.ipv6()]);
+export const EventId = z.number().int().nonnegative();
+
+export const Endpoint = z.strictObject({ address: IpAddress, port: Port });
+export type Endpoint = z.infer<typeof Endpoint>;
+
+/**
+ * Where a candidate came from. local: an address on the host; reflexive: the
+ * registry reflector saw it (probe port, port of the WireGuard socket is a
+ * guess); reported: another peer saw WireGuard traffic from it; configured:
+ * the admin said so (e.g. a static public address of a hub).
+ */
+export const CandidateKind = z.enum(["local", "reflexive", "reported", "configured"]);
+export const Candidate = Endpoint.extend({ kind: CandidateKind });
+export type Candidate = z.infer<typeof Candidate>;
+
+/** What a host knows about its own NAT, from `scope netcheck`. */
+export const NatInfo = z.strictObject({
+  /** none: a public address on the host; endpoint-dependent: symmetric NAT, cannot hole-punch. */
+  mapping: z.enum(["none", "endpoint-independent", "endpoint-dependent", "unknown"]),
+  /** Whether the NAT kept the source port of the reflector probe (a hint, never proof). */
+  portPreserved: z.boolean().optional(),
+  /** The host has a global IPv6 address that the reflector saw. */
+  ipv6: z.boolean(),
+});
+export type NatInfo = z.infer<typeof NatInfo>;
+
+export const PeerRole = z.enum(["edge", "hub"]);
+export const Topology = z.enum(["mesh", "tree"]);
+
+/** Public halves of the hybrid PQ key exchange (DESIGN §6); optional until PSK rotation lands. */
+export const KexKeys = z.strictObject({
+  x448: z.base64().length(76),
+  mlkem768: z.base64().max(1600),
+});
+
+// ---- records -------------------------------------------------------------
+
+export const NetworkInput = z.strictObject({
+  name: NetworkName,
+  cidr: z.cidrv4(),
+  cidr6: z.cidrv6().optional(),
+  topology: Topology.default("mesh"),
+});
+export type NetworkInput = z.input<typeof NetworkInput>;
+
+export const Network = z.strictObject({
+  name: NetworkName,
+  cidr: z.cidrv4(),
+  cidr6: z.cidrv6().optional(),
+  topology: Topology,
+  createdAt: z.number().int(),
+});
+export type Network = z.infer<typeof Network>;
+
+/** What a peer submits about itself when it joins. */
+export const PeerInput = z.strictObject({
+  name: PeerName,
+  identityKey: Key32,
+  wgPublicKey: Key32,
+  listenPort: Port,
+  /** UDP port of the prober; probes are authenticated, see src/core/probe. */
+  probePort: Port,
+  candidates: z.array(Candidate).max(32),
+  nat: NatInfo,
+  role: PeerRole.default("edge"),
+  kex: KexKeys.optional(),
+});
+export type PeerInput = z.input<typeof PeerInput>;
+
+/** What a peer may change about itself later (migration, new ports). */
+export const PeerUpdate = PeerInput.pick({
+  listenPort: true,
+  probePort: true,
+  candidates: true,
+  nat: true,
+  kex: true,
+}).partial();
+export type PeerUpdate = z.infer<typeof PeerUpdate>;
+
+/** The stored record the registry returns. */
+export const Peer = z.strictObject({
+  id: PeerId,
+  network: NetworkName,
+  name: PeerName,
+  identityKey: Key32,
+  wgPublicKey: Key32,
+  listenPort: Port,
+  probePort: Port,
+  candidates: z.array(Candidate),
+  nat: NatInfo,
+  role: PeerRole,
+  kex: KexKeys.optional(),
+  /** Tunnel address from IPAM; stable for the life of the peer. */
+  address: z.ipv4(),
+  address6: z.ipv6().optional(),
+  joinedAt: z.number().int(),
+  updatedAt: z.number().int(),
+});
+export type Peer = z.infer<typeof Peer>;
+
+export const TokenInput = z.strictObject({
+  uses: z.number().int().min(1).max(100_000).default(1),
+  /** Seconds from now; at most a year. */
+  expiresIn: z
+    .number()
+    .int()
+    .min(1)
+    .max(366 * 24 * 3600)
+    .default(24 * 3600),
+});
+export type TokenInput = z.input<typeof TokenInput>;
+
+export const TokenCreated = z.strictObject({
+  id: z.string(),
+  network: NetworkName,
+  /** The secret. Shown once; the registry keeps only its hash. */
+  token: z.string(),
+  uses: z.number().int(),
+  expiresAt: z.number().int(),
+});
+export type TokenCreated = z.infer<typeof TokenCreated>;
+
+// ---- join ----------------------------------------------------------------
+
+/** POST /v1/networks/:net/join, signed with peer.identityKey (proof of possession). */
+export const JoinRequest = z.strictObject({
+  token: z.string().min(8).max(200),
+  peer: PeerInput,
+});
+export type JoinRequest = z.input<typeof JoinRequest>;
+
+export const JoinResponse = z.strictObject({
+  self: Peer,
+  network: Network,
+  peers: z.array(Peer),
+  /** Resume the event stream after this id to see everything that happened since the join. */
+  lastEventId: EventId,
+  /** Ed25519 key that signs reflector replies. */
+  registryKey: Key32,
+  /** UDP reflector ports: [same port as HTTP, second port for mapping tests]. */
+  reflectorPorts: z.tuple([Port, Port]),
+});
+export type JoinResponse = z.infer<typeof JoinResponse>;
+
+// ---- messages --------------------------------------------------------------
+
+export const LeaveReason = z.enum(["left", "removed"]);
+
+/** The newcomer's observation of, or from, another peer. */
+export const PeerReportBody = z.strictObject({
+  about: PeerId,
+  /** The peer applied the subject to its WireGuard config (ordering matters, DESIGN §4). */
+  applied: z.boolean().optional(),
+  /** Where the subject's probes came from, as seen here. */
+  probeEndpoint: Endpoint.optional(),
+  /** Where the subject's WireGuard traffic came from, as seen by WireGuard here: its WG-port mapping. */
+  wgEndpoint: Endpoint.optional(),
+  latencyMs: z.number().nonnegative().max(60_000).optional(),
+  path: z.enum(["direct", "hub", "pending"]).optional(),
+});
+
+export const KexBody = z.strictObject({
+  epoch: z.number().int().nonnegative(),
+  stage: z.enum(["offer", "answer", "confirm"]),
+  /** Opaque to the registry; end-to-end signed by the sender's identity key. */
+  payload: z.base64().max(8192),
+  signature: z.base64().length(88),
+});
+
+/** Message bodies by type. The registry emits the first three itself; members send the rest. */
+export const MessageBodies = {
+  peerJoin: Peer,
+  peerLeave: z.strictObject({ peerId: PeerId, reason: LeaveReason }),
+  peerUpdate: Peer,
+  peerConn: z.strictObject({ peerId: PeerId }),
+  peerReport: PeerReportBody,
+  kex: KexBody,
+} as const;
+
+export type MessageKind = keyof typeof MessageBodies;
+export const MESSAGE_KINDS = Object.keys(MessageBodies) as MessageKind[];
+/** Kinds a member may POST; the others only the registry emits. */
+export const MEMBER_MESSAGE_KINDS = [
+  "peerConn",
+  "peerReport",
+  "kex",
+] as const satisfies readonly MessageKind[];
+export type MemberMessageKind = (typeof MEMBER_MESSAGE_KINDS)[number];
+
+export const messageType = (kind: MessageKind): string => `${MESSAGE_PREFIX}${kind}`;
+
+const eventOf = <K extends MessageKind>(kind: K) =>
+  z.strictObject({
+    id: EventId,
+    type: z.literal(`${MESSAGE_PREFIX}${kind}` as `cc.ltgc.scope:${K}`),
+    network: NetworkName,
+    /** Sender peer id, or "registry" for events it emits. */
+    from: z.union([PeerId, z.literal("registry")]),
+    /** Directed messages (reports, kex) name their recipient; others go to every member. */
+    to: PeerId.optional(),
+    ts: z.number().int(),
+    body: MessageBodies[kind],
+  });
+
+/** One SSE event (`id:` = Event.id, `data:` = JSON of Event). */
+export const Event = z.discriminatedUnion("type", [
+  eventOf("peerJoin"),
+  eventOf("peerLeave"),
+  eventOf("peerUpdate"),
+  eventOf("peerConn"),
+  eventOf("peerReport"),
+  eventOf("kex"),
+]);
+export type Event = z.infer<typeof Event>;
+
+const postOf = <K extends MemberMessageKind>(kind: K) =>
+  z.strictObject({
+    type: z.literal(`${MESSAGE_PREFIX}${kind}` as `cc.ltgc.scope:${K}`),
+    to: PeerId.optional(),
+    body: MessageBodies[kind],
+  });
+
+/** POST /v1/networks/:net/messages */
+export const PostMessage = z.discriminatedUnion("type", [
+  postOf("peerConn"),
+  postOf("peerReport"),
+  postOf("kex"),
+]);
+export type PostMessage = z.infer<typeof PostMessage>;
+
+/** Every 4xx/5xx body. */
+export const ErrorBody = z.strictObject({ error: z.string(), message: z.string() });
+export type ErrorBody = z.infer<typeof ErrorBody>;
+
+// ---- request signing -------------------------------------------------------
+
+/**
+ * Member requests carry these headers; the signature is Ed25519 over
+ * canonicalRequest() (src/crypto/signing.ts). The registry accepts a
+ * timestamp within SIGNATURE_WINDOW_MS of its clock and each nonce once.
+ */
+export const SIGNATURE_HEADERS = {
+  peer: "x-scope-peer",
+  time: "x-scope-time",
+  nonce: "x-scope-nonce",
+  signature: "x-scope-signature",
+} as const;
+export const SIGNATURE_WINDOW_MS = 60_000;
