@@ -20,10 +20,24 @@ export default tseslint.config(
         {
           patterns: [
             {
-              group: ["node:dgram", "node:fs", "node:fs/*", "node:child_process", "node:net", "node:http", "dgram", "fs", "child_process", "net"],
+              group: [
+                "node:dgram",
+                "node:fs",
+                "node:fs/*",
+                "node:child_process",
+                "node:net",
+                "node:http",
+                "dgram",
+                "fs",
+                "child_process",
+                "net",
+              ],
               message: "src/core is pure: inject I/O (DESIGN §2).",
             },
-            { group: ["**/plugins/**", "**/dbus/**", "**/networkd/**"], message: "src/core imports no backend." },
+            {
+              group: ["**/plugins/**", "**/dbus/**", "**/networkd/**"],
+              message: "src/core imports no backend.",
+            },
           ],
         },
       ],

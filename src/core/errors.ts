@@ -13,6 +13,7 @@ export const ERROR_CODES = {
   unauthorized: { status: 401, exit: 1 },
   forbidden: { status: 403, exit: 1 },
   not_found: { status: 404, exit: 1 },
+  method_not_allowed: { status: 405, exit: 1 },
   conflict: { status: 409, exit: 1 },
   gone: { status: 410, exit: 1 },
   payload_too_large: { status: 413, exit: 1 },
