@@ -1,0 +1,47 @@
+/**
+ * Probe MAC keys. Each pair of peers shares one 32-byte key derived from
+ * their Ed25519 identity keys: X25519 between the Montgomery forms
+ * (RFC 7748 birational map), then HKDF-SHA-256 with a label and both public
+ * keys in sorted order, so both directions derive the same key and the key
+ * is bound to this pair and this purpose.
+ */
+import { ed25519, x25519 } from "@noble/curves/ed25519.js";
+import { hkdf } from "@noble/hashes/hkdf.js";
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+
+const LABEL = new TextEncoder().encode("cc.ltgc.scope probe mac v1");
+export const MAC_BYTES = 16;
+
+const b64 = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, "base64"));
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return (a[i] ?? 0) - (b[i] ?? 0);
+  return a.length - b.length;
+}
+
+/**
+ * The pair key of (my identity, their identity public key). Throws on a
+ * malformed public key; callers treat that peer as unverifiable.
+ */
+export function probePairKey(mySecret: Uint8Array, myPublic: string, theirPublic: string): Uint8Array {
+  const mine = b64(myPublic);
+  const theirs = b64(theirPublic);
+  const shared = x25519.getSharedSecret(ed25519.utils.toMontgomerySecret(mySecret), ed25519.utils.toMontgomery(theirs));
+  const [lo, hi] = compareBytes(mine, theirs) <= 0 ? [mine, theirs] : [theirs, mine];
+  const salt = new Uint8Array(64);
+  salt.set(lo, 0);
+  salt.set(hi, 32);
+  return hkdf(sha256, shared, salt, LABEL, 32);
+}
+
+/** HMAC-SHA-256 truncated to 128 bits. */
+export const probeMac = (key: Uint8Array, data: Uint8Array): Uint8Array => hmac(sha256, key, data).slice(0, MAC_BYTES);
+
+/** Constant-time comparison, so a forger learns nothing from timing. */
+export function macEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= (a[i] ?? 0) ^ (b[i] ?? 0);
+  return d === 0;
+}

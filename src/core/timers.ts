@@ -1,0 +1,86 @@
+/**
+ * Timer profiles as data (STYLE "In Scope this means"). The join engine reads
+ * every duration from one of these; it has no `if (profile === ...)`.
+ *
+ * seed reproduces the original timeline (SEED.md): probe every 2 s, IPv6
+ * first, IPv4 for silent peers at 8 s, reports at 16 s, peerConn at 20 s,
+ * hub fallback at 60 s. fast treats those numbers as upper bounds and acts on
+ * evidence as soon as it arrives.
+ */
+export type ProfileName = "fast" | "seed";
+
+export interface TimerProfile {
+  readonly name: ProfileName;
+  /**
+   * Gaps between probe rounds toward a pending peer; the last one repeats.
+   * fast starts dense because the first probes often reach a peer before its
+   * registry event does, and those are dropped unverified.
+   */
+  readonly probeGapsMs: readonly number[];
+  /** Probe gap toward a settled peer: WireGuard keepalives carry liveness, probes only refresh latency. */
+  readonly settledProbeGapMs: number;
+  /** Probe IPv4 from the start (true) or only after v4FallbackMs for peers silent on IPv6 (seed). */
+  readonly probeAllFamilies: boolean;
+  /** Happy eyeballs: after IPv4 answers, wait this long for IPv6 before configuring IPv4. */
+  readonly v6GraceMs: number;
+  /** Use IPv4 for a peer that has not answered (or handshaked) on IPv6 after this long. */
+  readonly v4FallbackMs: number;
+  /** Move to the next WireGuard endpoint candidate when a configured one got no handshake for this long. */
+  readonly handshakeTimeoutMs: number;
+  /** Re-trigger a handshake toward a pending peer after these gaps (last repeats). */
+  readonly retriggerGapsMs: readonly number[];
+  /** Send the first report about a newcomer after this long (0: as soon as there is something to say). */
+  readonly reportAfterMs: number;
+  /** The newcomer sends peerConn at this time at the latest. */
+  readonly peerConnAfterMs: number;
+  /** Send peerConn as soon as every peer is settled (fast) or only at peerConnAfterMs (seed). */
+  readonly peerConnWhenSettled: boolean;
+  /** Give up on a direct path (settle `none`, or `hub` when a hub exists) after this long. */
+  readonly directGiveUpMs: number;
+  /** Backend stats polling by the runtime: while something is pending, and once all is settled. */
+  readonly statsPendingMs: number;
+  readonly statsSettledMs: number;
+}
+
+export const TIMER_PROFILES: Readonly<Record<ProfileName, TimerProfile>> = {
+  fast: {
+    name: "fast",
+    probeGapsMs: [100, 200, 400, 800, 1000],
+    settledProbeGapMs: 30_000,
+    probeAllFamilies: true,
+    v6GraceMs: 75,
+    v4FallbackMs: 2_000,
+    handshakeTimeoutMs: 2_500,
+    retriggerGapsMs: [500, 1_000, 2_000, 4_000, 8_000],
+    reportAfterMs: 0,
+    peerConnAfterMs: 20_000,
+    peerConnWhenSettled: true,
+    directGiveUpMs: 15_000,
+    statsPendingMs: 250,
+    statsSettledMs: 5_000,
+  },
+  seed: {
+    name: "seed",
+    probeGapsMs: [2_000],
+    settledProbeGapMs: 2_000,
+    probeAllFamilies: false,
+    v6GraceMs: 0,
+    v4FallbackMs: 8_000,
+    handshakeTimeoutMs: 8_000,
+    retriggerGapsMs: [5_000],
+    reportAfterMs: 16_000,
+    peerConnAfterMs: 20_000,
+    peerConnWhenSettled: false,
+    directGiveUpMs: 60_000,
+    statsPendingMs: 250,
+    statsSettledMs: 5_000,
+  },
+};
+
+/** The i-th gap of a schedule; the last gap repeats forever. */
+export const gapAt = (gaps: readonly number[], i: number): number => gaps[Math.min(i, gaps.length - 1)] ?? 1_000;
+
+/** WireGuard's REJECT_AFTER_TIME: a handshake older than this no longer proves a live session. */
+export const HANDSHAKE_FRESH_MS = 180_000;
+/** Keepalive configured on every peer so NAT mappings stay open (WireGuard's usual advice). */
+export const PERSISTENT_KEEPALIVE_S = 25;
