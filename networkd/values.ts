@@ -1,0 +1,152 @@
+/**
+ * Value rules of systemd.netdev(5) [WireGuard]/[WireGuardPeer] as systemd
+ * itself applies them (src/network/netdev/wireguard.c), so a file Scope
+ * accepts is a file networkd accepts. Pure: no I/O.
+ *
+ * Each check returns an error message or undefined, so parse.ts can prefix
+ * "file:line:" in one place.
+ */
+import { isIP } from "node:net";
+
+/**
+ * A WireGuard key is 32 bytes in standard base64: 43 significant characters
+ * and one "=". The 43rd character carries only 4 bits, so it must be one
+ * whose two low bits are zero; anything else decodes to a different key.
+ */
+const WG_KEY = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
+
+export const isWgKey = (s: string): boolean => WG_KEY.test(s);
+
+export function checkKey(s: string): string | undefined {
+  if (isWgKey(s)) return undefined;
+  if (s.startsWith("@"))
+    return "systemd credentials (@name) are not supported here: Scope writes keys to files";
+  return "not a WireGuard key (44 characters of base64 encoding 32 bytes)";
+}
+
+/** Strict decimal: systemd's safe_atou rejects signs, spaces and hex for these keys. */
+export function parseUint(s: string, min: number, max: number): number | undefined {
+  if (!/^[0-9]{1,10}$/.test(s)) return undefined;
+  const n = Number(s);
+  return n >= min && n <= max ? n : undefined;
+}
+
+export const UINT32_MAX = 4294967295;
+
+export const parsePort = (s: string): number | undefined => parseUint(s, 1, 65535);
+
+export interface Cidr {
+  family: 4 | 6;
+  address: string;
+  prefix: number;
+}
+
+/**
+ * "10.0.0.1/24", "fd00::/64", or a bare address (full-length prefix), as
+ * systemd's in_addr_prefix_from_string_auto accepts them. Host bits are
+ * allowed, as in systemd; the kernel masks them when it stores the route,
+ * and canonicalCidr does the same for comparisons.
+ */
+export function parseCidr(s: string): Cidr | undefined {
+  const slash = s.indexOf("/");
+  const address = slash < 0 ? s : s.slice(0, slash);
+  const family = isIP(address);
+  if (family !== 4 && family !== 6) return undefined;
+  const max = family === 4 ? 32 : 128;
+  if (slash < 0) return { family, address, prefix: max };
+  const prefix = parseUint(s.slice(slash + 1), 0, max);
+  return prefix === undefined ? undefined : { family, address, prefix };
+}
+
+export function checkCidr(s: string): string | undefined {
+  return parseCidr(s) ? undefined : `"${s}" is not an IPv4 or IPv6 address with an optional /prefix`;
+}
+
+function v4ToBigInt(a: string): bigint {
+  return a.split(".").reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
+}
+
+function v6ToBigInt(a: string): bigint {
+  let s = a.split("%")[0] as string;
+  // An embedded IPv4 tail ("::ffff:1.2.3.4") becomes two hex groups.
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
+  if (v4) {
+    const n = v4ToBigInt(v4[1] as string);
+    s = s.slice(0, -(v4[1] as string).length) + `${(n >> 16n).toString(16)}:${(n & 0xffffn).toString(16)}`;
+  }
+  const [head = "", tail] = s.split("::");
+  const h = head ? head.split(":") : [];
+  const t = tail === undefined ? [] : tail ? tail.split(":") : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t];
+  return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
+}
+
+function bigIntToV6(n: bigint): string {
+  const groups: number[] = [];
+  for (let i = 7; i >= 0; i--) groups.push(Number((n >> BigInt(i * 16)) & 0xffffn));
+  // RFC 5952: compress the longest run (first if tied) of two or more zero groups.
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8;) {
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = j === i ? i + 1 : j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best < 0) return hex.join(":");
+  return `${hex.slice(0, best).join(":")}::${hex.slice(best + bestLen).join(":")}`;
+}
+
+/** The network a CIDR denotes, in the form `wg show` prints: host bits cleared, RFC 5952 for IPv6. */
+export function canonicalCidr(s: string): string {
+  const c = parseCidr(s);
+  if (!c) throw new Error(`invalid CIDR "${s}"`);
+  const bits = c.family === 4 ? 32n : 128n;
+  const value = c.family === 4 ? v4ToBigInt(c.address) : v6ToBigInt(c.address);
+  const mask = c.prefix === 0 ? 0n : ((1n << BigInt(c.prefix)) - 1n) << (bits - BigInt(c.prefix));
+  const net = value & mask;
+  if (c.family === 6) return `${bigIntToV6(net)}/${c.prefix}`;
+  return `${[24n, 16n, 8n, 0n].map((sh) => Number((net >> sh) & 0xffn)).join(".")}/${c.prefix}`;
+}
+
+/**
+ * A DNS name as systemd's dns_name_is_valid sees it for our purpose: dot
+ * separated labels of at most 63 bytes, 253 in all. systemd is laxer about
+ * characters; Scope only ever writes IP literals, so this errs strict.
+ */
+const LABEL = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
+const isHostname = (h: string): boolean =>
+  h.length > 0 &&
+  h.length <= 253 &&
+  h
+    .replace(/\.$/, "")
+    .split(".")
+    .every((l) => LABEL.test(l));
+
+export type EndpointHost = { kind: "ip"; family: 4 | 6 } | { kind: "name" };
+
+/** "192.0.2.1:51820", "[2001:db8::1]:51820" (optionally "%zone" inside the brackets), "vpn.example.com:51820". */
+export function checkEndpoint(s: string): string | undefined {
+  const colon = s.lastIndexOf(":");
+  if (colon < 0) return `endpoint "${s}" has no :port`;
+  const host = s.slice(0, colon);
+  if (parsePort(s.slice(colon + 1)) === undefined) return `endpoint "${s}" has no valid port (1..65535)`;
+  if (host.startsWith("[") && host.endsWith("]")) {
+    const inner = host.slice(1, -1);
+    return isIP(inner.split("%")[0] as string) === 6 && !inner.endsWith("%")
+      ? undefined
+      : `endpoint "${s}": "${inner}" is not an IPv6 address`;
+  }
+  if (isIP(host) === 6)
+    return `endpoint "${s}": an IPv6 address must be in brackets, e.g. [2001:db8::1]:51820`;
+  if (isIP(host) === 4 || isHostname(host)) return undefined;
+  return `endpoint "${s}": "${host}" is neither an IP address nor a host name`;
+}
+
+/** Interface names: 1..15 bytes (IFNAMSIZ), no "/", ":" or whitespace, not "." or "..". */
+export function checkIfname(s: string): string | undefined {
+  if (s.length === 0 || Buffer.byteLength(s) > 15) return "interface names are 1 to 15 bytes";
+  if (/[/:\s%]/.test(s) || s === "." || s === "..") return `"${s}" is not a valid interface name`;
+  return undefined;
+}
