@@ -75,7 +75,7 @@ export function formatIpv6(b: Uint8Array): string {
   const w = Array.from({ length: 8 }, (_, i) => ((b[2 * i] ?? 0) << 8) | (b[2 * i + 1] ?? 0));
   let best = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (w[i] !== 0) {
       i++;
       continue;
@@ -136,5 +136,10 @@ export function isPrivateAddress(address: string): boolean {
   const a = normalizeAddress(address);
   if (familyOf(a) === "ipv6") return ((tryParseIpv6(a)?.[0] ?? 0) & 0xfe) === 0xfc;
   const [x = 0, y = 0] = (tryParseIpv4(a) ?? []) as number[];
-  return x === 10 || (x === 172 && y >= 16 && y < 32) || (x === 192 && y === 168) || (x === 100 && y >= 64 && y < 128);
+  return (
+    x === 10 ||
+    (x === 172 && y >= 16 && y < 32) ||
+    (x === 192 && y === 168) ||
+    (x === 100 && y >= 64 && y < 128)
+  );
 }

@@ -1,0 +1,43 @@
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { loadRegistryConfig } from "../../config/load.js";
+import { ListenAddress, RegistryConfig } from "../../config/schema.js";
+import { ScopeError } from "../../core/errors.js";
+import { setLogLevel } from "../../log.js";
+import { runRegistry } from "../../registry/server.js";
+import type { Command } from "../command.js";
+
+export const DEFAULT_REGISTRY_CONFIG = "/etc/scope/registry.conf";
+
+export const command: Command = {
+  name: "registry",
+  summary: "Run the registry server (HTTP API, event stream, UDP reflector, admin socket)",
+  usage: "registry [--config FILE] [--listen ADDR:PORT] [--data DIR]",
+  help: [
+    `Reads FILE (default ${DEFAULT_REGISTRY_CONFIG} if it exists, else built-in defaults);`,
+    "--listen and --data override the file. Runs until SIGTERM or SIGINT.",
+    "",
+    "  -c, --config FILE      registry.conf (see docs/registry.md)",
+    "      --listen ADDR:PORT HTTP listen address; UDP reflector on the same port (default [::]:8470)",
+    "      --data DIR         database and registry key (default /var/lib/scope/registry)",
+  ].join("\n"),
+  options: { config: { type: "string", short: "c" }, listen: { type: "string" }, data: { type: "string" } },
+  async run(args) {
+    const { config: file, listen, data } = args.values;
+    const path =
+      typeof file === "string"
+        ? file
+        : existsSync(DEFAULT_REGISTRY_CONFIG)
+          ? DEFAULT_REGISTRY_CONFIG
+          : undefined;
+    const config = path ? loadRegistryConfig(path) : RegistryConfig.parse({});
+    if (typeof listen === "string") {
+      const r = ListenAddress.safeParse(listen);
+      if (!r.success) throw new ScopeError("usage", `--listen: ${r.error.issues[0]?.message ?? "invalid"}`);
+      config.registry.listen = r.data;
+    }
+    if (typeof data === "string") config.registry.data = resolve(data);
+    if (args.values["log-level"] === undefined) setLogLevel(config.log.level);
+    await runRegistry(config);
+  },
+};

@@ -1,0 +1,76 @@
+/**
+ * The admin side of the registry API, for `scope network|token|peer`: over
+ * the root-only Unix socket on the registry host, or a URL with the admin
+ * bearer token from elsewhere.
+ */
+import {
+  API_PREFIX,
+  Network,
+  NetworkList,
+  PeerList,
+  TokenCreated,
+  type NetworkInput,
+  type Peer,
+  type TokenInput,
+} from "../core/protocol.js";
+import { z } from "zod";
+import { call, jsonBody, type Target } from "./http.js";
+
+export type AdminTarget = { socketPath: string } | { url: string; token: string };
+
+export class AdminClient {
+  private readonly target: Target;
+  private readonly auth: Record<string, string>;
+
+  constructor(where: AdminTarget) {
+    if ("socketPath" in where) {
+      this.target = { socketPath: where.socketPath };
+      this.auth = {};
+    } else {
+      this.target = { url: where.url };
+      this.auth = { authorization: `Bearer ${where.token}` };
+    }
+  }
+
+  async listNetworks(): Promise<Network[]> {
+    return (await this.request("GET", "/networks", NetworkList)).networks;
+  }
+
+  createNetwork(input: NetworkInput): Promise<Network> {
+    return this.request("POST", "/networks", Network, input);
+  }
+
+  getNetwork(name: string): Promise<Network> {
+    return this.request("GET", `/networks/${encodeURIComponent(name)}`, Network);
+  }
+
+  /** The answer holds the token text, which the registry never shows again. */
+  createToken(network: string, input: TokenInput): Promise<TokenCreated> {
+    return this.request("POST", `/networks/${encodeURIComponent(network)}/tokens`, TokenCreated, input);
+  }
+
+  async listPeers(network: string): Promise<Peer[]> {
+    return (await this.request("GET", `/networks/${encodeURIComponent(network)}/peers`, PeerList)).peers;
+  }
+
+  async removePeer(network: string, peerId: string): Promise<void> {
+    const path = `/networks/${encodeURIComponent(network)}/peers/${encodeURIComponent(peerId)}`;
+    await this.request("DELETE", path, z.undefined());
+  }
+
+  private request<S extends z.ZodType>(
+    method: string,
+    path: string,
+    schema: S,
+    body?: unknown,
+  ): Promise<z.output<S>> {
+    const headers = { ...this.auth, ...(body === undefined ? {} : { "content-type": "application/json" }) };
+    const req = {
+      method,
+      path: API_PREFIX + path,
+      headers,
+      body: body === undefined ? undefined : jsonBody(body),
+    };
+    return call(this.target, req, schema);
+  }
+}

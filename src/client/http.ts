@@ -1,0 +1,133 @@
+/**
+ * The HTTP plumbing the registry clients share: one request over TCP, TLS or
+ * a Unix socket (node:http, since fetch cannot reach a socket path), the
+ * answer validated against a protocol schema, and every failure turned into a
+ * ScopeError: the server's own code for a 4xx/5xx JSON body, `unavailable`
+ * when the registry cannot be reached.
+ */
+import { request as httpRequest, type IncomingMessage } from "node:http";
+import { request as httpsRequest } from "node:https";
+import type { z } from "zod";
+import { ERROR_CODES, ScopeError, type ErrorCode } from "../core/errors.js";
+import { ErrorBody } from "../core/protocol.js";
+
+/** Where the registry is: a base URL (http/https) or the admin Unix socket. */
+export type Target = { url: string; socketPath?: undefined } | { socketPath: string; url?: undefined };
+
+export interface HttpRequest {
+  method: string;
+  /** Path and query, e.g. "/v1/networks/corp/peers". */
+  path: string;
+  headers?: Record<string, string>;
+  body?: Buffer;
+  signal?: AbortSignal;
+  /** Gives up when no answer has started by then. */
+  timeoutMs?: number;
+}
+
+/** Answers are small JSON; the limit only protects the client from a broken or hostile server. */
+const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+export const describeTarget = (t: Target): string => t.url ?? `unix:${t.socketPath}`;
+
+/** Sends one request; resolves with the response once its headers arrived (the body is not read). */
+export function send(target: Target, req: HttpRequest): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const headers = { ...req.headers, ...(req.body ? { "content-length": String(req.body.length) } : {}) };
+    let r;
+    if (target.socketPath !== undefined) {
+      r = httpRequest({
+        socketPath: target.socketPath,
+        method: req.method,
+        path: req.path,
+        headers,
+        signal: req.signal,
+      });
+    } else {
+      const base = new URL(target.url);
+      const opts = {
+        hostname: base.hostname.replace(/^\[(.*)\]$/, "$1"),
+        port: base.port || (base.protocol === "https:" ? 443 : 80),
+        method: req.method,
+        path: base.pathname.replace(/\/$/, "") + req.path,
+        headers,
+        signal: req.signal,
+      };
+      r = base.protocol === "https:" ? httpsRequest(opts) : httpRequest(opts);
+    }
+    r.setTimeout(req.timeoutMs ?? DEFAULT_TIMEOUT_MS, () =>
+      r.destroy(new ScopeError("unavailable", `no answer from ${describeTarget(target)} in time`)),
+    );
+    r.on("response", (res) => {
+      r.setTimeout(0);
+      resolve(res);
+    });
+    r.on("error", (e: Error & { code?: string }) => {
+      if (e instanceof ScopeError || e.name === "AbortError") reject(e);
+      else
+        reject(
+          new ScopeError(
+            "unavailable",
+            `cannot reach registry at ${describeTarget(target)}: ${e.code ?? e.message}`,
+          ),
+        );
+    });
+    r.end(req.body);
+  });
+}
+
+export async function readAll(res: IncomingMessage, limit = MAX_RESPONSE_BYTES): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) {
+      res.destroy();
+      throw new ScopeError("bad_request", `registry answer over ${limit} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** A ScopeError from an error answer; the code is the server's if this client knows it. */
+export async function errorFrom(res: IncomingMessage): Promise<ScopeError> {
+  const status = res.statusCode ?? 0;
+  let body: ErrorBody | undefined;
+  try {
+    body = ErrorBody.parse(JSON.parse((await readAll(res, 64 * 1024)).toString("utf8")));
+  } catch {
+    body = undefined;
+  }
+  const known = body && Object.hasOwn(ERROR_CODES, body.error) ? (body.error as ErrorCode) : undefined;
+  const code = known ?? (status >= 500 ? "unavailable" : "bad_request");
+  return new ScopeError(code, body?.message ?? `registry answered HTTP ${status}`);
+}
+
+/** One request with a JSON answer (or none, for 204) checked against schema. */
+export async function call<S extends z.ZodType>(
+  target: Target,
+  req: HttpRequest,
+  schema: S,
+): Promise<z.output<S>> {
+  const res = await send(target, req);
+  if ((res.statusCode ?? 0) >= 400) throw await errorFrom(res);
+  const text = (await readAll(res)).toString("utf8");
+  let value: unknown;
+  try {
+    value = text === "" ? undefined : JSON.parse(text);
+  } catch {
+    throw new ScopeError("bad_request", `registry answer is not JSON (HTTP ${res.statusCode})`);
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    throw new ScopeError(
+      "bad_request",
+      `registry answer does not match the protocol: ${parsed.error.issues[0]?.message}`,
+    );
+  }
+  return parsed.data;
+}
+
+export const jsonBody = (value: unknown): Buffer => Buffer.from(JSON.stringify(value), "utf8");

@@ -1,0 +1,194 @@
+/**
+ * The member side of the registry API, used by the edge daemon and the CLI.
+ * Every request is signed with the peer's identity key (src/crypto/signing.ts);
+ * every answer and event is validated against src/core/protocol.ts, so code
+ * behind this client only ever sees well-formed records.
+ */
+import type { Clock } from "../core/clock.js";
+import { ScopeError } from "../core/errors.js";
+import {
+  API_PREFIX,
+  Event,
+  JoinResponse,
+  MessageAccepted,
+  Peer,
+  PeerList,
+  StreamControl,
+  type PeerInput,
+  type PeerUpdate,
+  type PostMessage,
+} from "../core/protocol.js";
+import { peerIdOf, type Identity } from "../crypto/keys.js";
+import { signRequest } from "../crypto/signing.js";
+import { call, errorFrom, jsonBody, send, type Target } from "./http.js";
+import { SseParser } from "./sse.js";
+import { z } from "zod";
+
+export interface RegistryClientOptions {
+  /** Base URL, e.g. "https://reg.example:8470". */
+  url: string;
+  network: string;
+  identity: Identity;
+  clock?: Pick<Clock, "now">;
+}
+
+export interface EventsOptions {
+  /** Resume after this id (JoinResponse.lastEventId, or the last one handled); omit for live only. */
+  lastEventId?: number;
+  onEvent(e: Event): void | Promise<void>;
+  /** The resume point was gone: re-read the peer list, then carry on (events follow from `lastEventId`). */
+  onResync?(lastEventId: number, reason: string | undefined): void | Promise<void>;
+  /** Replay done, the stream is live (after every (re)connect). */
+  onReady?(lastEventId: number): void;
+  /** A reconnect is coming after this error. */
+  onDisconnect?(err: Error, retryInMs: number): void;
+  signal: AbortSignal;
+}
+
+/** Reconnect delays: doubling from the first to the cap, with jitter so a restarted registry is not stampeded. */
+export const RECONNECT_MIN_MS = 500;
+export const RECONNECT_MAX_MS = 30_000;
+
+/** Errors that a reconnect cannot cure: stop instead of retrying forever. */
+const FATAL_CODES = new Set(["unauthorized", "forbidden", "not_found", "bad_request", "gone"]);
+
+export class RegistryClient {
+  readonly peerId: string;
+  private readonly target: Target;
+  private readonly base: string;
+  private readonly clock: Pick<Clock, "now">;
+
+  constructor(private readonly opts: RegistryClientOptions) {
+    this.target = { url: opts.url };
+    this.peerId = peerIdOf(opts.identity.publicKey);
+    this.base = `${API_PREFIX}/networks/${encodeURIComponent(opts.network)}`;
+    this.clock = opts.clock ?? { now: () => Date.now() };
+  }
+
+  /** Joins with a join token; proves possession of the identity key by signing as peer "join". */
+  join(token: string, peer: Omit<PeerInput, "identityKey">): Promise<JoinResponse> {
+    const body = { token, peer: { ...peer, identityKey: this.opts.identity.publicKey } };
+    return this.request("POST", "/join", JoinResponse, body, "join");
+  }
+
+  async listPeers(): Promise<Peer[]> {
+    return (await this.request("GET", "/peers", PeerList)).peers;
+  }
+
+  updateSelf(update: PeerUpdate): Promise<Peer> {
+    return this.request("PUT", "/peers/self", Peer, update);
+  }
+
+  async leave(): Promise<void> {
+    await this.request("DELETE", "/peers/self", z.undefined());
+  }
+
+  /** Relays a message; resolves with its event id. */
+  async postMessage(msg: PostMessage): Promise<number> {
+    return (await this.request("POST", "/messages", MessageAccepted, msg)).id;
+  }
+
+  /**
+   * Follows the event stream until signal aborts (then resolves), resuming
+   * with Last-Event-ID after every disconnect. Rejects only on errors a retry
+   * cannot fix (no longer a member, network gone, bad request).
+   */
+  async events(o: EventsOptions): Promise<void> {
+    let last = o.lastEventId;
+    let delay = RECONNECT_MIN_MS;
+    while (!o.signal.aborted) {
+      try {
+        await this.streamOnce(
+          o,
+          last,
+          (id) => (last = id),
+          () => (delay = RECONNECT_MIN_MS),
+        );
+        if (o.signal.aborted) return;
+        throw new ScopeError("unavailable", "event stream ended");
+      } catch (e) {
+        if (o.signal.aborted) return;
+        if (e instanceof ScopeError && FATAL_CODES.has(e.code)) throw e;
+        const wait = Math.round(delay * (0.5 + Math.random() / 2));
+        o.onDisconnect?.(e as Error, wait);
+        await sleep(wait, o.signal);
+        delay = Math.min(RECONNECT_MAX_MS, delay * 2);
+      }
+    }
+  }
+
+  private async streamOnce(
+    o: EventsOptions,
+    after: number | undefined,
+    advance: (id: number) => void,
+    connected: () => void,
+  ) {
+    const path = `${this.base}/events`;
+    const headers = {
+      ...signRequest(this.opts.identity, this.peerId, { method: "GET", path, body: "" }, this.clock.now()),
+      accept: "text/event-stream",
+      ...(after !== undefined ? { "last-event-id": String(after) } : {}),
+    };
+    const res = await send(this.target, { method: "GET", path, headers, signal: o.signal });
+    if ((res.statusCode ?? 0) !== 200) throw await errorFrom(res);
+    // Events are handled one at a time, in order, even when a handler is async.
+    let chain: Promise<void> = Promise.resolve();
+    const parser = new SseParser((m) => {
+      chain = chain.then(async () => {
+        if (m.event === "message") {
+          const parsed = Event.safeParse(parseJson(m.data));
+          if (parsed.success) await o.onEvent(parsed.data);
+          advance(Number(m.lastEventId)); // a malformed event is skipped, not re-fetched forever
+        } else if (m.event === "ready" || m.event === "resync") {
+          const c = StreamControl.parse(parseJson(m.data));
+          if (m.event === "resync") await o.onResync?.(c.lastEventId, c.reason);
+          advance(c.lastEventId);
+          if (m.event === "ready") {
+            connected();
+            o.onReady?.(c.lastEventId);
+          }
+        }
+      });
+    });
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      parser.push(chunk);
+      await chain;
+    }
+  }
+
+  private async request<S extends z.ZodType>(
+    method: string,
+    suffix: string,
+    schema: S,
+    body?: unknown,
+    signAs = this.peerId,
+  ): Promise<z.output<S>> {
+    const path = this.base + suffix;
+    const raw = body === undefined ? Buffer.alloc(0) : jsonBody(body);
+    const headers: Record<string, string> = {
+      ...signRequest(this.opts.identity, signAs, { method, path, body: raw }, this.clock.now()),
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    };
+    return call(this.target, { method, path, headers, body: body === undefined ? undefined : raw }, schema);
+  }
+}
+
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+};
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,44 @@
+/**
+ * The registry as a koa app, without listening (koa's callback() pattern):
+ * startRegistry (server.ts) serves it on TCP and on the admin socket; tests
+ * call app.callback() directly.
+ *
+ * Chain: error mapping first, so nothing thrown below escapes as koa's
+ * plain-text default; then the routes by role; then 405 for a known path
+ * with the wrong method (koa-router would answer 501 to unknown methods,
+ * and no bad input may cause a 5xx).
+ */
+import Koa from "koa";
+import Router from "@koa/router";
+import { ScopeError } from "../core/errors.js";
+import { API_PREFIX } from "../core/protocol.js";
+import type { RegistryDeps } from "./deps.js";
+import { errorMiddleware } from "./http-errors.js";
+import { adminRoutes } from "./routes/admin.js";
+import { memberRoutes } from "./routes/member.js";
+import { systemRoutes } from "./routes/system.js";
+
+export function createRegistryApp(deps: RegistryDeps): Koa {
+  const app = new Koa({ proxy: false });
+  // Errors are answered and logged by errorMiddleware; koa's own handler would print to stderr.
+  app.on("error", (err: Error) => deps.log.debug("connection error", { err: err.message }));
+
+  const api = new Router({ prefix: API_PREFIX });
+  // Member routes first: DELETE .../peers/self must not fall into the admin's .../peers/:peer.
+  api.use(memberRoutes(deps).routes());
+  api.use(adminRoutes(deps).routes());
+  const system = systemRoutes(deps);
+
+  app.use(errorMiddleware(deps.log, (status) => deps.metrics.countRequest(status)));
+  app.use(async (ctx, next) => {
+    await next();
+    if (ctx.status === 405 || ctx.status === 501) {
+      throw new ScopeError("method_not_allowed", `${ctx.method.slice(0, 16)} is not allowed on this path`);
+    }
+  });
+  for (const r of [system, api]) {
+    app.use(r.routes());
+    app.use(r.allowedMethods({ throw: false }));
+  }
+  return app;
+}

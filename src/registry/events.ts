@@ -1,0 +1,167 @@
+/**
+ * Server-Sent Events fan-out. The store reports each committed event once;
+ * the hub turns it into one SSE frame string and writes that same string to
+ * every stream of the network that may see it: no per-subscriber JSON work,
+ * so 10 000 subscribers cost 10 000 socket writes per event and nothing more.
+ *
+ * Visibility: a directed event (`to` set) goes to its recipient only; a
+ * member does not get back what it sent itself; registry events go to all
+ * members, including the peer they are about (so a removed peer learns it).
+ *
+ * A new subscriber starts in replay mode: it is registered before the store
+ * is queried (so nothing committed meanwhile is missed), live frames are
+ * queued, and `live(lastId)` flushes those with a higher id than the last
+ * replayed one (so nothing is sent twice).
+ */
+import type { Writable } from "node:stream";
+import type { StoredEvent } from "./store.js";
+
+/** A subscriber whose socket buffer grows past this is too slow; it is cut and resumes from its last id. */
+export const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+export const HEARTBEAT_MS = 15_000;
+const HEARTBEAT = ": keep-alive\n\n";
+
+interface Frame {
+  id: number;
+  from: string;
+  to: string | undefined;
+  text: string;
+}
+
+export const sseFrame = (e: StoredEvent): string => `id: ${e.event.id}\ndata: ${e.json}\n\n`;
+
+/** A control event (not stored): `ready` after replay, `resync` when the resume point is gone. */
+export const controlFrame = (name: "ready" | "resync", lastEventId: number, reason?: string): string =>
+  `event: ${name}\nid: ${lastEventId}\ndata: ${JSON.stringify({ lastEventId, ...(reason ? { reason } : {}) })}\n\n`;
+
+export class Subscription {
+  private queue: Frame[] | undefined = [];
+  private lastId = 0;
+
+  constructor(
+    readonly network: string,
+    readonly peerId: string,
+    private readonly stream: Writable,
+    private readonly onClose: (s: Subscription) => void,
+  ) {}
+
+  /** Highest event id written to this stream so far. */
+  get position(): number {
+    return this.lastId;
+  }
+
+  /** Writes a replayed or control frame (replay mode only). */
+  write(text: string, id?: number): void {
+    if (id !== undefined) this.lastId = Math.max(this.lastId, id);
+    this.send(text);
+  }
+
+  /** Ends replay: flushes queued live frames newer than the last replayed id. */
+  live(lastReplayedId: number): void {
+    const queued = this.queue ?? [];
+    this.lastId = Math.max(this.lastId, lastReplayedId);
+    this.queue = undefined;
+    for (const f of queued) this.deliver(f);
+  }
+
+  /** Called by the hub for every frame of the network. */
+  deliver(f: Frame): void {
+    if (f.from === this.peerId || (f.to !== undefined && f.to !== this.peerId)) return;
+    if (this.queue) {
+      this.queue.push(f);
+      return;
+    }
+    if (f.id <= this.lastId) return;
+    this.lastId = f.id;
+    this.send(f.text);
+  }
+
+  heartbeat(): void {
+    if (!this.queue) this.send(HEARTBEAT);
+  }
+
+  close(): void {
+    if (!this.stream.destroyed) this.stream.end();
+    this.onClose(this);
+  }
+
+  private send(text: string): void {
+    if (this.stream.destroyed) return;
+    this.stream.write(text);
+    if (this.stream.writableLength > MAX_BUFFERED_BYTES) {
+      this.stream.destroy();
+      this.onClose(this);
+    }
+  }
+}
+
+interface NetworkSubs {
+  all: Set<Subscription>;
+  /** For directed events: find the recipient without scanning the network. */
+  byPeer: Map<string, Set<Subscription>>;
+}
+
+export class EventHub {
+  private readonly byNetwork = new Map<string, NetworkSubs>();
+  private readonly heartbeat: NodeJS.Timeout;
+  private count = 0;
+
+  constructor(
+    private readonly onPublish: () => void = () => {},
+    heartbeatMs = HEARTBEAT_MS,
+  ) {
+    this.heartbeat = setInterval(() => this.each((s) => s.heartbeat()), heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  get subscribers(): number {
+    return this.count;
+  }
+
+  /** Registers a stream in replay mode; it leaves the hub when the stream closes. */
+  subscribe(network: string, peerId: string, stream: Writable): Subscription {
+    const sub = new Subscription(network, peerId, stream, (s) => this.remove(s));
+    let subs = this.byNetwork.get(network);
+    if (!subs) this.byNetwork.set(network, (subs = { all: new Set(), byPeer: new Map() }));
+    subs.all.add(sub);
+    let mine = subs.byPeer.get(peerId);
+    if (!mine) subs.byPeer.set(peerId, (mine = new Set()));
+    mine.add(sub);
+    this.count++;
+    stream.once("close", () => this.remove(sub));
+    return sub;
+  }
+
+  publish(e: StoredEvent): void {
+    this.onPublish();
+    const subs = this.byNetwork.get(e.event.network);
+    if (!subs) return;
+    const frame: Frame = { id: e.event.id, from: e.event.from, to: e.event.to, text: sseFrame(e) };
+    const targets = frame.to === undefined ? subs.all : subs.byPeer.get(frame.to);
+    for (const s of targets ?? []) s.deliver(frame);
+  }
+
+  /** Ends the streams of a peer that left or was removed, after its peerLeave was written. */
+  closePeer(network: string, peerId: string): void {
+    for (const s of [...(this.byNetwork.get(network)?.byPeer.get(peerId) ?? [])]) s.close();
+  }
+
+  close(): void {
+    clearInterval(this.heartbeat);
+    this.each((s) => s.close());
+  }
+
+  private each(fn: (s: Subscription) => void): void {
+    for (const subs of [...this.byNetwork.values()]) for (const s of [...subs.all]) fn(s);
+  }
+
+  private remove(s: Subscription): void {
+    const subs = this.byNetwork.get(s.network);
+    if (!subs?.all.delete(s)) return;
+    this.count--;
+    const mine = subs.byPeer.get(s.peerId);
+    mine?.delete(s);
+    if (mine?.size === 0) subs.byPeer.delete(s.peerId);
+    if (subs.all.size === 0) this.byNetwork.delete(s.network);
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * Member routes: join, the peer list, self-service (update, leave), relayed
+ * messages and the event stream. Each request is signed (auth.ts); the body
+ * is validated before any storage call.
+ */
+import Router from "@koa/router";
+import type { Context } from "koa";
+import { ScopeError } from "../../core/errors.js";
+import {
+  JoinRequest,
+  PeerUpdate,
+  PostMessage,
+  type JoinResponse,
+  type MessageAccepted,
+  type PeerList,
+} from "../../core/protocol.js";
+import { peerIdOf, sha256Hex } from "../../crypto/keys.js";
+import { isAdmin, requireJoinProof, requireMember } from "../auth.js";
+import { readJson } from "../body.js";
+import type { RegistryDeps } from "../deps.js";
+import { streamEvents } from "../stream.js";
+import { networkParam } from "./params.js";
+
+export function memberRoutes(deps: RegistryDeps): Router {
+  const { store, clock, log, hub } = deps;
+  const router = new Router();
+
+  router.post("/networks/:net/join", async (ctx) => {
+    const network = networkParam(ctx);
+    const req = await readJson(ctx, JoinRequest);
+    await requireJoinProof(ctx, deps, req.peer.identityKey);
+    const peerId = peerIdOf(req.peer.identityKey);
+    const out = await store.join({
+      network,
+      tokenHash: sha256Hex(req.token),
+      peerId,
+      peer: req.peer,
+      now: clock.now(),
+    });
+    log.info(out.event?.event.type.endsWith("peerJoin") ? "peer joined" : "peer re-joined", {
+      network,
+      peer: peerId,
+      name: out.self.name,
+      address: out.self.address,
+    });
+    ctx.body = {
+      self: out.self,
+      network: out.network,
+      peers: out.peers,
+      lastEventId: out.lastEventId,
+      registryKey: deps.registryIdentity.publicKey,
+      reflectorPorts: deps.reflectorPorts,
+    } satisfies JoinResponse;
+  });
+
+  // Shared with admins: `scope peer list` goes through the admin socket.
+  router.get("/networks/:net/peers", async (ctx) => {
+    const network = networkParam(ctx);
+    if (!isAdmin(ctx, deps)) await requireMember(ctx, deps, network);
+    ctx.body = { peers: await store.listPeers(network) } satisfies PeerList;
+  });
+
+  router.put("/networks/:net/peers/self", async (ctx) => {
+    const network = networkParam(ctx);
+    const update = await readJson(ctx, PeerUpdate);
+    const me = await requireMember(ctx, deps, network);
+    ctx.body = (await store.updatePeer(network, me.id, update, clock.now())).peer;
+  });
+
+  router.delete("/networks/:net/peers/self", async (ctx) => {
+    const network = networkParam(ctx);
+    const me = await requireMember(ctx, deps, network);
+    await store.removePeer(network, me.id, "left", clock.now());
+    hub.closePeer(network, me.id);
+    log.info("peer left", { network, peer: me.id });
+    ctx.status = 204;
+  });
+
+  router.post("/networks/:net/messages", async (ctx) => {
+    const network = networkParam(ctx);
+    const msg = await readJson(ctx, PostMessage);
+    const me = await requireMember(ctx, deps, network);
+    await checkMessage(deps, network, me.id, msg);
+    const stored = await store.appendEvent({ ...msg, network, from: me.id, ts: clock.now() });
+    ctx.status = 202;
+    ctx.body = { id: stored.event.id } satisfies MessageAccepted;
+  });
+
+  router.get("/networks/:net/events", async (ctx) => {
+    const network = networkParam(ctx);
+    const after = resumePoint(ctx);
+    const me = await requireMember(ctx, deps, network);
+    await streamEvents(ctx, deps, network, me.id, after);
+  });
+
+  return router;
+}
+
+/** Rules the schema cannot express: recipients exist, a peer speaks only for itself. */
+async function checkMessage(deps: RegistryDeps, network: string, from: string, msg: PostMessage) {
+  if (msg.type === "cc.ltgc.scope:kex" && msg.to === undefined) {
+    throw new ScopeError("bad_request", "to: kex messages are directed; name the recipient");
+  }
+  if (msg.type === "cc.ltgc.scope:peerConn" && msg.body.peerId !== from) {
+    throw new ScopeError("forbidden", "body.peerId: a peer announces only its own connection");
+  }
+  if (msg.to === from) throw new ScopeError("bad_request", "to: a message to oneself is not relayed");
+  if (msg.to !== undefined && !(await deps.store.getPeer(network, msg.to))) {
+    throw new ScopeError("not_found", `to: no peer ${msg.to} in ${network}`);
+  }
+}
+
+/** Last-Event-ID header, or ?after= for clients that cannot set headers; undefined = live only. */
+function resumePoint(ctx: Context): number | undefined {
+  const header = ctx.get("last-event-id");
+  const query = ctx.query.after;
+  const raw = header !== "" ? header : query;
+  if (raw === undefined) return undefined;
+  if (typeof raw !== "string" || !/^[0-9]{1,15}$/.test(raw)) {
+    throw new ScopeError("bad_request", "Last-Event-ID / after: expected a non-negative integer");
+  }
+  return Number(raw);
+}

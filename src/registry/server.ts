@@ -1,0 +1,213 @@
+/**
+ * startRegistry: everything with a socket or a file. Builds the store, the
+ * hub and the app, then serves HTTP(S) on the listen address, the UDP
+ * reflector on the same port number and on reflector_port2, and the admin
+ * API on a root-only Unix socket. close() (also on SIGTERM/SIGINT) stops in
+ * the reverse order and ends open event streams so clients reconnect.
+ */
+import {
+  existsSync,
+  mkdirSync,
+  chmodSync,
+  readFileSync,
+  unlinkSync,
+  writeFileSync,
+  lstatSync,
+} from "node:fs";
+import { createServer as createHttpServer, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { Socket as UdpSocket } from "node:dgram";
+import { dirname, join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { systemClock } from "../core/clock.js";
+import { ScopeError } from "../core/errors.js";
+import { generateIdentity, identityFromSecret, type Identity } from "../crypto/keys.js";
+import type { RegistryConfig } from "../config/schema.js";
+import { createLogger, registerSecret } from "../log.js";
+import { createRegistryApp } from "./app.js";
+import { hashAdminToken, markAdminRequest } from "./auth.js";
+import type { RegistryDeps, RegistryLogger } from "./deps.js";
+import { EventHub } from "./events.js";
+import { Metrics } from "./metrics.js";
+import { startReflector } from "./reflector-server.js";
+import { SqliteStore } from "./sqlite-store.js";
+
+export const DB_FILE = "registry.db";
+export const KEY_FILE = "registry.key";
+/** Events kept per network at most, besides the age limit (event_retention). */
+export const EVENTS_PER_NETWORK = 100_000;
+const PRUNE_EVENTS_MS = 10 * 60_000;
+const PRUNE_NONCES_MS = 60_000;
+/** Time allowed for in-flight requests at shutdown before connections are cut. */
+const SHUTDOWN_GRACE_MS = 3000;
+
+export interface RunningRegistry {
+  /** TCP port actually bound (useful with port 0). */
+  port: number;
+  reflectorPorts: [number, number];
+  deps: RegistryDeps;
+  close(): Promise<void>;
+}
+
+/** "[::]:8470", "127.0.0.1:8470", ":8470" (all addresses, dual-stack). */
+export function parseListen(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(":");
+  const host = listen.slice(0, i).replace(/^\[(.*)\]$/, "$1");
+  return { host: host === "" ? "::" : host, port: Number(listen.slice(i + 1)) };
+}
+
+function ensurePrivateDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+}
+
+/** The registry's Ed25519 key: made on first start, kept 0600 under the data dir. */
+export function loadOrCreateKey(dataDir: string): Identity {
+  const file = join(dataDir, KEY_FILE);
+  if (existsSync(file)) {
+    const raw = Buffer.from(readFileSync(file, "utf8").trim(), "base64");
+    if (raw.length !== 32) throw new ScopeError("config", `${file}: not a base64 32-byte key`);
+    return identityFromSecret(raw);
+  }
+  const id = generateIdentity();
+  writeFileSync(file, Buffer.from(id.secretKey).toString("base64") + "\n", { mode: 0o600, flag: "wx" });
+  return id;
+}
+
+/** Reads the admin token (made on first start if the file is missing) and keeps only its hash. */
+function loadAdminTokenHash(file: string | undefined): Buffer | undefined {
+  if (!file) return undefined;
+  if (!existsSync(file)) {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    writeFileSync(file, `scope_admin_${randomBytes(32).toString("base64url")}\n`, {
+      mode: 0o600,
+      flag: "wx",
+    });
+  }
+  const token = readFileSync(file, "utf8").trim();
+  if (token.length < 16)
+    throw new ScopeError("config", `${file}: admin token too short (16 characters at least)`);
+  registerSecret(token);
+  return hashAdminToken(token);
+}
+
+function listen(server: Server, opts: { host?: string; port?: number; path?: string }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(
+      opts.path ? { path: opts.path } : { host: opts.host, port: opts.port, ipv6Only: false },
+      () => {
+        server.off("error", reject);
+        resolve();
+      },
+    );
+  });
+}
+
+export async function startRegistry(
+  config: RegistryConfig,
+  log: RegistryLogger = createLogger("registry"),
+): Promise<RunningRegistry> {
+  const c = config.registry;
+  const { host, port } = parseListen(c.listen);
+  ensurePrivateDir(c.data);
+  const registryIdentity = loadOrCreateKey(c.data);
+  const store = new SqliteStore(join(c.data, DB_FILE));
+  const metrics = new Metrics();
+  const hub = new EventHub(() => metrics.eventsEmitted++);
+  store.onEvent((e) => hub.publish(e));
+
+  const tls =
+    c.tls_cert && c.tls_key ? { cert: readFileSync(c.tls_cert), key: readFileSync(c.tls_key) } : undefined;
+  const deps: RegistryDeps = {
+    store,
+    hub,
+    metrics,
+    clock: systemClock,
+    log,
+    registryIdentity,
+    reflectorPorts: [port, c.reflector_port2 ?? port + 1],
+    adminTokenHash: loadAdminTokenHash(c.admin_token_file),
+  };
+  const app = createRegistryApp(deps);
+  const handler = app.callback();
+  const server: Server = tls ? createHttpsServer(tls, handler) : createHttpServer(handler);
+  // Slow-loris bounds; event streams are unaffected (their request is complete at once).
+  server.headersTimeout = 15_000;
+  server.requestTimeout = 30_000;
+  await listen(server, { host, port });
+  const bound = (server.address() as { port: number }).port;
+  deps.reflectorPorts = [bound, c.reflector_port2 ?? bound + 1];
+
+  const udp: UdpSocket[] = [];
+  for (const p of deps.reflectorPorts)
+    udp.push(await startReflector({ host, port: p, identity: registryIdentity, metrics, log }));
+
+  const admin = createHttpServer((req, res) => {
+    markAdminRequest(req);
+    handler(req, res);
+  });
+  mkdirSync(dirname(c.admin_socket), { recursive: true, mode: 0o755 });
+  if (existsSync(c.admin_socket) && lstatSync(c.admin_socket).isSocket()) unlinkSync(c.admin_socket);
+  await listen(admin, { path: c.admin_socket });
+  chmodSync(c.admin_socket, 0o600);
+
+  const retention = { maxAgeMs: c.event_retention * 1000, maxPerNetwork: EVENTS_PER_NETWORK };
+  const prune = async () => {
+    const dropped = await store.pruneEvents(retention, systemClock.now());
+    if (dropped) log.info("old events dropped", { dropped });
+  };
+  await prune();
+  const timers = [
+    setInterval(
+      () => void prune().catch((e: Error) => log.warn("event pruning failed", { err: e.message })),
+      PRUNE_EVENTS_MS,
+    ),
+    setInterval(() => void store.pruneNonces(systemClock.now()).catch(() => {}), PRUNE_NONCES_MS),
+  ];
+  for (const t of timers) t.unref();
+
+  log.info("registry listening", {
+    listen: `${host.includes(":") ? `[${host}]` : host}:${bound}`,
+    tls: Boolean(tls),
+    reflector: deps.reflectorPorts.join(","),
+    admin_socket: c.admin_socket,
+    data: c.data,
+  });
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      for (const t of timers) clearInterval(t);
+      hub.close();
+      const closed = Promise.all([server, admin].map((s) => new Promise<void>((r) => s.close(() => r()))));
+      server.closeIdleConnections();
+      const cut = setTimeout(
+        () => [server, admin].forEach((s) => s.closeAllConnections()),
+        SHUTDOWN_GRACE_MS,
+      );
+      await closed;
+      clearTimeout(cut);
+      await Promise.all(udp.map((s) => new Promise<void>((r) => s.close(() => r()))));
+      store.close();
+      if (existsSync(c.admin_socket)) unlinkSync(c.admin_socket);
+      log.info("registry stopped");
+    })());
+  return { port: bound, reflectorPorts: deps.reflectorPorts, deps, close };
+}
+
+/** Runs until SIGTERM/SIGINT, then shuts down gracefully. */
+export async function runRegistry(
+  config: RegistryConfig,
+  log: RegistryLogger = createLogger("registry"),
+): Promise<void> {
+  const running = await startRegistry(config, log);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info("shutting down", { signal });
+      void running.close().then(resolve);
+    };
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+}

@@ -1,0 +1,121 @@
+/**
+ * The registry's storage seam. SqliteStore (sqlite-store.ts) is the default;
+ * a PostgreSQL store for several replicas can implement the same interface
+ * (its `onEvent` would be fed by LISTEN/NOTIFY).
+ *
+ * Contract, for every implementation:
+ * - Each method is atomic: it either happens completely or not at all, and
+ *   the events it returns are committed when the promise resolves.
+ * - Event ids increase strictly over the whole registry and are never
+ *   reused, also across restarts; listeners registered with onEvent see every
+ *   committed event exactly once, in id order.
+ * - Nothing stored lets a reader join or impersonate a peer: tokens are kept
+ *   as SHA-256 hashes and peers as public keys.
+ */
+import type { z } from "zod";
+import type { Event, Network, Peer, PeerInput, PeerUpdate } from "../core/protocol.js";
+
+export interface TokenRecord {
+  id: string;
+  network: string;
+  /** SHA-256 hex of the token text. */
+  hash: string;
+  uses: number;
+  expiresAt: number;
+  createdAt: number;
+}
+
+/** An event as stored: the parsed record and its JSON text, serialized once at emission. */
+export interface StoredEvent {
+  event: Event;
+  json: string;
+}
+
+/** An event before the store gives it an id (distributes over the union, which Omit does not). */
+export type EventDraft = Event extends infer E ? (E extends Event ? Omit<E, "id"> : never) : never;
+
+/** Checked peer fields for join; the store adds id-derived and allocated fields. */
+export interface JoinCommit {
+  network: string;
+  tokenHash: string;
+  peerId: string;
+  peer: z.infer<typeof PeerInput>;
+  now: number;
+}
+
+export interface JoinOutcome {
+  self: Peer;
+  network: Network;
+  peers: Peer[];
+  /** peerJoin for a newcomer, peerUpdate for a member whose record changed, none for an identical re-join. */
+  event: StoredEvent | undefined;
+  /** Last event id at the time of the join (includes `event`). */
+  lastEventId: number;
+}
+
+export interface EventQuery {
+  network: string;
+  /** Only events with id greater than this. */
+  after: number;
+  /** The subscriber: directed events to others and its own messages are left out. */
+  viewer: string;
+  limit: number;
+}
+
+export interface RetentionPolicy {
+  /** Events older than this (ms) are dropped. */
+  maxAgeMs: number;
+  /** At most this many events per network are kept. */
+  maxPerNetwork: number;
+}
+
+export interface Store {
+  createNetwork(network: Network): Promise<void>; // conflict if the name exists
+  getNetwork(name: string): Promise<Network | undefined>;
+  listNetworks(): Promise<Network[]>;
+
+  createToken(token: TokenRecord): Promise<void>;
+
+  /**
+   * Joins (or re-joins) a peer. Refuses with ScopeError: token unknown
+   * (forbidden), for another network, expired or used up (token_invalid),
+   * network full (address_exhausted). A member re-joining with a known,
+   * unexpired token of this network keeps its id and address and uses no
+   * token use, so a retried join is harmless.
+   */
+  join(commit: JoinCommit): Promise<JoinOutcome>;
+  getPeer(network: string, id: string): Promise<Peer | undefined>;
+  listPeers(network: string): Promise<Peer[]>;
+  /** Peers per network, for /metrics. */
+  countPeers(): Promise<Map<string, number>>;
+  /** not_found if the peer is gone; emits peerUpdate. */
+  updatePeer(
+    network: string,
+    id: string,
+    update: PeerUpdate,
+    now: number,
+  ): Promise<{ peer: Peer; event: StoredEvent }>;
+  /** Removes the peer and frees its address; emits peerLeave. undefined if it was not a member. */
+  removePeer(
+    network: string,
+    id: string,
+    reason: "left" | "removed",
+    now: number,
+  ): Promise<StoredEvent | undefined>;
+
+  /** Stores a member message; id and ts are assigned here. */
+  appendEvent(draft: EventDraft): Promise<StoredEvent>;
+  eventsAfter(q: EventQuery): Promise<StoredEvent[]>;
+  /** Highest event id ever assigned (0 when none). */
+  lastEventId(): Promise<number>;
+  /** Events with id <= this were dropped for this network by retention: a resume from there must resync. */
+  prunedThrough(network: string): Promise<number>;
+  pruneEvents(policy: RetentionPolicy, now: number): Promise<number>;
+  onEvent(listener: (e: StoredEvent) => void): void;
+
+  /** Records a nonce; false if it was seen before (a replay). */
+  useNonce(key: string, expiresAt: number): Promise<boolean>;
+  pruneNonces(now: number): Promise<number>;
+
+  close(): void;
+}
