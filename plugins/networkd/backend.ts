@@ -1,0 +1,253 @@
+/**
+ * The networkd Backend. systemd-networkd owns the interface: Scope writes
+ * 50-scope-NET.netdev/.network (+ key files) and lets networkd create the
+ * device, so `networkctl status scope0` explains it and it comes back on
+ * reboot from the files alone, daemon or not.
+ *
+ * What goes through networkd and what does not:
+ * - interface missing → write files, `networkctl reload`: networkd creates
+ *   it with every peer from the .netdev;
+ * - device-level change ([NetDev]/[WireGuard], the private key, or the
+ *   .network: addresses) → write files, set what WireGuard can take live,
+ *   then `networkctl reload`;
+ * - peer change only → `wg set` with just the difference (the wg backend's
+ *   diff and wg(8) encoder, plugins/wg) and rewrite the files for
+ *   persistence and inspection, *without* a reload: a reload re-sends the
+ *   whole peer list on systemd 257 and drops every session
+ *   (systemd/systemd#38196), and adds nothing on 249-252 (#25547).
+ */
+import type {
+  ApplyResult,
+  Backend,
+  BackendContext,
+  DesiredState,
+  HandshakeTrigger,
+  PeerStats,
+  ProbeResult,
+} from "../../src/core/backend.js";
+import { ScopeError } from "../../src/core/errors.js";
+import { shortKey } from "../../src/crypto/keys.js";
+import {
+  placeFiles,
+  removeFiles,
+  resolveOwnership,
+  type FileSystem,
+  type Ownership,
+} from "../../networkd/files.js";
+import { checkNetworkName, unitNames } from "../../networkd/model.js";
+import { mustRun, type CommandRunner, type Networkctl } from "../../networkd/networkctl.js";
+import { parseNetdev } from "../../networkd/parse.js";
+import { netdevModel, renderFiles, type RenderOptions } from "../../networkd/render.js";
+import { describeChange, isEmptyPlan, normalizeDesired, planDevice } from "../wg/diff.js";
+import { WgToolControl } from "../wg/wgtool.js";
+
+export interface NetworkdEnv {
+  fs: FileSystem;
+  runner: CommandRunner;
+  networkctl: Networkctl;
+  /** Render options fixed by configuration: dir, firewall mark, route table/metric. */
+  render: Omit<RenderOptions, "network">;
+  /** Where /etc/group is; tests point it into the memory file system. */
+  groupFile?: string;
+}
+
+const fail = (message: string, cause: unknown): ScopeError =>
+  new ScopeError("backend", `${message}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+    cause,
+  });
+
+/** The netdev without its peers: what only a reload (or a new device) can change in networkd's view. */
+const deviceLevel = (netdevText: string | undefined, file: string): string | undefined => {
+  if (netdevText === undefined) return undefined;
+  try {
+    const { peers: _peers, ...device } = parseNetdev(netdevText, file).config;
+    return JSON.stringify(device);
+  } catch {
+    return undefined; // unreadable old file: treat as changed
+  }
+};
+
+export class NetworkdBackend implements Backend, HandshakeTrigger {
+  readonly name = "networkd";
+  private iface: string | undefined;
+  private ownership: Ownership | undefined;
+  private readonly names;
+  private readonly dir: string;
+
+  constructor(
+    private readonly ctx: BackendContext,
+    private readonly env: NetworkdEnv,
+  ) {
+    const bad = checkNetworkName(ctx.network);
+    if (bad) throw new ScopeError("config", `networkd: ${bad}`);
+    this.names = unitNames(ctx.network);
+    this.dir = env.render.dir ?? "/etc/systemd/network";
+    this.iface = ctx.options.interface || undefined;
+  }
+
+  async probe(): Promise<ProbeResult> {
+    const { active, detail } = await this.env.networkctl.isActive();
+    if (!active) return { usable: false, detail };
+    const wg = await this.env.runner.run("wg", ["--version"]).catch(() => undefined);
+    // wg(8) applies live peer changes; without it every change would need a session-dropping reload.
+    if (!wg || wg.code !== 0)
+      return { usable: false, detail: `${detail}, but wg(8) is missing (wireguard-tools)` };
+    return { usable: true, detail };
+  }
+
+  async apply(desired: DesiredState): Promise<ApplyResult> {
+    let want: DesiredState;
+    try {
+      want = normalizeDesired(desired);
+      netdevModel(want, this.renderOptions()); // validates everything before any effect
+    } catch (err) {
+      throw err instanceof ScopeError ? err : new ScopeError("config", `networkd: ${(err as Error).message}`);
+    }
+    const name = want.iface.name;
+    const control = new WgToolControl(this.wgRunner(), name);
+    const changes: string[] = [];
+    try {
+      const netdevPath = `${this.dir}/${this.names.netdev}`;
+      const before = deviceLevel(await this.env.fs.readFile(netdevPath), netdevPath);
+      const placed = await placeFiles(
+        this.env.fs,
+        this.dir,
+        this.names.prefix,
+        renderFiles(want, this.renderOptions()),
+        await this.owner(),
+      );
+      changes.push(
+        ...placed.written.map((f) => `file ${f} written`),
+        ...placed.removed.map((f) => `file ${f} removed`),
+      );
+      changes.push(...placed.repaired.map((f) => `file ${f} owner/mode repaired`));
+      const after = deviceLevel(await this.env.fs.readFile(netdevPath), netdevPath);
+      const deviceChanged =
+        before !== after ||
+        placed.written.includes(this.names.privateKey) ||
+        placed.written.includes(this.names.network);
+
+      const live = await control.read();
+      if (!live) {
+        await this.env.networkctl.reload();
+        changes.push(`interface ${name} handed to systemd-networkd (networkctl reload)`);
+      } else {
+        const plan = planDevice(live, want);
+        if (!isEmptyPlan(plan)) await control.write(plan, want);
+        changes.push(...plan.device.map(describeChange), ...plan.peers.map(describeChange));
+        if (deviceChanged) {
+          await this.applyMtu(name, want.iface.mtu);
+          await this.env.networkctl.reload();
+          changes.push("device settings changed: networkctl reload");
+        }
+      }
+      this.iface = name;
+    } catch (err) {
+      throw fail(`networkd: apply to ${name} failed after ${changes.length} change(s)`, err);
+    }
+    if (changes.length) this.ctx.logger.info("networkd: applied", { iface: name, changes });
+    return { changes };
+  }
+
+  async stats(): Promise<PeerStats[]> {
+    const iface = await this.knownIface();
+    if (!iface) return [];
+    const state = await new WgToolControl(this.wgRunner(), iface).read();
+    return (state?.peers ?? []).map((p) => ({
+      publicKey: p.publicKey,
+      endpoint: p.endpoint,
+      lastHandshakeMs: p.lastHandshakeMs,
+      rxBytes: p.rxBytes,
+      txBytes: p.txBytes,
+    }));
+  }
+
+  /**
+   * As in the wg backend: re-create the peer live with its learned endpoint
+   * so WireGuard initiates now. networkd keeps no per-peer state, so this
+   * does not disturb it; the files do not change.
+   */
+  async triggerHandshake(publicKey: string): Promise<void> {
+    const iface = await this.knownIface();
+    if (!iface) throw new ScopeError("backend", "networkd: triggerHandshake before apply");
+    const control = new WgToolControl(this.wgRunner(), iface);
+    const peer = (await control.read())?.peers.find((p) => p.publicKey === publicKey);
+    if (!peer) throw new ScopeError("not_found", `networkd: no peer ${shortKey(publicKey)} on ${iface}`);
+    if (!peer.endpoint) return; // nothing to send to; the peer will initiate
+    try {
+      await control.retrigger(peer);
+    } catch (err) {
+      throw fail(`networkd: handshake trigger for ${shortKey(publicKey)} failed`, err);
+    }
+  }
+
+  /**
+   * Without remove: nothing. The files stay, networkd keeps the interface,
+   * and a reboot brings it back from the files alone.
+   * With remove: files first (so nothing re-creates the device), then the
+   * link, then a reload so networkd forgets the netdev.
+   */
+  async close(options?: { remove?: boolean }): Promise<void> {
+    if (!options?.remove) return;
+    const iface = await this.knownIface();
+    try {
+      const removed = await removeFiles(this.env.fs, this.dir, this.names.prefix);
+      if (iface) await this.deleteLink(iface);
+      await this.env.networkctl.reload();
+      this.ctx.logger.info("networkd: removed", { iface, files: removed });
+    } catch (err) {
+      throw fail(`networkd: removing ${iface ?? this.ctx.network} failed`, err);
+    }
+  }
+
+  private renderOptions(): RenderOptions {
+    return { ...this.env.render, network: this.ctx.network };
+  }
+
+  private async owner(): Promise<Ownership> {
+    if (!this.ownership) {
+      this.ownership = await resolveOwnership(this.env.fs, this.env.groupFile);
+      if (this.ownership.note) this.ctx.logger.warn(`networkd: ${this.ownership.note}`);
+    }
+    return this.ownership;
+  }
+
+  /** After a daemon restart the .netdev on disk names the interface. */
+  private async knownIface(): Promise<string | undefined> {
+    if (this.iface) return this.iface;
+    const path = `${this.dir}/${this.names.netdev}`;
+    const text = await this.env.fs.readFile(path);
+    if (text === undefined) return undefined;
+    try {
+      this.iface = parseNetdev(text, path).config.name;
+    } catch (err) {
+      this.ctx.logger.warn("networkd: cannot read interface name from netdev", { path, error: String(err) });
+    }
+    return this.iface;
+  }
+
+  /** networkd applies MTUBytes= only when it creates the device; set it live too. */
+  private async applyMtu(iface: string, mtu: number | undefined): Promise<void> {
+    if (mtu !== undefined)
+      await mustRun(this.env.runner, "ip", ["link", "set", "dev", iface, "mtu", String(mtu)]);
+  }
+
+  private async deleteLink(iface: string): Promise<void> {
+    try {
+      await this.env.networkctl.deleteLink(iface);
+    } catch {
+      // networkctl delete needs networkd running; ip does not. Gone already is fine.
+      const r = await this.env.runner.run("ip", ["link", "del", "dev", iface]);
+      if (r.code !== 0 && !/Cannot find device|does not exist/i.test(r.stderr))
+        throw new Error(`ip link del ${iface}: ${r.stderr.trim()}`);
+    }
+  }
+
+  /** plugins/wg's runner also spawns daemons; this backend never does. */
+  private wgRunner() {
+    return {
+      run: this.env.runner.run.bind(this.env.runner),
+      spawnDetached: (): Promise<number> => Promise.reject(new Error("networkd backend runs no daemons")),
+    };
+  }
+}
