@@ -3,12 +3,14 @@
 // Synchronous on purpose: it runs from process "exit" handlers, where no
 // promise can settle.
 //
-//   node dist/test/lab/cleanup.js        (prints what it removed)
+//   node dist/test/lab/cleanup.js [--force]   (prints what it removed; --force
+//   also when a live lab holds the lock)
 
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { LAB_LOCK, labLockHolder } from "./lock.js";
 import { runSync } from "./netns.js";
 import { LAB_PREFIX } from "./world.js";
 
@@ -106,7 +108,13 @@ function sleepSync(ms: number): void {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const holder = labLockHolder();
+  if (holder !== undefined && !process.argv.includes("--force")) {
+    console.error(`cleanup: a live lab (pid ${holder}) holds ${LAB_LOCK}; stop it, or pass --force`);
+    process.exit(1);
+  }
   const report = cleanupLab();
+  if (holder !== undefined) rmSync(LAB_LOCK, { force: true });
   console.log(
     `cleanup: ${report.namespaces.length} namespaces, ${report.killed.length} processes, ` +
       `${report.sockets.length} sockets, ${report.tmpDirs.length} scratch dirs removed`,

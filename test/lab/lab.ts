@@ -4,7 +4,8 @@
 // Teardown is by name prefix (cleanup.ts), not by remembered state, and it is
 // hooked to every way a run ends: Lab.teardown (mocha `after`), a failed
 // build, SIGINT/SIGTERM and process exit. Lab.create first removes leftovers
-// of a crashed run. Consequence: only one lab may run on a machine at a time.
+// of a crashed run. Hence one lab per machine at a time: lock.ts queues the
+// others.
 
 import { spawn as spawnChild, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { mkdtempSync } from "node:fs";
@@ -12,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { cleanupLab, LAB_TMP_PREFIX } from "./cleanup.js";
+import { acquireLabLock, releaseLabLock } from "./lock.js";
 import { internetRuleset, bh6Update, NAT_KINDS, routerRuleset } from "./nat.js";
 import { inNs, ip, LAB_ENV, nft, run, runSync, sysctl, type RunOptions, type RunResult } from "./netns.js";
 import { waitFor } from "./wait.js";
@@ -67,6 +69,10 @@ export class Lab {
   /** Builds the world. On any failure everything is removed before the error propagates. */
   static async create(world: World): Promise<Lab> {
     const plan = planWorld(world);
+    // Creating removes every lab object on the machine, so a second live lab
+    // would silently destroy the first.
+    if (active.size > 0) throw new Error("another Lab is still active in this process: tear it down first");
+    await acquireLabLock();
     cleanupLab();
     const lab = new Lab(plan);
     activate(lab);
@@ -96,7 +102,9 @@ export class Lab {
   spawn(name: string, argv: readonly string[], opts: SpawnOptions = {}): ChildProcess {
     if (this.down) throw new Error("lab is torn down");
     const [file, ...args] = inNs(this.ns(name), argv);
-    const child = spawnChild(file as string, args, { ...opts, env: { ...LAB_ENV, ...opts.env } });
+    // A caller's env replaces ours whole, so it can also remove variables; it
+    // should start from LAB_ENV to keep sbin on PATH.
+    const child = spawnChild(file as string, args, { ...opts, env: opts.env ?? LAB_ENV });
     this.children.add(child);
     child.once("exit", () => this.children.delete(child));
     // A failed spawn must not crash the test process; callers see it via "exit".
@@ -168,6 +176,7 @@ export class Lab {
     );
     cleanupLab();
     deactivate(this);
+    releaseLabLock();
   }
 
   private host(name: string): HostPlan {
@@ -318,7 +327,9 @@ async function linkAddrs(ns: string, dev: string, a: LinkAddrs): Promise<void> {
 // Process-wide safety net: whatever ends the process, lab objects go away.
 const active = new Set<Lab>();
 const onExit = (): void => {
-  if (active.size > 0) cleanupLab();
+  if (active.size === 0) return;
+  cleanupLab();
+  releaseLabLock();
 };
 const onSignal = (sig: NodeJS.Signals): void => {
   onExit();

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
 import { WG_SOCKET_DIR } from "./cleanup.js";
 import type { Lab } from "./lab.js";
-import { run } from "./netns.js";
+import { LAB_ENV, run } from "./netns.js";
 import { waitFor } from "./wait.js";
 import { LAB_PREFIX } from "./world.js";
 
@@ -59,7 +59,7 @@ export class WgDevice {
       stdio: ["ignore", "pipe", "pipe"],
       // wireguard-go refuses to start where it thinks a kernel module exists
       // unless told that userspace is wanted.
-      env: { WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: "1", LOG_LEVEL: "error" },
+      env: { ...LAB_ENV, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: "1", LOG_LEVEL: "error" },
     });
     const dev = new WgDevice(lab, host, iface, publicKey, child);
     await waitFor(
