@@ -1,0 +1,397 @@
+// A Scope mesh inside a lab world: one registry on a public host, edge
+// daemons on chosen hosts, and typed reads of what they report. Shared by the
+// lab tests, the demo and the join benchmark, so all three drive the real
+// `scope` binary the same way an administrator would.
+//
+// Every file (registry data, edge configs, keys, control sockets, logs) lives
+// under lab.dir, and every process is spawned inside a lab namespace, so the
+// lab's own cleanup (cleanup.ts, also on SIGINT and crashes) removes it all.
+
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { ChildProcess } from "node:child_process";
+import { AdminClient } from "../../src/client/admin-client.js";
+import type { Peer } from "../../src/core/protocol.js";
+import { Lab } from "./lab.js";
+import { LAB_ENV, run } from "./netns.js";
+import { shiftedPort, NAT_KINDS } from "./nat.js";
+import { waitFor } from "./wait.js";
+import type { World } from "./world.js";
+import { allSettled, type ScopeStatus } from "./status.js";
+
+export type { PeerStatus, ScopeStatus } from "./status.js";
+export type Timers = "fast" | "seed";
+
+/** The compiled CLI, run with the same node as the tests. */
+export const SCOPE_CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+export const REGISTRY_PORT = 8470;
+const CIDR = "10.88.0.0/16";
+
+// Daemon logs must keep the plain "ISO level message" shape that logErrors()
+// parses, even when the test runner itself runs under systemd.
+const DAEMON_ENV: NodeJS.ProcessEnv = { ...LAB_ENV, JOURNAL_STREAM: "", INVOCATION_ID: "" };
+delete DAEMON_ENV["JOURNAL_STREAM"];
+delete DAEMON_ENV["INVOCATION_ID"];
+
+export interface EdgeOptions {
+  readonly timers?: Timers;
+  /** Peer name in the registry; default the host name. Must be new for every fresh identity. */
+  readonly name?: string;
+  readonly network?: string;
+}
+
+/** One edge: a host running `scope daemon` with its own files, interface and control socket. */
+export interface Edge {
+  readonly host: string;
+  readonly name: string;
+  readonly network: string;
+  /** WireGuard interface; distinct per host because wireguard-go's UAPI sockets are shared across namespaces. */
+  readonly iface: string;
+  readonly listenPort: number;
+  readonly probePort: number;
+  readonly dir: string;
+  readonly config: string;
+  readonly controlSocket: string;
+  readonly log: string;
+  timers: Timers;
+  daemon: ChildProcess | undefined;
+}
+
+export class Scenario {
+  readonly edges = new Map<string, Edge>();
+  registry: ChildProcess | undefined;
+  private readonly regDir: string;
+  private readonly tokens = new Map<string, string>();
+  private generation = 0;
+  private readonly admin: AdminClient;
+
+  private constructor(
+    readonly lab: Lab,
+    readonly registryHost: string,
+  ) {
+    this.regDir = join(lab.dir, "registry");
+    mkdirSync(join(this.regDir, "data"), { recursive: true });
+    this.admin = new AdminClient({ socketPath: this.adminSocket });
+  }
+
+  /** Builds the world, starts the registry on `registryHost` (a public host) and creates `networks`. */
+  static async start(
+    world: World,
+    registryHost: string,
+    networks: readonly string[] = ["lab"],
+  ): Promise<Scenario> {
+    const lab = await Lab.create(world);
+    const sc = new Scenario(lab, registryHost);
+    try {
+      await sc.startRegistry();
+      for (const net of networks) await sc.createNetwork(net);
+      return sc;
+    } catch (e) {
+      await sc.teardown();
+      throw e;
+    }
+  }
+
+  get registryUrl(): string {
+    return `http://${this.lab.publicV4(this.registryHost)}:${REGISTRY_PORT}`;
+  }
+
+  get adminSocket(): string {
+    return join(this.regDir, "admin.sock");
+  }
+
+  /** (Re)starts the registry on its old data directory and waits until it answers /healthz. */
+  async startRegistry(): Promise<void> {
+    const config = join(this.regDir, "registry.conf");
+    writeFileSync(
+      config,
+      `[registry]\nlisten = [::]:${REGISTRY_PORT}\ndata = ${join(this.regDir, "data")}\nadmin_socket = ${this.adminSocket}\n`,
+    );
+    this.registry = this.spawnLogged(
+      this.registryHost,
+      ["registry", "--config", config],
+      join(this.regDir, "registry.log"),
+    );
+    // Asked from inside the lab: the test process itself is not on the fake internet.
+    const check = `fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))`;
+    await waitFor(
+      async () => {
+        if (this.registry?.exitCode !== null) throw new Error("registry exited; see registry.log");
+        const url = `${this.registryUrl}/healthz`;
+        return (
+          (await this.lab.exec(this.registryHost, [process.execPath, "-e", check, url], { allowFail: true }))
+            .code === 0
+        );
+      },
+      { timeoutMs: 15_000, intervalMs: 100, what: "the registry to answer /healthz" },
+    );
+  }
+
+  /** SIGKILLs the registry and waits until it is gone. */
+  async killRegistry(): Promise<void> {
+    await killHard(this.registry);
+    this.registry = undefined;
+  }
+
+  /** Creates a network and a join token for it, over the admin socket (the test runs on the registry's machine). */
+  async createNetwork(net: string): Promise<void> {
+    await this.admin.createNetwork({ name: net, cidr: CIDR });
+    const { token } = await this.admin.createToken(net, { uses: 10_000 });
+    this.tokens.set(net, token);
+  }
+
+  /** The registry's peer records of a network (admin view). */
+  registryPeers(net = "lab"): Promise<Peer[]> {
+    return this.admin.listPeers(net);
+  }
+
+  /**
+   * Joins `host` with a fresh identity (`scope join --no-start`), points the
+   * written config at per-host paths, and starts the daemon. Resolves once the
+   * daemon's control socket answers. Returns the edge.
+   */
+  async join(host: string, opts: EdgeOptions = {}): Promise<Edge> {
+    const network = opts.network ?? "lab";
+    const token = this.tokens.get(network);
+    if (token === undefined) throw new Error(`no network ${network} in this scenario`);
+    const plan = this.lab.plan.hosts.get(host);
+    if (plan === undefined) throw new Error(`no host ${host}`);
+    // A fresh directory per join: a re-join is a new identity, as after `scope leave`.
+    const dir = join(this.lab.dir, "edges", `${host}-${++this.generation}`);
+    mkdirSync(dir, { recursive: true });
+    const { listenPort, probePort } = this.ports(host);
+    const edge: Edge = {
+      host,
+      name: opts.name ?? host,
+      network,
+      iface: `sl-${host}`,
+      listenPort,
+      probePort,
+      dir,
+      config: join(dir, `${network}.conf`),
+      controlSocket: join(dir, `${network}.sock`),
+      log: join(dir, "daemon.log"),
+      timers: opts.timers ?? "fast",
+      daemon: undefined,
+    };
+    await this.scope(host, [
+      "join",
+      this.registryUrl,
+      "--network",
+      network,
+      "--token",
+      token,
+      "--name",
+      edge.name,
+      "--backend",
+      "wg",
+      "--listen-port",
+      String(listenPort),
+      "--config-dir",
+      dir,
+      "--state-dir",
+      join(dir, "state"),
+      "--no-start",
+    ]);
+    this.writeLabKeys(edge);
+    this.edges.set(host, edge);
+    await this.startDaemon(edge);
+    return edge;
+  }
+
+  /** Starts (or restarts) the daemon of an edge, optionally with another timer profile. */
+  async startDaemon(edge: Edge, timers: Timers = edge.timers): Promise<void> {
+    if (timers !== edge.timers) {
+      edge.timers = timers;
+      this.writeLabKeys(edge);
+    }
+    edge.daemon = this.spawnLogged(edge.host, ["daemon", "--config", edge.config], edge.log);
+    await waitFor(() => this.status(edge.host), {
+      timeoutMs: 15_000,
+      intervalMs: 50,
+      what: `${edge.host}'s control socket`,
+    });
+  }
+
+  /** Stops an edge's daemon: SIGKILL when `hard`, else SIGTERM (the daemon leaves its tunnel up). */
+  async stopDaemon(host: string, hard = false): Promise<void> {
+    const edge = this.edge(host);
+    if (hard) await killHard(edge.daemon);
+    else await stopGently(edge.daemon);
+    edge.daemon = undefined;
+  }
+
+  /** `scope leave` for the edge; resolves when its daemon has exited. The edge is forgotten. */
+  async leave(host: string): Promise<void> {
+    const edge = this.edge(host);
+    await this.scope(host, ["leave", "--config", edge.config]);
+    // leave ends the daemon; give it the time a clean shutdown needs, then make sure.
+    await waitFor(
+      () => edge.daemon === undefined || edge.daemon.exitCode !== null || edge.daemon.signalCode !== null,
+      {
+        timeoutMs: 5_000,
+        what: `${host}'s daemon to exit after leave`,
+      },
+    ).catch(() => stopGently(edge.daemon));
+    this.edges.delete(host);
+  }
+
+  /** The WireGuard and probe ports a host's edge uses: fixed per host, so a test can watch them before the join. */
+  ports(host: string): { listenPort: number; probePort: number } {
+    const plan = this.lab.plan.hosts.get(host);
+    if (plan === undefined) throw new Error(`no host ${host}`);
+    const listenPort = 51820 + 10 * plan.index;
+    return { listenPort, probePort: listenPort + 1 };
+  }
+
+  /** Joins several hosts at once, as a fleet being brought up. */
+  joinAll(hosts: readonly string[], opts: Omit<EdgeOptions, "name"> = {}): Promise<Edge[]> {
+    return Promise.all(hosts.map((h) => this.join(h, opts)));
+  }
+
+  /** Names of the joined edges of a network other than `host`. */
+  peersOf(host: string): string[] {
+    const net = this.edge(host).network;
+    return [...this.edges.values()].filter((e) => e.host !== host && e.network === net).map((e) => e.name);
+  }
+
+  /** Polls `host`'s status until `pred` holds; resolves with that status. */
+  waitStatus(
+    host: string,
+    pred: (s: ScopeStatus) => boolean,
+    timeoutMs: number,
+    what: string,
+  ): Promise<ScopeStatus> {
+    return waitFor(
+      async () => {
+        const s = await this.status(host);
+        return pred(s) ? s : undefined;
+      },
+      { timeoutMs, intervalMs: 50, what: `${host}: ${what}` },
+    );
+  }
+
+  /** Waits until every listed edge sees every other edge of its network settled; returns the elapsed ms. */
+  async waitConverged(hosts: readonly string[], timeoutMs: number): Promise<number> {
+    const t0 = Date.now();
+    await Promise.all(
+      hosts.map((h) =>
+        this.waitStatus(h, (s) => allSettled(s, this.peersOf(h)), timeoutMs, "all peers settled"),
+      ),
+    );
+    return Date.now() - t0;
+  }
+
+  edge(host: string): Edge {
+    const e = this.edges.get(host);
+    if (e === undefined) throw new Error(`${host} has not joined`);
+    return e;
+  }
+
+  /** `scope status --json` of an edge. */
+  async status(host: string): Promise<ScopeStatus> {
+    const e = this.edge(host);
+    return JSON.parse(
+      await this.scope(host, ["status", "--network", e.network, "--json", "--config", e.config]),
+    ) as ScopeStatus;
+  }
+
+  /** Runs `scope ARGS` in a host (or the root namespace) and returns stdout. */
+  async scope(host: string | undefined, args: readonly string[]): Promise<string> {
+    const argv = [process.execPath, SCOPE_CLI, ...args];
+    const r =
+      host === undefined
+        ? await run(argv, { timeoutMs: 30_000 })
+        : await this.lab.exec(host, argv, { timeoutMs: 30_000 });
+    return r.stdout;
+  }
+
+  /** The peer's NAT-public IPv4 endpoint of its WireGuard port, as a correct peer must see it. */
+  publicWgEndpoint(host: string): string {
+    const e = this.edge(host);
+    const router = this.lab.routerOf(host);
+    const port =
+      router !== undefined && !NAT_KINDS[router.spec.nat].preservesPort
+        ? shiftedPort(e.listenPort)
+        : e.listenPort;
+    return `${this.lab.publicV4(host)}:${port}`;
+  }
+
+  async teardown(): Promise<void> {
+    await this.lab.teardown();
+  }
+
+  /** Rewrites the lab-specific keys of an edge config (interface, control socket, timers, probe port). */
+  private writeLabKeys(edge: Edge): void {
+    const text = readFileSync(edge.config, "utf8");
+    writeFileSync(
+      edge.config,
+      setIniKeys(text, {
+        wireguard: { interface: edge.iface, listen_port: String(edge.listenPort) },
+        daemon: {
+          timers: edge.timers,
+          probe_port: String(edge.probePort),
+          control_socket: edge.controlSocket,
+          state_dir: join(edge.dir, "state"),
+          log_level: "debug",
+        },
+        backend: { type: "wg" },
+      }),
+    );
+  }
+
+  private spawnLogged(host: string, args: readonly string[], log: string): ChildProcess {
+    const fd = openSync(log, "a");
+    try {
+      return this.lab.spawn(host, [process.execPath, SCOPE_CLI, ...args], {
+        stdio: ["ignore", fd, fd],
+        env: DAEMON_ENV,
+      });
+    } finally {
+      closeSync(fd); // the child keeps its own copy
+    }
+  }
+}
+
+/** Sets keys in INI text, adding missing sections and keys, keeping everything else. */
+export function setIniKeys(
+  text: string,
+  values: Readonly<Record<string, Readonly<Record<string, string>>>>,
+): string {
+  const lines = text.split("\n");
+  for (const [section, kv] of Object.entries(values)) {
+    let start = lines.findIndex((l) => l.trim() === `[${section}]`);
+    if (start < 0) {
+      if (lines.length > 0 && lines[lines.length - 1] !== "") lines.push("");
+      lines.push(`[${section}]`);
+      start = lines.length - 1;
+    }
+    for (const [key, value] of Object.entries(kv)) {
+      let end = lines.findIndex((l, i) => i > start && /^\s*\[/.test(l));
+      if (end < 0) end = lines.length;
+      const at = lines.findIndex((l, i) => i > start && i < end && new RegExp(`^\\s*${key}\\s*=`).test(l));
+      if (at >= 0) lines[at] = `${key} = ${value}`;
+      else lines.splice(start + 1, 0, `${key} = ${value}`);
+    }
+  }
+  return lines.join("\n");
+}
+
+function exited(p: ChildProcess): boolean {
+  return p.exitCode !== null || p.signalCode !== null;
+}
+
+async function killHard(p: ChildProcess | undefined): Promise<void> {
+  if (p === undefined || exited(p)) return;
+  p.kill("SIGKILL");
+  await waitFor(() => exited(p), { timeoutMs: 5_000, what: `pid ${p.pid} to die` });
+}
+
+async function stopGently(p: ChildProcess | undefined): Promise<void> {
+  if (p === undefined || exited(p)) return;
+  p.kill("SIGTERM");
+  await waitFor(() => exited(p), { timeoutMs: 5_000, what: `pid ${p.pid} to exit on SIGTERM` }).catch(() =>
+    killHard(p),
+  );
+}

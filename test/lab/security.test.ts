@@ -1,0 +1,189 @@
+// Acceptance 7 (issue #4): forged and replayed probes sent from a lab host
+// never change an endpoint. Real probes between t (public) and f (behind a
+// full cone, so both probe ports are reachable from anywhere) are captured
+// as they arrive, then replayed from a stranger's host and from f's host on
+// another port, alongside probes with a bad MAC, probes "signed" with a wrong
+// key, and random garbage. Both daemons must keep the endpoint they had, in
+// `scope status` and in WireGuard itself, and stay healthy.
+
+import { randomBytes } from "node:crypto";
+import { expect } from "chai";
+import { encodeProbe } from "../../src/core/probe/codec.js";
+import { labUnavailable } from "./lab.js";
+import { ping, wgShow } from "./checks.js";
+import { Scenario } from "./scenario.js";
+import { sendDatagrams, Sniffer } from "./sniff.js";
+import { peerNamed } from "./status.js";
+import { waitFor } from "./wait.js";
+import type { World } from "./world.js";
+
+const WORLD: World = {
+  routers: [{ name: "r-f", nat: "full-cone", v6: false }],
+  hosts: [
+    { name: "reg", v6: false },
+    { name: "t", v6: false },
+    { name: "f", router: "r-f", v6: false },
+    { name: "atk", v6: false },
+  ],
+};
+
+interface Victim {
+  readonly host: "t" | "f";
+  readonly peer: "t" | "f";
+  /** Where attackers reach its prober. */
+  readonly probeTarget: string;
+  /** Real probes from the peer, captured as they arrived during the join. */
+  probes: Buffer[];
+  endpoint: string;
+  peerKey: string;
+  peerId: string;
+}
+
+describe("lab: forged and replayed probes", function () {
+  this.timeout(180_000);
+  let sc: Scenario | undefined;
+  const victims: Victim[] = [];
+
+  before(async function () {
+    const why = labUnavailable();
+    if (why !== undefined) {
+      console.log(`    skipping lab tests: ${why}`);
+      this.skip();
+    }
+    const s = (sc = await Scenario.start(WORLD, "reg"));
+    // Capture from the very first probe: once settled, probing backs off.
+    const t = await s.join("t");
+    const tSniff = await Sniffer.start(s.lab, "t", t.probePort);
+    await s.waitStatus("t", () => true, 5_000, "up");
+    // f's sniffer must see its join too; its ports are fixed per host.
+    const fSniff = await Sniffer.start(s.lab, "f", s.ports("f").probePort);
+    const f = await s.join("f");
+    await s.waitConverged(["t", "f"], 30_000);
+    tSniff.stop();
+    fSniff.stop();
+    const keys = await s.registryPeers();
+    for (const [host, peer, sniffer, probeTarget] of [
+      ["t", "f", tSniff, `${s.lab.publicV4("t")}:${t.probePort}`],
+      ["f", "t", fSniff, `${s.lab.publicV4("f")}:${f.probePort}`],
+    ] as const) {
+      const st = await s.status(host);
+      const p = peerNamed(st, peer);
+      if (p?.endpoint === null || p === undefined || p.path !== "direct")
+        throw new Error(`${host} → ${peer} not direct`);
+      victims.push({
+        host,
+        peer,
+        probeTarget,
+        probes: sniffer.captured
+          .filter((c) => c.from.startsWith(`${s.lab.publicV4(peer)}:`))
+          .map((c) => c.payload),
+        endpoint: p.endpoint,
+        peerId: p.id,
+        peerKey: keys.find((k) => k.name === peer)?.wgPublicKey ?? "",
+      });
+    }
+  });
+
+  after(async () => {
+    await sc?.teardown();
+  });
+
+  /**
+   * Watches a victim for `ms`: every status and `wg show` sample must keep the
+   * peer direct at the endpoint it had before the attack. Returns deviations.
+   */
+  async function watch(v: Victim, ms: number): Promise<string[]> {
+    const s = sc as Scenario;
+    const bad: string[] = [];
+    const until = Date.now() + ms;
+    await waitFor(
+      async () => {
+        const p = peerNamed(await s.status(v.host), v.peer);
+        if (p?.endpoint !== v.endpoint || p.path !== "direct") bad.push(`status: ${p?.path} ${p?.endpoint}`);
+        const wg = (await wgShow(s.lab, v.host, s.edge(v.host).iface, "endpoints")).get(v.peerKey);
+        if (wg !== v.endpoint) bad.push(`wg show: ${wg}`);
+        return Date.now() >= until;
+      },
+      { timeoutMs: ms + 10_000, intervalMs: 100, what: "the observation window" },
+    );
+    return [...new Set(bad)].map((b) => `${v.host} → ${v.peer}: ${b} (was ${v.endpoint})`);
+  }
+
+  /** Sends `payloads` to each victim from the stranger and from the peer's own host on another port. */
+  async function attack(make: (v: Victim) => Buffer[]): Promise<{ deviations: string[]; replies: number }> {
+    const s = sc as Scenario;
+    let replies = 0;
+    for (const v of victims) {
+      const payloads = make(v);
+      expect(payloads.length, `payloads for ${v.host}`).to.be.greaterThan(0);
+      replies += await sendDatagrams(s.lab, "atk", v.probeTarget, payloads);
+      replies += await sendDatagrams(s.lab, "atk", v.probeTarget, payloads, s.edge(v.peer).probePort);
+      replies += await sendDatagrams(s.lab, v.peer, v.probeTarget, payloads, 40_000);
+    }
+    const deviations = (await Promise.all(victims.map((v) => watch(v, 3_000)))).flat();
+    return { deviations, replies };
+  }
+
+  const captured = (v: Victim): Buffer[] => v.probes;
+
+  it("captures real probes between the two daemons", function () {
+    for (const v of victims) expect(captured(v).length, `probes captured at ${v.host}`).to.be.greaterThan(0);
+  });
+
+  it("replayed real probes, from a stranger and from another port, change no endpoint", async function () {
+    const r = await attack(captured);
+    console.log(`    replays answered: ${r.replies} datagrams`);
+    expect(r.deviations).to.deep.equal([]);
+  });
+
+  it("tampered probes, probes with a wrong key and garbage change no endpoint", async function () {
+    const r = await attack((v) => {
+      const real = captured(v);
+      const tampered = real.flatMap((p) => {
+        const badMac = Buffer.from(p);
+        badMac[badMac.length - 1] ^= 0x01;
+        const newNonce = Buffer.from(p);
+        randomBytes(8).copy(newNonce, 16);
+        const freshTime = Buffer.from(p);
+        freshTime.writeBigUInt64BE(BigInt(Date.now()), 24);
+        return [badMac, newNonce, freshTime];
+      });
+      const wrongKey = randomBytes(32);
+      const now = Date.now();
+      const forged = [
+        encodeProbe(
+          { type: "ping", sender: v.peerId, nonce: randomBytes(8).toString("hex"), time: now },
+          wrongKey,
+        ),
+        encodeProbe(
+          {
+            type: "pong",
+            sender: v.peerId,
+            nonce: randomBytes(8).toString("hex"),
+            time: now,
+            echoNonce: randomBytes(8).toString("hex"),
+            observed: { address: (sc as Scenario).lab.publicV4("atk"), port: 4444 },
+          },
+          wrongKey,
+        ),
+      ].map((b) => Buffer.from(b));
+      const garbage = Array.from({ length: 20 }, (_, i) => randomBytes(i * 13));
+      const lookalike = [
+        Buffer.concat([Buffer.from("SCPR\x01\x01\x00\x00"), randomBytes(40)]),
+        Buffer.from("SCPR"),
+      ];
+      return [...tampered, ...forged, ...garbage, ...lookalike];
+    });
+    expect(r.deviations).to.deep.equal([]);
+  });
+
+  it("both daemons are still up and the tunnel still carries traffic", async function () {
+    const s = sc as Scenario;
+    for (const v of victims) {
+      const d = s.edge(v.host).daemon;
+      expect(d?.exitCode ?? d?.signalCode ?? null, `${v.host}'s daemon exited`).to.equal(null);
+      const to = (await s.status(v.peer)).self.address;
+      expect((await ping(s.lab, v.host, to)).received, `${v.host} → ${v.peer} ping`).to.equal(3);
+    }
+  });
+});
