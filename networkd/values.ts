@@ -44,8 +44,7 @@ export interface Cidr {
 /**
  * "10.0.0.1/24", "fd00::/64", or a bare address (full-length prefix), as
  * systemd's in_addr_prefix_from_string_auto accepts them. Host bits are
- * allowed, as in systemd; the kernel masks them when it stores the route,
- * and canonicalCidr does the same for comparisons.
+ * allowed, as in systemd: the kernel masks them when it stores the route.
  */
 export function parseCidr(s: string): Cidr | undefined {
   const slash = s.indexOf("/");
@@ -60,54 +59,6 @@ export function parseCidr(s: string): Cidr | undefined {
 
 export function checkCidr(s: string): string | undefined {
   return parseCidr(s) ? undefined : `"${s}" is not an IPv4 or IPv6 address with an optional /prefix`;
-}
-
-function v4ToBigInt(a: string): bigint {
-  return a.split(".").reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
-}
-
-function v6ToBigInt(a: string): bigint {
-  let s = a.split("%")[0] as string;
-  // An embedded IPv4 tail ("::ffff:1.2.3.4") becomes two hex groups.
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
-  if (v4) {
-    const n = v4ToBigInt(v4[1] as string);
-    s = s.slice(0, -(v4[1] as string).length) + `${(n >> 16n).toString(16)}:${(n & 0xffffn).toString(16)}`;
-  }
-  const [head = "", tail] = s.split("::");
-  const h = head ? head.split(":") : [];
-  const t = tail === undefined ? [] : tail ? tail.split(":") : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t];
-  return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
-}
-
-function bigIntToV6(n: bigint): string {
-  const groups: number[] = [];
-  for (let i = 7; i >= 0; i--) groups.push(Number((n >> BigInt(i * 16)) & 0xffffn));
-  // RFC 5952: compress the longest run (first if tied) of two or more zero groups.
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) [best, bestLen] = [i, j - i];
-    i = j === i ? i + 1 : j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best < 0) return hex.join(":");
-  return `${hex.slice(0, best).join(":")}::${hex.slice(best + bestLen).join(":")}`;
-}
-
-/** The network a CIDR denotes, in the form `wg show` prints: host bits cleared, RFC 5952 for IPv6. */
-export function canonicalCidr(s: string): string {
-  const c = parseCidr(s);
-  if (!c) throw new Error(`invalid CIDR "${s}"`);
-  const bits = c.family === 4 ? 32n : 128n;
-  const value = c.family === 4 ? v4ToBigInt(c.address) : v6ToBigInt(c.address);
-  const mask = c.prefix === 0 ? 0n : ((1n << BigInt(c.prefix)) - 1n) << (bits - BigInt(c.prefix));
-  const net = value & mask;
-  if (c.family === 6) return `${bigIntToV6(net)}/${c.prefix}`;
-  return `${[24n, 16n, 8n, 0n].map((sh) => Number((net >> sh) & 0xffn)).join(".")}/${c.prefix}`;
 }
 
 /**
