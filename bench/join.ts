@@ -1,0 +1,194 @@
+// Join benchmark (issue #4, acceptance 8): how long a newcomer takes, from
+// starting `scope join` until every peer is settled (direct, or not direct
+// with a reason) in its `scope status`, among N edges behind a realistic mix:
+// every open NAT kind, some peers with IPv6 black-holed, some reachable only
+// by connect-back (address-restricted without usable IPv6: the newcomer's
+// first packets are filtered until the peer sends toward it).
+//
+//   npm run bench:join                 N=8, fast ×10 and seed ×5
+//   npm run bench:join -- --full       N=20
+//   npm run bench:join -- --n 12 --fast-runs 20 --seed-runs 5
+//
+// Both profiles run in the same world. The seed timeline is a property of the
+// whole mesh, so before the seed joins every existing daemon is restarted on
+// `timers = seed`. The world is reused between joins: the newcomer leaves and
+// re-joins with a fresh identity. Needs root (network namespaces).
+
+import { parseArgs } from "node:util";
+import { labUnavailable } from "../test/lab/lab.js";
+import { percentile, textTable } from "../test/lab/checks.js";
+import { Scenario, type Timers } from "../test/lab/scenario.js";
+import { allSettled, peerNamed } from "../test/lab/status.js";
+import type { NatKind } from "../test/lab/nat.js";
+import type { HostSpec, RouterSpec, World } from "../test/lab/world.js";
+
+type V6 = "on" | "blackholed" | "off";
+interface Site {
+  readonly kind: NatKind | "public";
+  readonly v6: V6;
+}
+
+/** The mix, repeated to N: every open kind, black-holed IPv6, and connect-back-only peers. */
+const MIX: readonly Site[] = [
+  { kind: "public", v6: "on" },
+  { kind: "full-cone", v6: "on" },
+  { kind: "address-restricted", v6: "off" },
+  { kind: "port-restricted", v6: "on" },
+  { kind: "port-shifting", v6: "off" },
+  { kind: "port-restricted", v6: "blackholed" },
+  { kind: "address-restricted", v6: "blackholed" },
+  { kind: "full-cone", v6: "blackholed" },
+];
+const NEWCOMER = "new";
+
+export function benchWorld(n: number): { world: World; edges: string[]; sites: Map<string, Site> } {
+  const routers: RouterSpec[] = [{ name: "r-new", nat: "port-restricted" }];
+  const hosts: HostSpec[] = [{ name: "reg" }, { name: NEWCOMER, router: "r-new" }];
+  const sites = new Map<string, Site>();
+  for (let i = 0; i < n; i++) {
+    const site = MIX[i % MIX.length] as Site;
+    const name = `e${i + 1}`;
+    sites.set(name, site);
+    const v6 = { v6: site.v6 !== "off", blackholeV6: site.v6 === "blackholed" };
+    if (site.kind === "public") {
+      hosts.push({ name, ...v6 });
+    } else {
+      // One router per edge: full cone and address-restricted are 1:1 NATs.
+      routers.push({ name: `r-${name}`, nat: site.kind, v6: site.v6 !== "off" });
+      hosts.push({ name, router: `r-${name}`, ...v6 });
+    }
+  }
+  return { world: { routers, hosts }, edges: [...sites.keys()], sites };
+}
+
+interface JoinSample {
+  readonly ms: number;
+  readonly direct: number;
+  readonly v6: number;
+  readonly notDirect: string[];
+}
+
+/** One join of the newcomer: fresh identity, timed until its status has every edge settled. Leaves afterwards. */
+async function timeJoin(
+  sc: Scenario,
+  edges: readonly string[],
+  timers: Timers,
+  i: number,
+): Promise<JoinSample> {
+  const name = `${NEWCOMER}-${timers}-${i}`;
+  const t0 = Date.now();
+  await sc.join(NEWCOMER, { timers, name });
+  const st = await sc.waitStatus(NEWCOMER, (s) => allSettled(s, edges), 120_000, "every peer settled");
+  const ms = Date.now() - t0;
+  const sample: JoinSample = {
+    ms,
+    direct: st.peers.filter((p) => p.path === "direct").length,
+    v6: st.peers.filter((p) => p.path === "direct" && p.family === "ipv6").length,
+    notDirect: st.peers.filter((p) => p.path !== "direct").map((p) => `${p.name}: ${p.path} (${p.reason})`),
+  };
+  await sc.leave(NEWCOMER);
+  // Next join starts from a mesh that has forgotten this one.
+  await Promise.all(
+    edges.map((e) => sc.waitStatus(e, (s) => peerNamed(s, name) === undefined, 15_000, `${name} dropped`)),
+  );
+  return sample;
+}
+
+/** Puts every existing edge on `timers` (joining them the first time) and waits for a settled mesh. */
+async function meshOn(sc: Scenario, edges: readonly string[], timers: Timers): Promise<void> {
+  if (sc.edges.size === 0) {
+    await sc.joinAll(edges, { timers });
+  } else {
+    for (const e of edges) {
+      await sc.stopDaemon(e);
+      await sc.startDaemon(sc.edge(e), timers);
+    }
+  }
+  await sc.waitConverged(edges, 120_000);
+}
+
+const fmt = (ms: number): string =>
+  ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${(ms / 1000).toFixed(2)} s`;
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      full: { type: "boolean" },
+      n: { type: "string" },
+      "fast-runs": { type: "string" },
+      "seed-runs": { type: "string" },
+    },
+  });
+  const why = labUnavailable();
+  if (why !== undefined) {
+    console.error(`bench:join: ${why}`);
+    return 2;
+  }
+  const n = Number(values.n ?? (values.full === true ? 20 : 8));
+  const runs: Record<Timers, number> = {
+    fast: Math.max(5, Number(values["fast-runs"] ?? 10)),
+    seed: Math.max(5, Number(values["seed-runs"] ?? 5)),
+  };
+  const { world, edges, sites } = benchWorld(n);
+  console.log(`bench:join: newcomer behind port-restricted NAT joins ${n} edges:`);
+  for (const [e, s] of sites) console.log(`  ${e.padEnd(4)} ${s.kind.padEnd(19)} IPv6 ${s.v6}`);
+
+  const sc = await Scenario.start(world, "reg");
+  const samples: Record<Timers, JoinSample[]> = { fast: [], seed: [] };
+  try {
+    for (const timers of ["fast", "seed"] as const) {
+      await meshOn(sc, edges, timers);
+      for (let i = 1; i <= runs[timers]; i++) {
+        const s = await timeJoin(sc, edges, timers, i);
+        samples[timers].push(s);
+        const extra = s.notDirect.length > 0 ? `; not direct: ${s.notDirect.join(", ")}` : "";
+        console.log(
+          `  ${timers} join ${i}: ${fmt(s.ms)} (${s.direct}/${n} direct, ${s.v6} over IPv6${extra})`,
+        );
+      }
+    }
+  } finally {
+    await sc.teardown();
+  }
+
+  const stats = (t: Timers): { median: number; p95: number; min: number; max: number } => {
+    const ms = samples[t].map((s) => s.ms);
+    return {
+      median: percentile(ms, 50),
+      p95: percentile(ms, 95),
+      min: Math.min(...ms),
+      max: Math.max(...ms),
+    };
+  };
+  const fast = stats("fast");
+  const seed = stats("seed");
+  const ratio = seed.median / fast.median;
+  console.log("");
+  console.log(`join until every peer is settled, N=${n} edges (newcomer's scope status, polled every 50 ms)`);
+  console.log(
+    textTable(
+      ["timers", "joins", "median", "p95", "min", "max"],
+      (["fast", "seed"] as const).map((t) => {
+        const s = stats(t);
+        return [t, String(samples[t].length), fmt(s.median), fmt(s.p95), fmt(s.min), fmt(s.max)];
+      }),
+    ),
+  );
+  const verdict = (ok: boolean): string => (ok ? "met" : "MISSED");
+  console.log("");
+  console.log(`seed/fast median ratio: ${ratio.toFixed(1)}×`);
+  console.log(`target fast median ≤ 1 s: ${verdict(fast.median <= 1_000)}`);
+  console.log(`target fast p95 ≤ 2 s:    ${verdict(fast.p95 <= 2_000)}`);
+  console.log(`target ≥ 10× faster:      ${verdict(ratio >= 10)}`);
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    console.error(`bench:join failed: ${e instanceof Error ? e.message : String(e)}`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,198 @@
+// `npm run demo`: a Scope mesh across every kind of NAT, live.
+//
+// Builds a lab world (network namespaces, nftables NATs) with a registry on a
+// public host and six edges: public, full cone, address-restricted,
+// port-restricted (dual stack), port-shifting and symmetric. Runs the real
+// `scope daemon`s, prints a status table every 0.5 s until the mesh has
+// converged, pings across every pair through the tunnels, prints a summary
+// and tears everything down. With --keep it keeps refreshing until Ctrl-C.
+// Works without a TTY (CI, pipes): then it prints the table only when a path
+// changes. Needs root.
+
+import { parseArgs } from "node:util";
+import { labUnavailable } from "./lab.js";
+import { ping, textTable } from "./checks.js";
+import { Scenario } from "./scenario.js";
+import { isSettled, type ScopeStatus } from "./status.js";
+import { delay } from "./wait.js";
+import type { World } from "./world.js";
+
+const EDGES = ["pub", "fc", "ar", "pr", "ps", "sym"] as const;
+const NAT_OF: Readonly<Record<(typeof EDGES)[number], string>> = {
+  pub: "public",
+  fc: "full cone",
+  ar: "address-restricted",
+  pr: "port-restricted",
+  ps: "port-shifting",
+  sym: "symmetric",
+};
+
+const WORLD: World = {
+  routers: [
+    { name: "r-fc", nat: "full-cone", v6: false },
+    { name: "r-ar", nat: "address-restricted", v6: false },
+    { name: "r-pr", nat: "port-restricted" },
+    { name: "r-ps", nat: "port-shifting", v6: false },
+    { name: "r-sym", nat: "symmetric", v6: false },
+  ],
+  hosts: [
+    { name: "reg" },
+    { name: "pub" },
+    { name: "fc", router: "r-fc", v6: false },
+    { name: "ar", router: "r-ar", v6: false },
+    { name: "pr", router: "r-pr" },
+    { name: "ps", router: "r-ps", v6: false },
+    { name: "sym", router: "r-sym", v6: false },
+  ],
+};
+
+const REFRESH_MS = 500;
+const CONVERGE_TIMEOUT_MS = 90_000;
+
+type Snapshot = Map<string, ScopeStatus>;
+
+async function snapshot(sc: Scenario): Promise<Snapshot> {
+  const entries = await Promise.all(
+    EDGES.map(async (h) => [h, await sc.status(h).catch(() => undefined)] as const),
+  );
+  return new Map(entries.filter((e): e is [(typeof EDGES)[number], ScopeStatus] => e[1] !== undefined));
+}
+
+function rows(snap: Snapshot): string[][] {
+  const out: string[][] = [];
+  for (const [viewer, st] of snap) {
+    for (const p of [...st.peers].sort((a, b) => a.name.localeCompare(b.name))) {
+      out.push([
+        `${viewer} → ${p.name}`,
+        p.settled ? p.path : `${p.path}…`,
+        p.endpoint ?? "-",
+        p.family ?? "-",
+        p.latencyMs === null ? "-" : `${p.latencyMs.toFixed(1)} ms`,
+        p.reason ?? "",
+      ]);
+    }
+  }
+  return out;
+}
+
+const render = (snap: Snapshot): string =>
+  textTable(["pair", "path", "endpoint", "family", "latency", "reason"], rows(snap));
+
+const converged = (snap: Snapshot): boolean =>
+  snap.size === EDGES.length &&
+  [...snap.values()].every((s) => s.peers.length === EDGES.length - 1 && s.peers.every(isSettled));
+
+/** Refreshes the table until `done` says stop. On a TTY it redraws in place; otherwise it prints changes only. */
+async function live(sc: Scenario, t0: number, done: (snap: Snapshot) => boolean): Promise<Snapshot> {
+  const tty = process.stdout.isTTY === true;
+  let last = "";
+  for (;;) {
+    const snap = await snapshot(sc);
+    const secs = ((Date.now() - t0) / 1000).toFixed(1);
+    const table = render(snap);
+    if (tty) {
+      process.stdout.write(`\x1b[H\x1b[2J${banner()}t = ${secs} s\n\n${table}\n`);
+    } else {
+      // Without a terminal, a line per refresh would bury the story: print when paths change.
+      const shape = rows(snap)
+        .map((r) => r.slice(0, 4).join(" "))
+        .join("\n");
+      if (shape !== last) console.log(`\nt = ${secs} s\n${table}`);
+      last = shape;
+    }
+    if (done(snap)) return snap;
+    await delay(REFRESH_MS);
+  }
+}
+
+function banner(): string {
+  return `Scope demo: ${EDGES.length} edges — ${EDGES.map((e) => `${e} (${NAT_OF[e]})`).join(", ")}\n`;
+}
+
+async function pingAll(sc: Scenario, snap: Snapshot): Promise<string[][]> {
+  const out: string[][] = [];
+  for (const from of EDGES) {
+    const st = snap.get(from);
+    if (st === undefined) continue;
+    const results = await Promise.all(
+      st.peers.map(async (p) => [p, await ping(sc.lab, from, p.address, 3)] as const),
+    );
+    for (const [p, r] of results) {
+      const rtt = r.avgMs === undefined ? "-" : `${r.avgMs.toFixed(2)} ms`;
+      out.push([`${from} → ${p.name}`, p.path, `${r.received}/${r.sent}`, rtt]);
+    }
+  }
+  return out;
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { keep: { type: "boolean" } } });
+  const why = labUnavailable();
+  if (why !== undefined) {
+    console.error(`demo: ${why}`);
+    return 2;
+  }
+  let sc: Scenario | undefined;
+  let stopping = false;
+  // The lab's own handlers remove every namespace and process on SIGINT and
+  // SIGTERM; this one says so and ends the --keep loop.
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    process.on(sig, () => {
+      if (!stopping) console.log(`\n${sig}: tearing the lab down`);
+      stopping = true;
+      void sc?.teardown().then(() => process.exit(sig === "SIGINT" ? 130 : 143));
+    });
+  }
+  try {
+    console.log(banner());
+    console.log("building the lab: namespaces, NAT routers, registry…");
+    sc = await Scenario.start(WORLD, "reg");
+    console.log(`registry at ${sc.registryUrl}; joining ${EDGES.length} edges at once`);
+    const t0 = Date.now();
+    await sc.joinAll(EDGES);
+    const s = sc;
+    const snap = await live(s, t0, (x) => stopping || converged(x) || Date.now() - t0 > CONVERGE_TIMEOUT_MS);
+    if (stopping) return 130;
+    const secs = ((Date.now() - t0) / 1000).toFixed(1);
+    const ok = converged(snap);
+    console.log(ok ? `\nconverged ${secs} s after the joins started` : `\nNOT converged after ${secs} s`);
+
+    console.log("\npings through the tunnels (3 each):");
+    const pings = await pingAll(s, snap);
+    console.log(textTable(["pair", "path", "replies", "avg rtt"], pings));
+
+    const all = [...snap.values()].flatMap((st) => st.peers);
+    const direct = all.filter((p) => p.path === "direct");
+    const reasons = new Map<string, number>();
+    for (const p of all.filter((x) => x.path !== "direct")) {
+      const k = `${p.path}: ${p.reason ?? "no reason given"}`;
+      reasons.set(k, (reasons.get(k) ?? 0) + 1);
+    }
+    const lost = pings.filter((r) => r[1] === "direct" && !(r[2] ?? "").startsWith("3/")).length;
+    console.log("\nsummary");
+    console.log(
+      `  ${direct.length}/${all.length} peer views direct (${direct.filter((p) => p.family === "ipv6").length} over IPv6)`,
+    );
+    for (const [k, n] of reasons) console.log(`  ${n} × ${k}`);
+    console.log(`  direct pairs with lost pings: ${lost}`);
+
+    if (values.keep === true && !stopping) {
+      console.log("\n--keep: refreshing until Ctrl-C");
+      await live(s, t0, () => stopping);
+    }
+    return ok && lost === 0 ? 0 : 1;
+  } finally {
+    await sc?.teardown();
+    if (!stopping) console.log("\nlab torn down: no namespaces, processes or files left");
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    console.error(`demo failed: ${e instanceof Error ? e.message : String(e)}`);
+    process.exitCode = 1;
+  },
+);
