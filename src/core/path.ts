@@ -27,7 +27,13 @@ export interface PathCandidate {
 }
 
 /** Lower is better when nothing else decides. */
-const KIND_RANK: Readonly<Record<PathKind, number>> = { roamed: 0, reported: 1, configured: 2, reflexive: 3, local: 4 };
+const KIND_RANK: Readonly<Record<PathKind, number>> = {
+  roamed: 0,
+  reported: 1,
+  configured: 2,
+  reflexive: 3,
+  local: 4,
+};
 /** IPv6 wins over IPv4 unless it is slower by more than this. */
 export const V6_RTT_ALLOWANCE_MS = 10;
 
@@ -56,7 +62,10 @@ export function betterPath(a: PathCandidate, b: PathCandidate): boolean {
 }
 
 export function bestPath(cands: readonly PathCandidate[]): PathCandidate | undefined {
-  return cands.reduce<PathCandidate | undefined>((best, c) => (best === undefined || betterPath(c, best) ? c : best), undefined);
+  return cands.reduce<PathCandidate | undefined>(
+    (best, c) => (best === undefined || betterPath(c, best) ? c : best),
+    undefined,
+  );
 }
 
 /** Where to send probes for one candidate of a peer. */
@@ -74,7 +83,9 @@ export function probeTarget(c: Candidate, peer: Pick<Peer, "probePort">): Endpoi
 
 /** The WireGuard endpoint a candidate stands for. */
 export function wgEndpointOf(c: Candidate, peer: Pick<Peer, "listenPort">): Endpoint {
-  return c.kind === "reported" || c.kind === "configured" ? { address: c.address, port: c.port } : { address: c.address, port: peer.listenPort };
+  return c.kind === "reported" || c.kind === "configured"
+    ? { address: c.address, port: c.port }
+    : { address: c.address, port: peer.listenPort };
 }
 
 /**
@@ -95,7 +106,14 @@ export function pathCandidates(
     const probe = probeTarget(c, peer);
     let pc = byEndpoint.get(endpoint);
     if (!pc) {
-      pc = { endpoint, family: familyOf(c.address), kind: c.kind, rttMs: null, probes: [], private: isPrivateAddress(c.address) };
+      pc = {
+        endpoint,
+        family: familyOf(c.address),
+        kind: c.kind,
+        rttMs: null,
+        probes: [],
+        private: isPrivateAddress(c.address),
+      };
       byEndpoint.set(endpoint, pc);
     } else if (KIND_RANK[c.kind] < KIND_RANK[pc.kind]) {
       pc.kind = c.kind;

@@ -37,6 +37,10 @@ export interface TimerProfile {
   readonly peerConnWhenSettled: boolean;
   /** Give up on a direct path (settle `none`, or `hub` when a hub exists) after this long. */
   readonly directGiveUpMs: number;
+  /** Give up at once-ish on pairs that cannot go direct (symmetric NAT on both sides, no common IPv6). */
+  readonly hopelessGiveUpMs: number;
+  /** Tell a newcomer at once that its peerJoin was applied, so it re-triggers its handshake (DESIGN §4). */
+  readonly confirmApplied: boolean;
   /** Backend stats polling by the runtime: while something is pending, and once all is settled. */
   readonly statsPendingMs: number;
   readonly statsSettledMs: number;
@@ -56,6 +60,8 @@ export const TIMER_PROFILES: Readonly<Record<ProfileName, TimerProfile>> = {
     peerConnAfterMs: 20_000,
     peerConnWhenSettled: true,
     directGiveUpMs: 15_000,
+    hopelessGiveUpMs: 0,
+    confirmApplied: true,
     statsPendingMs: 250,
     statsSettledMs: 5_000,
   },
@@ -72,13 +78,16 @@ export const TIMER_PROFILES: Readonly<Record<ProfileName, TimerProfile>> = {
     peerConnAfterMs: 20_000,
     peerConnWhenSettled: false,
     directGiveUpMs: 60_000,
+    hopelessGiveUpMs: 60_000,
+    confirmApplied: false,
     statsPendingMs: 250,
     statsSettledMs: 5_000,
   },
 };
 
 /** The i-th gap of a schedule; the last gap repeats forever. */
-export const gapAt = (gaps: readonly number[], i: number): number => gaps[Math.min(i, gaps.length - 1)] ?? 1_000;
+export const gapAt = (gaps: readonly number[], i: number): number =>
+  gaps[Math.min(i, gaps.length - 1)] ?? 1_000;
 
 /** WireGuard's REJECT_AFTER_TIME: a handshake older than this no longer proves a live session. */
 export const HANDSHAKE_FRESH_MS = 180_000;

@@ -78,7 +78,8 @@ export function decodeProbe(bytes: Uint8Array, key: Uint8Array): ProbeMessage | 
   const bodyLen = view.getUint16(6);
   const macAt = HEADER + bodyLen;
   if (bytes.length < macAt + MAC_BYTES) return undefined;
-  if (!macEqual(probeMac(key, bytes.subarray(0, macAt)), bytes.subarray(macAt, macAt + MAC_BYTES))) return undefined;
+  if (!macEqual(probeMac(key, bytes.subarray(0, macAt)), bytes.subarray(macAt, macAt + MAC_BYTES)))
+    return undefined;
   const time = Number(view.getBigUint64(24));
   const nonce = toHex(bytes.subarray(16, 24));
   switch (bytes[5]) {
@@ -92,7 +93,14 @@ export function decodeProbe(bytes: Uint8Array, key: Uint8Array): ProbeMessage | 
       const address = fam === 4 ? formatIpv4(b.subarray(9, 13)) : formatIpv6(b.subarray(9, 25));
       const port = new DataView(b.buffer, b.byteOffset, b.byteLength).getUint16(25);
       if (port === 0) return undefined;
-      return { type: "pong", sender, nonce, time, echoNonce: toHex(b.subarray(0, 8)), observed: { address, port } };
+      return {
+        type: "pong",
+        sender,
+        nonce,
+        time,
+        echoNonce: toHex(b.subarray(0, 8)),
+        observed: { address, port },
+      };
     }
     default:
       return undefined;
@@ -105,7 +113,12 @@ export function decodeProbe(bytes: Uint8Array, key: Uint8Array): ProbeMessage | 
  * nonce was not seen. Nonces are remembered for twice the window, longer
  * than any accepted timestamp can be.
  */
-export function acceptFresh(seen: Map<string, number>, msg: ProbeMessage, now: number, windowMs: number): boolean {
+export function acceptFresh(
+  seen: Map<string, number>,
+  msg: ProbeMessage,
+  now: number,
+  windowMs: number,
+): boolean {
   if (Math.abs(now - msg.time) > windowMs) return false;
   const k = `${msg.sender}/${msg.nonce}`;
   if (seen.has(k)) return false;

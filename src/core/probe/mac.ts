@@ -27,7 +27,10 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
 export function probePairKey(mySecret: Uint8Array, myPublic: string, theirPublic: string): Uint8Array {
   const mine = b64(myPublic);
   const theirs = b64(theirPublic);
-  const shared = x25519.getSharedSecret(ed25519.utils.toMontgomerySecret(mySecret), ed25519.utils.toMontgomery(theirs));
+  const shared = x25519.getSharedSecret(
+    ed25519.utils.toMontgomerySecret(mySecret),
+    ed25519.utils.toMontgomery(theirs),
+  );
   const [lo, hi] = compareBytes(mine, theirs) <= 0 ? [mine, theirs] : [theirs, mine];
   const salt = new Uint8Array(64);
   salt.set(lo, 0);
@@ -36,7 +39,8 @@ export function probePairKey(mySecret: Uint8Array, myPublic: string, theirPublic
 }
 
 /** HMAC-SHA-256 truncated to 128 bits. */
-export const probeMac = (key: Uint8Array, data: Uint8Array): Uint8Array => hmac(sha256, key, data).slice(0, MAC_BYTES);
+export const probeMac = (key: Uint8Array, data: Uint8Array): Uint8Array =>
+  hmac(sha256, key, data).slice(0, MAC_BYTES);
 
 /** Constant-time comparison, so a forger learns nothing from timing. */
 export function macEqual(a: Uint8Array, b: Uint8Array): boolean {

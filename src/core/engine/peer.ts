@@ -1,0 +1,217 @@
+/**
+ * Per-peer decisions, as pure functions of the engine state and the time:
+ * is the path direct, which WireGuard endpoint to configure, when to give up
+ * and why, what to tell the backend.
+ */
+import type { DesiredPeer } from "../backend.js";
+import { endpointFamily, familyOf, formatEndpoint, type Family } from "../ip.js";
+import { bestPath, pathCandidates, type PathCandidate } from "../path.js";
+import { probePairKey } from "../probe/mac.js";
+import type { Peer } from "../protocol.js";
+import { HANDSHAKE_FRESH_MS, PERSISTENT_KEEPALIVE_S } from "../timers.js";
+import type { EngineState, PeerState, PeerStatus } from "./types.js";
+
+/** WireGuard (and some backends) report handshake times in whole seconds. */
+const HANDSHAKE_SLACK_MS = 1_000;
+
+export function newPeerState(st: EngineState, peer: Peer, now: number): PeerState {
+  let key: Uint8Array | undefined;
+  try {
+    key = probePairKey(st.cfg.identity.secretKey, st.cfg.identity.publicKey, peer.identityKey);
+  } catch {
+    key = undefined;
+  }
+  return {
+    peer,
+    key,
+    since: now,
+    probeRound: 0,
+    nextProbeAt: now,
+    answers: new Map(),
+    probeFrom: undefined,
+    firstV4AnswerAt: undefined,
+    reported: [],
+    endpoint: undefined,
+    endpointSince: now,
+    failed: new Set(),
+    statsEndpoint: undefined,
+    lastHandshakeMs: undefined,
+    staleHandshakeMs: undefined,
+    path: "pending",
+    reason: null,
+    settled: false,
+    retriggerRound: 0,
+    nextTriggerAt: now,
+    lastReport: undefined,
+    reportDueAt: now + st.cfg.profile.reportAfterMs,
+    announceApplied: false,
+  };
+}
+
+/** Starts a new attempt toward ps (its candidates or ours changed): old evidence no longer counts. */
+export function restartAttempt(st: EngineState, ps: PeerState, now: number): void {
+  Object.assign(ps, {
+    since: now,
+    probeRound: 0,
+    nextProbeAt: now,
+    answers: new Map(),
+    firstV4AnswerAt: undefined,
+    endpointSince: now,
+    failed: new Set(),
+    // The handshake we knew of before this attempt proves nothing about the new one.
+    staleHandshakeMs: ps.lastHandshakeMs,
+    path: "pending",
+    reason: null,
+    settled: false,
+    retriggerRound: 0,
+    nextTriggerAt: now,
+    reportDueAt: now + st.cfg.profile.reportAfterMs,
+  } satisfies Partial<PeerState>);
+}
+
+/** Families this host can use: those of its own addresses. */
+export function selfFamilies(st: EngineState): Set<Family> {
+  return new Set((st.self?.candidates ?? []).map((c) => familyOf(c.address)));
+}
+
+/** A completed handshake newer than the current attempt is traffic across the tunnel: the path works. */
+export function isDirect(ps: PeerState, now: number): boolean {
+  const hs = ps.lastHandshakeMs;
+  if (hs === undefined || hs === ps.staleHandshakeMs || now - hs >= HANDSHAKE_FRESH_MS) return false;
+  return hs >= ps.since - HANDSHAKE_SLACK_MS;
+}
+
+export function candidatesOf(
+  _st: EngineState,
+  ps: PeerState,
+  families: ReadonlySet<Family>,
+): PathCandidate[] {
+  return pathCandidates(
+    ps.peer,
+    ps.reported,
+    (p) => ps.answers.get(formatEndpoint(p))?.rttMs ?? null,
+    families,
+  );
+}
+
+/**
+ * Until this time an unanswered IPv6 candidate is still preferred over IPv4:
+ * the seed's 8 s, or (fast) a short grace after IPv4 answered.
+ */
+export function v6Deadline(st: EngineState, ps: PeerState): number {
+  const p = st.cfg.profile;
+  const fallback = ps.since + p.v4FallbackMs;
+  return ps.firstV4AnswerAt === undefined ? fallback : Math.min(fallback, ps.firstV4AnswerAt + p.v6GraceMs);
+}
+
+/** Families to probe now: seed probes IPv6 alone first and IPv4 only for peers silent on IPv6 at 8 s. */
+export function probeFamilies(st: EngineState, ps: PeerState, now: number): Set<Family> {
+  const mine = selfFamilies(st);
+  if (st.cfg.profile.probeAllFamilies || !mine.has("ipv6")) return mine;
+  const v6 = candidatesOf(st, ps, new Set<Family>(["ipv6"]));
+  if (v6.length === 0) return mine;
+  if (now < ps.since + st.cfg.profile.v4FallbackMs || v6.some((c) => c.rttMs !== null))
+    return new Set(["ipv6"]);
+  return mine;
+}
+
+/**
+ * The WireGuard endpoint for a peer that is not direct. Never called for a
+ * direct peer: then the roamed endpoint WireGuard reports is the truth.
+ */
+export function chooseEndpoint(st: EngineState, ps: PeerState, now: number): string | undefined {
+  const all = candidatesOf(st, ps, selfFamilies(st));
+  if (all.length === 0) return undefined;
+  let usable = all.filter((c) => !ps.failed.has(c.endpoint));
+  if (usable.length === 0) {
+    // Every candidate timed out once: start over rather than stop trying.
+    ps.failed.clear();
+    usable = all;
+  }
+  const best = bestPath(usable);
+  if (best?.family !== "ipv4") return best?.endpoint;
+  const v6 = bestPath(usable.filter((c) => c.family === "ipv6"));
+  if (v6 && v6.rttMs === null && now < v6Deadline(st, ps)) return v6.endpoint;
+  return best.endpoint;
+}
+
+/** Why a settled peer is not direct, as `scope status` shows it. */
+export function notDirectReason(st: EngineState, ps: PeerState): string {
+  const selfSym = st.self?.nat.mapping === "endpoint-dependent";
+  const peerSym = ps.peer.nat.mapping === "endpoint-dependent";
+  if (selfSym && peerSym) return "both peers behind symmetric NAT";
+  if (peerSym) return "peer behind symmetric NAT";
+  if (selfSym) return "this host behind symmetric NAT";
+  if (candidatesOf(st, ps, selfFamilies(st)).length === 0) return "no candidate in a common address family";
+  if (ps.answers.size === 0) return "no answer on any candidate";
+  return "probes answered but no WireGuard handshake";
+}
+
+/** Symmetric NAT on both sides and no IPv6 on both: no direct path can exist (DESIGN §4). */
+export function hopeless(st: EngineState, ps: PeerState): boolean {
+  const bothSym =
+    st.self?.nat.mapping === "endpoint-dependent" && ps.peer.nat.mapping === "endpoint-dependent";
+  return bothSym && candidatesOf(st, ps, new Set<Family>(["ipv6"])).length === 0;
+}
+
+/** The hub this edge routes through when no direct path exists: a direct hub, lowest latency first. */
+export function currentHub(st: EngineState, now: number): PeerState | undefined {
+  if (st.self?.role === "hub") return undefined;
+  const hubs = [...st.peers.values()].filter((p) => p.peer.role === "hub" && isDirect(p, now));
+  return hubs.sort(
+    (a, b) => (latencyOf(a) ?? Infinity) - (latencyOf(b) ?? Infinity) || (a.peer.id < b.peer.id ? -1 : 1),
+  )[0];
+}
+
+export function latencyOf(ps: PeerState): number | null {
+  const fam = ps.endpoint ? endpointFamily(ps.endpoint) : undefined;
+  let best: number | null = null;
+  for (const [to, a] of ps.answers) {
+    if (fam && endpointFamily(to) !== fam) continue;
+    if (best === null || a.rttMs < best) best = a.rttMs;
+  }
+  return best;
+}
+
+const hostRoutes = (p: Peer): string[] => [`${p.address}/32`, ...(p.address6 ? [`${p.address6}/128`] : [])];
+
+/**
+ * The desired WireGuard peer set. Routing by longest prefix (DESIGN §5): the
+ * hub carries the network CIDR, a direct peer its /32 (/128); a peer that is
+ * not direct while a hub exists carries nothing, so its traffic goes via the
+ * hub, and WireGuard keeps trying its own endpoint through keepalives.
+ */
+export function desiredPeers(st: EngineState, now: number): DesiredPeer[] {
+  const hub = currentHub(st, now);
+  const out: DesiredPeer[] = [];
+  for (const ps of st.peers.values()) {
+    let allowedIps: string[];
+    if (ps === hub && st.network)
+      allowedIps = [st.network.cidr, ...(st.network.cidr6 ? [st.network.cidr6] : [])];
+    else if (hub && !isDirect(ps, now)) allowedIps = [];
+    else allowedIps = hostRoutes(ps.peer);
+    out.push({
+      publicKey: ps.peer.wgPublicKey,
+      ...(ps.endpoint ? { endpoint: ps.endpoint } : {}),
+      allowedIps,
+      persistentKeepalive: PERSISTENT_KEEPALIVE_S,
+    });
+  }
+  return out.sort((a, b) => (a.publicKey < b.publicKey ? -1 : 1));
+}
+
+export function peerStatus(ps: PeerState): PeerStatus {
+  const endpoint = ps.path === "direct" ? (ps.statsEndpoint ?? ps.endpoint) : ps.endpoint;
+  return {
+    id: ps.peer.id,
+    name: ps.peer.name,
+    address: ps.peer.address,
+    path: ps.path,
+    endpoint: endpoint ?? null,
+    family: endpoint ? endpointFamily(endpoint) : null,
+    latencyMs: latencyOf(ps),
+    lastHandshakeMs: ps.lastHandshakeMs ?? null,
+    reason: ps.reason,
+    settled: ps.settled,
+  };
+}

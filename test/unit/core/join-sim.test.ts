@@ -1,0 +1,176 @@
+import { expect } from "chai";
+import { useFakeClock } from "../helpers/fake-clock.js";
+import { SimWorld } from "../helpers/sim-world.js";
+import type { SimNatKind } from "../helpers/simnet.js";
+
+describe("join over a simulated network (fast profile)", () => {
+  const t = useFakeClock();
+
+  it("two public hosts go direct in well under a second, over IPv6", () => {
+    const w = new SimWorld(t.clock);
+    const a = w.add({ name: "a" });
+    const b = w.add({ name: "b" });
+    a.join();
+    t.clock.advance(50);
+    b.join();
+    expect(t.clock.advanceUntil(() => w.allDirect(), 5_000)).to.be.lessThan(1_000);
+    expect(b.peer("a")?.family).to.equal("ipv6");
+    w.stop();
+  });
+
+  it("a mesh of every open NAT kind and a public host settles all pairs direct in < 1 s (IPv4 only)", () => {
+    const w = new SimWorld(t.clock);
+    const kinds: (SimNatKind | undefined)[] = [
+      undefined,
+      "full-cone",
+      "address-restricted",
+      "port-restricted",
+      "port-restricted",
+    ];
+    const nodes = kinds.map((nat, i) => w.add({ name: `n${i}`, ...(nat ? { nat } : {}), v6: false }));
+    for (const n of nodes) {
+      n.join();
+      const took = t.clock.advanceUntil(() => w.allDirect(), 5_000);
+      expect(took, `join of ${n.host.name}`).to.be.lessThan(1_000);
+    }
+    expect(nodes[3]?.peer("n4")?.endpoint).to.match(/^203\.0\.113\.\d+:51820$/);
+    w.stop();
+  });
+
+  it("a port-shifting NAT goes direct once a public peer reports its WireGuard mapping", () => {
+    const w = new SimWorld(t.clock);
+    const pub = w.add({ name: "pub", v6: false });
+    const pr = w.add({ name: "pr", nat: "port-restricted", v6: false });
+    const ps = w.add({ name: "ps", nat: "port-shifting", v6: false });
+    pub.join();
+    pr.join();
+    t.clock.advance(500);
+    ps.join();
+    const took = t.clock.advanceUntil(() => w.allDirect(), 20_000);
+    expect(took).to.be.lessThan(3_000);
+    expect(pr.peer("ps")?.endpoint).to.equal(`${ps.host.router?.wan}:${51820 ^ 0x400}`);
+    w.stop();
+  });
+
+  it("symmetric NAT on both sides settles as none with a reason, quickly", () => {
+    const w = new SimWorld(t.clock);
+    const a = w.add({ name: "a", nat: "symmetric", v6: false });
+    const b = w.add({ name: "b", nat: "symmetric", v6: false });
+    a.join();
+    b.join();
+    t.clock.advanceUntil(() => w.settled(), 5_000);
+    expect(a.peer("b")).to.include({
+      path: "none",
+      settled: true,
+      reason: "both peers behind symmetric NAT",
+    });
+    expect(b.peer("a")).to.include({ path: "none", settled: true });
+    w.stop();
+  });
+
+  it("symmetric to port-restricted is not direct, gives a reason, and keeps running", () => {
+    const w = new SimWorld(t.clock);
+    const a = w.add({ name: "a", nat: "symmetric", v6: false });
+    const b = w.add({ name: "b", nat: "port-restricted", v6: false });
+    a.join();
+    b.join();
+    t.clock.advance(30_000);
+    expect(b.peer("a")).to.include({ path: "none", settled: true, reason: "peer behind symmetric NAT" });
+    expect(a.peer("b")).to.include({ path: "none", reason: "this host behind symmetric NAT" });
+    w.stop();
+  });
+
+  it("symmetric to public can go direct through WireGuard roaming", () => {
+    const w = new SimWorld(t.clock);
+    const a = w.add({ name: "a", nat: "symmetric", v6: false });
+    const b = w.add({ name: "b", v6: false });
+    b.join();
+    a.join();
+    expect(t.clock.advanceUntil(() => w.allDirect(), 10_000)).to.be.lessThan(2_000);
+    w.stop();
+  });
+
+  it("prefers IPv6 behind NATs when both answer, and falls back to IPv4 when IPv6 is black-holed", () => {
+    const w = new SimWorld(t.clock);
+    const a = w.add({ name: "a", nat: "port-restricted" });
+    const b = w.add({ name: "b", nat: "port-restricted" });
+    const c = w.add({ name: "c", nat: "port-restricted", blackholeV6: true });
+    a.join();
+    b.join();
+    c.join();
+    const took = t.clock.advanceUntil(() => w.allDirect(), 10_000);
+    expect(took).to.be.lessThan(1_000);
+    expect(a.peer("b")?.family).to.equal("ipv6");
+    expect(a.peer("c")?.family).to.equal("ipv4");
+    expect(c.peer("b")?.family).to.equal("ipv4");
+    w.stop();
+  });
+
+  it("drops a departed peer at once", () => {
+    const w = new SimWorld(t.clock);
+    const a = w.add({ name: "a", nat: "port-restricted" });
+    const b = w.add({ name: "b", nat: "full-cone" });
+    a.join();
+    b.join();
+    t.clock.advanceUntil(() => w.allDirect(), 5_000);
+    b.leave();
+    t.clock.advance(100);
+    expect(a.status().peers).to.have.length(0);
+    expect(a.wg.peers.size).to.equal(0);
+    w.stop();
+  });
+
+  it("re-converges within 5 s after a host moves behind another NAT", () => {
+    const w = new SimWorld(t.clock);
+    const a = w.add({ name: "a", nat: "port-restricted", v6: false });
+    const b = w.add({ name: "b", nat: "full-cone", v6: false });
+    const c = w.add({ name: "c", v6: false });
+    for (const n of [a, b, c]) n.join();
+    t.clock.advanceUntil(() => w.allDirect(), 5_000);
+    w.net.rehome(a.host, "address-restricted");
+    a.dispatch({ type: "addressesChanged", addresses: a.host.addresses() });
+    a.dispatch({ type: "netcheck", report: a.netcheck() });
+    t.clock.advance(10);
+    const took = t.clock.advanceUntil(
+      () => w.allDirect() && b.peer("a")?.endpoint?.startsWith(a.host.router?.wan ?? "-") === true,
+      10_000,
+    );
+    expect(took).to.be.lessThan(5_000);
+    w.stop();
+  });
+
+  it("a daemon restart adopts live tunnels without changing them", () => {
+    const w = new SimWorld(t.clock);
+    const a = w.add({ name: "a", nat: "port-restricted" });
+    const b = w.add({ name: "b", nat: "port-restricted" });
+    a.join();
+    b.join();
+    t.clock.advanceUntil(() => w.allDirect(), 5_000);
+    const before = JSON.stringify(a.wg.stats());
+    a.restart();
+    expect(a.peer("b")?.path).to.equal("direct");
+    expect(JSON.stringify(a.wg.stats())).to.equal(before);
+    w.stop();
+  });
+});
+
+describe("join over a simulated network (seed profile)", () => {
+  const t = useFakeClock();
+
+  it("reproduces the seed timeline: reports at 16 s, peerConn at 20 s", () => {
+    const w = new SimWorld(t.clock, 0);
+    const a = w.add({ name: "a", nat: "port-restricted" }, "seed");
+    const b = w.add({ name: "b", nat: "full-cone" }, "seed");
+    a.join();
+    t.clock.advance(30_000);
+    const t0 = t.clock.now();
+    b.join();
+    t.clock.advance(25_000);
+    const conn = b.posted.filter((p) => p.message.type === "cc.ltgc.scope:peerConn");
+    expect(conn.map((p) => p.at - t0)).to.deep.equal([20_000]);
+    const reports = a.posted.filter((p) => p.message.type === "cc.ltgc.scope:peerReport" && p.at >= t0);
+    expect(reports[0]?.at).to.equal(t0 + 16_000);
+    expect(a.peer("b")?.path).to.equal("direct");
+    w.stop();
+  });
+});
