@@ -10,6 +10,7 @@
  *   firewall-mark = 51820                 ([WireGuard] FirewallMark=)
  *   route-table   = off                   ([WireGuard] RouteTable=; networkd's default is off)
  *   route-metric  = 100                   ([WireGuard] RouteMetric=)
+ * Keys may also be written with "_" (firewall_mark), like the rest of NET.conf.
  */
 import { BACKEND_API_VERSION, type BackendContext, type BackendPlugin } from "../../src/core/backend.js";
 import { ScopeError } from "../../src/core/errors.js";
@@ -27,16 +28,18 @@ export interface NetworkdDeps {
   groupFile?: string;
 }
 
-function renderOptions(opt: Record<string, string>): Omit<RenderOptions, "network"> {
+function renderOptions(options: Record<string, string>): Omit<RenderOptions, "network"> {
+  // NET.conf elsewhere spells keys with "_" (docs/configuration.md), the wg plugin with "-": take both.
+  const opt = (key: string): string | undefined => options[key] ?? options[key.replace(/-/g, "_")];
   const number = (key: string): number | undefined => {
-    const raw = opt[key];
+    const raw = opt(key);
     if (raw === undefined || raw === "") return undefined;
     const n = parseUint(raw, 0, UINT32_MAX);
     if (n === undefined)
       throw new ScopeError("config", `networkd backend: ${key} must be 0..${UINT32_MAX}, not "${raw}"`);
     return n;
   };
-  const dir = opt.dir || undefined;
+  const dir = opt("dir") || undefined;
   if (dir !== undefined && !dir.startsWith("/"))
     throw new ScopeError("config", `networkd backend: dir must be an absolute path, not "${dir}"`);
   const firewallMark = number("firewall-mark");
@@ -44,7 +47,7 @@ function renderOptions(opt: Record<string, string>): Omit<RenderOptions, "networ
   return {
     ...(dir !== undefined && { dir }),
     ...(firewallMark !== undefined && { firewallMark }),
-    ...(opt["route-table"] && { routeTable: opt["route-table"] }),
+    ...(opt("route-table") && { routeTable: opt("route-table") }),
     ...(routeMetric !== undefined && { routeMetric }),
   };
 }
