@@ -19,11 +19,14 @@ export interface ErrorResponse {
   internal: boolean;
 }
 
-const codeByStatus = new Map<number, ErrorCode>(
-  (Object.entries(ERROR_CODES) as [ErrorCode, { status: number }][])
-    .reverse() // the first code listed for a status wins
-    .map(([code, { status }]) => [status, code]),
-);
+/** For errors from koa or the router: the first request-problem code (exit 1) listed for the status. */
+const codeByStatus = new Map<number, ErrorCode>();
+for (const [code, { status, exit }] of Object.entries(ERROR_CODES) as [
+  ErrorCode,
+  { status: number; exit: number },
+][]) {
+  if (exit === 1 && !codeByStatus.has(status)) codeByStatus.set(status, code);
+}
 
 /** "peer.candidates.0.port: Too big: expected number to be <=65535" — one line, first issue only. */
 export function zodMessage(err: z.ZodError): string {
