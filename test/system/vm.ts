@@ -84,6 +84,9 @@ const KERNEL_CMDLINE = [
   "net.ifnames=0",
   // A kernel panic ends QEMU at once (with -no-reboot) instead of burning the timeout.
   "panic=-1",
+  // systemd's per-unit status lines are most of the console output, and every
+  // byte is an emulated UART write; kernel messages and the runner's lines stay.
+  "systemd.show_status=error",
 ].join(" ");
 
 export function qemuArgs(opts: VMOptions, serialLog: string): string[] {
@@ -94,7 +97,9 @@ export function qemuArgs(opts: VMOptions, serialLog: string): string[] {
   const args = [
     ...["-name", opts.name, "-m", String(opts.memoryMB ?? 1024), "-smp", String(opts.cpus ?? 1)],
     ...accel,
-    ...["-nographic", "-monitor", "none", "-serial", `file:${serialLog}`, "-no-reboot"],
+    // q35 + -nodefaults: no floppy, parallel port, VGA or CD-ROM for udev to probe at boot.
+    ...["-machine", "q35", "-nodefaults", "-nographic", "-monitor", "none"],
+    ...["-serial", `file:${serialLog}`, "-no-reboot"],
     ...["-kernel", opts.image.kernel, "-initrd", opts.image.initrd, "-append", KERNEL_CMDLINE],
     // -snapshot: writes go to a temp overlay, the cached image stays pristine and shareable.
     ...["-drive", `file=${opts.image.rootImage},format=raw,if=virtio`, "-snapshot"],
