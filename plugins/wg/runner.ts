@@ -64,7 +64,11 @@ export function execRunner(options: ExecRunnerOptions = {}): CommandRunner {
   return {
     run: (cmd, args, opts) =>
       new Promise((resolve) => {
-        const [file, argv] = wrap(cmd, args);
+        // Node's stdio "pipes" are socketpairs, and open("/dev/stdin") on a
+        // socket fails with ENXIO, which is how wg(8) reads a key file. `cat`
+        // moves the secret into a real pipe; argv stays free of it.
+        const [file, argv] =
+          opts?.stdin === undefined ? wrap(cmd, args) : wrap("sh", ["-c", 'cat | "$@"', "sh", cmd, ...args]);
         const child = spawn(file, argv, { stdio: ["pipe", "pipe", "pipe"] });
         let stdout = "";
         let stderr = "";
