@@ -255,6 +255,30 @@ export const PostMessage = z.discriminatedUnion("type", [
 ]);
 export type PostMessage = z.infer<typeof PostMessage>;
 
+// ---- response envelopes ------------------------------------------------------
+
+/** GET /v1/networks */
+export const NetworkList = z.strictObject({ networks: z.array(Network) });
+export type NetworkList = z.infer<typeof NetworkList>;
+
+/** GET /v1/networks/:net/peers */
+export const PeerList = z.strictObject({ peers: z.array(Peer) });
+export type PeerList = z.infer<typeof PeerList>;
+
+/** POST /v1/networks/:net/messages: the id the message got in the event stream. */
+export const MessageAccepted = z.strictObject({ id: EventId });
+export type MessageAccepted = z.infer<typeof MessageAccepted>;
+
+/**
+ * Data of the two SSE control events, which are not stored and carry an
+ * `event:` name: `ready` (replay done, live from here) and `resync` (the
+ * resume point is older than the retention or unknown: re-read the peer
+ * list, then carry on from lastEventId).
+ */
+export const StreamControl = z.strictObject({ lastEventId: EventId, reason: z.string().optional() });
+export type StreamControl = z.infer<typeof StreamControl>;
+export const STREAM_CONTROL_EVENTS = ["ready", "resync"] as const;
+
 /** Every 4xx/5xx body. */
 export const ErrorBody = z.strictObject({ error: z.string(), message: z.string() });
 export type ErrorBody = z.infer<typeof ErrorBody>;

@@ -1,0 +1,40 @@
+import { Duration } from "../../config/schema.js";
+import { ScopeError } from "../../core/errors.js";
+import { JSON_OPTION, output, type Command } from "../command.js";
+import { ADMIN_HELP, ADMIN_OPTIONS, adminClient } from "./admin-target.js";
+
+/** --expires in seconds, with the duration syntax of the config files. */
+function expiresIn(s: string): number {
+  const r = Duration.safeParse(s);
+  if (!r.success) throw new ScopeError("usage", `--expires: ${r.error.issues[0]?.message ?? "invalid"}`);
+  return r.data;
+}
+
+export const command: Command = {
+  name: "token create",
+  summary: "Create a join token for a network (printed once)",
+  usage: "token create NETWORK [--uses N] [--expires 24h]",
+  help: [
+    "The registry keeps only a hash: the token cannot be shown again.",
+    "  --uses N          joins allowed (default 1)",
+    "  --expires D       lifetime: 90s, 15m, 24h (default), 7d",
+    ADMIN_HELP,
+  ].join("\n"),
+  options: { ...ADMIN_OPTIONS, ...JSON_OPTION, uses: { type: "string" }, expires: { type: "string" } },
+  positionals: { min: 1, max: 1, names: ["NETWORK"] },
+  async run(args, io) {
+    const { uses, expires } = args.values;
+    if (uses !== undefined && !/^[0-9]+$/.test(String(uses)))
+      throw new ScopeError("usage", "--uses: expected a positive integer");
+    const created = await adminClient(args, io).createToken(args.positionals[0] ?? "", {
+      ...(uses !== undefined ? { uses: Number(uses) } : {}),
+      ...(typeof expires === "string" ? { expiresIn: expiresIn(expires) } : {}),
+    });
+    output(io, args, created, (t) => `${t.token}\n`);
+    if (!args.values.json) {
+      io.stderr.write(
+        `token ${created.id} for ${created.network}: ${created.uses} use(s), expires ${new Date(created.expiresAt).toISOString()}; it is not shown again\n`,
+      );
+    }
+  },
+};
