@@ -138,7 +138,10 @@ describe("lab: wg backend on wireguard-go in two namespaces", function () {
     sh("ip", ["netns", "exec", ns, "ping", "-c", "2", "-i", "0.2", "-W", "1", to]).code === 0;
 
   before(function () {
-    if (process.getuid?.() !== 0) return this.skip(); // needs root for netns, TUN and /var/run/wireguard
+    if (process.getuid?.() !== 0) {
+      console.log("    (skipped: needs root for network namespaces, TUN and /var/run/wireguard)");
+      return this.skip();
+    }
     for (const tool of ["wireguard-go", "wg", "ip", "ping"]) {
       if (sh("sh", ["-c", `command -v ${tool}`]).code !== 0) {
         console.log(`    (skipped: ${tool} not installed; run test/setup.sh lab)`);
