@@ -5,7 +5,7 @@
  *
  *   0      4   5    6        8          16       24           32          32+len      +16
  *   +------+---+----+--------+----------+--------+------------+-----------+-----------+
- *   |"SCPR"|ver|type| bodyLen| sender id| nonce  | time (ms)  | body      | MAC       | ignored...
+ *   |"SCPB"|ver|type| bodyLen| sender id| nonce  | time (ms)  | body      | MAC       | ignored...
  *   +------+---+----+--------+----------+--------+------------+-----------+-----------+
  *
  * sender id is the 8-byte peer id (16 hex digits). The MAC (HMAC-SHA-256/128,
@@ -19,7 +19,8 @@ import { familyOf, formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from "../ip.js
 import type { Endpoint } from "../protocol.js";
 import { MAC_BYTES, macEqual, probeMac } from "./mac.js";
 
-export const PROBE_MAGIC = Uint8Array.from([0x53, 0x43, 0x50, 0x52]); // "SCPR"
+// Not the reflector's "SCPR": both arrive on the probe socket and must never be mistaken for each other.
+export const PROBE_MAGIC = Uint8Array.from([0x53, 0x43, 0x50, 0x42]); // "SCPB"
 export const PROBE_VERSION = 1;
 const HEADER = 32;
 const PONG_BODY = 27;

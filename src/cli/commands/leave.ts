@@ -1,0 +1,55 @@
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { RegistryClient } from "../../client/registry-client.js";
+import { ScopeError } from "../../core/errors.js";
+import { askDaemon, backendFor, resolveEdge, stateDirFor } from "../../daemon/edge.js";
+import { loadIdentity } from "../../daemon/files.js";
+import { createLogger } from "../../log.js";
+import type { Command } from "../command.js";
+
+export const command: Command = {
+  name: "leave",
+  summary: "Leave a network: tell the registry, remove the interface, delete this host's keys and config",
+  usage: "leave [--network NET] [--keep-files]",
+  help: [
+    "A left peer is gone for good: its keys are deleted so nothing secret stays behind.",
+    "--keep-files keeps config and keys (the registry membership and the interface still go).",
+  ].join("\n"),
+  options: {
+    network: { type: "string", short: "n" },
+    config: { type: "string" },
+    "keep-files": { type: "boolean" },
+  },
+  async run(args, io) {
+    const { path, config } = await resolveEdge(args.values);
+    const net = config.network.name;
+    let viaDaemon = true;
+    try {
+      await askDaemon(config, { cmd: "leave" });
+    } catch (e) {
+      if (!(e instanceof ScopeError && e.code === "unavailable")) throw e;
+      viaDaemon = false;
+    }
+    if (!viaDaemon) {
+      // No daemon: do its part here.
+      const identity = await loadIdentity(config.identity.key_file);
+      await new RegistryClient({ url: config.registry.url, network: net, identity })
+        .leave()
+        .catch((e: Error) => {
+          if (!(e instanceof ScopeError && e.code === "not_found")) throw e;
+        });
+      const backend = await backendFor(config, createLogger(`edge/${net}`));
+      await backend.close({ remove: true });
+    }
+    if (existsSync("/run/systemd/system"))
+      await new Promise((r) => execFile("systemctl", ["disable", `scope@${net}`], () => r(undefined)));
+    if (!args.values["keep-files"]) {
+      await rm(path, { force: true });
+      await rm(stateDirFor(config), { recursive: true, force: true });
+    }
+    io.stdout.write(
+      `left ${net}${args.values["keep-files"] ? "" : `; removed ${path} and ${stateDirFor(config)}`}\n`,
+    );
+  },
+};

@@ -1,0 +1,45 @@
+import { askDaemon, resolveEdge } from "../../daemon/edge.js";
+import type { Status } from "../../daemon/runtime.js";
+import { JSON_OPTION, output, table, type Command } from "../command.js";
+
+export const command: Command = {
+  name: "status",
+  summary:
+    "Show every peer: path (direct/hub/pending/none), endpoint, latency, last handshake, and why not direct",
+  usage: "status [--network NET] [--json]",
+  options: {
+    network: { type: "string", short: "n" },
+    config: { type: "string", short: "c" },
+    ...JSON_OPTION,
+  },
+  async run(args, io) {
+    const { config } = await resolveEdge(args.values);
+    const status = (await askDaemon(config, { cmd: "status" })).status as Status;
+    output(io, args, status, render);
+  },
+};
+
+const ago = (ms: number | null): string | null =>
+  ms === null ? null : `${Math.max(0, Math.round((Date.now() - ms) / 1000))}s ago`;
+
+function render(s: Status): string {
+  const head = s.self
+    ? `${s.network}: ${s.self.name} ${s.self.address} port ${s.self.listenPort}, NAT ${s.self.nat.mapping}${s.self.nat.ipv6 ? ", IPv6" : ""}, backend ${s.backend}, registry ${s.registry}\n`
+    : `${s.network ?? "?"}: not joined yet\n`;
+  if (s.peers.length === 0) return head + "no peers\n";
+  return (
+    head +
+    table(
+      ["PEER", "ADDRESS", "PATH", "ENDPOINT", "LATENCY", "HANDSHAKE", "REASON"],
+      s.peers.map((p) => [
+        p.name,
+        p.address,
+        p.settled || p.path === "direct" ? p.path : `${p.path}…`,
+        p.endpoint,
+        p.latencyMs === null ? null : `${p.latencyMs}ms`,
+        ago(p.lastHandshakeMs),
+        p.reason,
+      ]),
+    )
+  );
+}

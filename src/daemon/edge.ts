@@ -1,0 +1,97 @@
+/**
+ * Glue shared by the edge commands: find a network's config, build the
+ * daemon from it, reach a running daemon.
+ */
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { Backend } from "../core/backend.js";
+import { ScopeError } from "../core/errors.js";
+import { loadEdgeConfig } from "../config/load.js";
+import type { EdgeConfig } from "../config/schema.js";
+import { createLogger, type Logger } from "../log.js";
+import { createBackend } from "./backend-loader.js";
+import { controlRequest, type ControlRequest } from "./control.js";
+import {
+  DEFAULT_CONFIG_DIR,
+  DEFAULT_STATE_ROOT,
+  configPath,
+  controlSocketOf,
+  loadIdentity,
+  loadWgKey,
+  readJoinState,
+  stateDirOf,
+} from "./files.js";
+import { Daemon } from "./runtime.js";
+
+export interface EdgeTarget {
+  path: string;
+  config: EdgeConfig;
+}
+
+/** --config FILE, or --network NET (→ /etc/scope/NET.conf), or the only network configured here. */
+export async function resolveEdge(
+  values: Record<string, unknown>,
+  configDir = DEFAULT_CONFIG_DIR,
+): Promise<EdgeTarget> {
+  if (typeof values.config === "string")
+    return { path: values.config, config: loadEdgeConfig(values.config) };
+  if (typeof values.network === "string") {
+    const path = configPath(configDir, values.network);
+    return { path, config: loadEdgeConfig(path) };
+  }
+  const files = (await readdir(configDir).catch(() => [] as string[])).filter(
+    (f) => f.endsWith(".conf") && f !== "registry.conf",
+  );
+  if (files.length !== 1) {
+    throw new ScopeError(
+      "usage",
+      files.length === 0
+        ? `no network configured in ${configDir}: run 'scope join' first`
+        : `several networks configured (${files.map((f) => f.slice(0, -5)).join(", ")}): use --network NET`,
+    );
+  }
+  const path = join(configDir, files[0] ?? "");
+  return { path, config: loadEdgeConfig(path) };
+}
+
+export const stateDirFor = (c: EdgeConfig): string =>
+  c.daemon.state_dir ?? stateDirOf(DEFAULT_STATE_ROOT, c.network.name);
+export const controlSocketFor = (c: EdgeConfig): string =>
+  c.daemon.control_socket ?? controlSocketOf(c.network.name);
+
+export function backendFor(c: EdgeConfig, logger: Logger): Promise<Backend> {
+  const { type, ...rest } = c.backend;
+  const options: Record<string, string> = { interface: c.wireguard.interface };
+  for (const [k, v] of Object.entries(rest)) options[k] = String(v);
+  return createBackend(type, {
+    network: c.network.name,
+    stateDir: stateDirFor(c),
+    logger: logger.child("backend"),
+    options,
+  });
+}
+
+export async function buildDaemon(c: EdgeConfig): Promise<Daemon> {
+  const logger = createLogger(`edge/${c.network.name}`);
+  const [identity, wgKeys, joinState] = await Promise.all([
+    loadIdentity(c.identity.key_file),
+    loadWgKey(c.wireguard.private_key_file),
+    readJoinState(stateDirFor(c)),
+  ]);
+  const backend = await backendFor(c, logger);
+  return new Daemon({
+    config: c,
+    identity,
+    wgKeys,
+    join: joinState,
+    backend,
+    controlSocket: controlSocketFor(c),
+    logger,
+  });
+}
+
+export const askDaemon = (
+  c: EdgeConfig,
+  req: ControlRequest,
+  timeoutMs?: number,
+): Promise<Record<string, unknown>> => controlRequest(controlSocketFor(c), req, timeoutMs);

@@ -1,0 +1,80 @@
+/**
+ * Where an edge keeps things (DESIGN §8) and how: keys as base64 in 0600
+ * files under a 0700 state directory, the config 0640, the cached join
+ * answer as JSON. Shared by `scope join`, the daemon and `scope leave`.
+ */
+import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { z } from "zod";
+import { ScopeError } from "../core/errors.js";
+import { Key32, Network, Peer, Port } from "../core/protocol.js";
+import { identityFromSecret, wgKeyPairFromPrivate, type Identity, type WgKeyPair } from "../crypto/keys.js";
+
+export const DEFAULT_CONFIG_DIR = "/etc/scope";
+export const DEFAULT_STATE_ROOT = "/var/lib/scope";
+export const DEFAULT_RUN_DIR = "/run/scope";
+
+export const configPath = (configDir: string, network: string): string => join(configDir, `${network}.conf`);
+export const stateDirOf = (stateRoot: string, network: string): string => join(stateRoot, network);
+export const controlSocketOf = (network: string): string => join(DEFAULT_RUN_DIR, `${network}.sock`);
+export const JOIN_FILE = "join.json";
+
+/** Writes atomically (temp file + rename) with the mode set before any byte lands. */
+export async function writePrivateFile(path: string, data: string, mode = 0o600): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.tmp-${process.pid}`;
+  await writeFile(tmp, data, { mode });
+  await chmod(tmp, mode);
+  await rename(tmp, path);
+}
+
+async function readKeyFile(path: string, what: string): Promise<string> {
+  try {
+    return (await readFile(path, "utf8")).trim();
+  } catch (e) {
+    throw new ScopeError("config", `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+  }
+}
+
+export async function loadIdentity(path: string): Promise<Identity> {
+  const raw = Buffer.from(await readKeyFile(path, "identity key"), "base64");
+  if (raw.length !== 32) throw new ScopeError("config", `${path}: identity key must be 32 bytes of base64`);
+  return identityFromSecret(raw);
+}
+
+export async function loadWgKey(path: string): Promise<WgKeyPair> {
+  try {
+    return wgKeyPairFromPrivate(await readKeyFile(path, "WireGuard private key"));
+  } catch (e) {
+    if (e instanceof ScopeError) throw e;
+    throw new ScopeError("config", `${path}: not a WireGuard private key`);
+  }
+}
+
+export const identityFileText = (id: Identity): string => Buffer.from(id.secretKey).toString("base64") + "\n";
+
+/** What `scope join` learned and the daemon needs on every start (the token is not kept). */
+export const JoinState = z.object({
+  network: Network,
+  self: Peer,
+  registryKey: Key32,
+  reflectorPorts: z.tuple([Port, Port]),
+});
+export type JoinState = z.infer<typeof JoinState>;
+
+export async function readJoinState(stateDir: string): Promise<JoinState> {
+  const path = join(stateDir, JOIN_FILE);
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch {
+    throw new ScopeError("config", `${path} is missing: run 'scope join' first`);
+  }
+  const parsed = JoinState.safeParse(JSON.parse(text));
+  if (!parsed.success)
+    throw new ScopeError("config", `${path}: ${parsed.error.issues[0]?.message ?? "invalid"}`);
+  return parsed.data;
+}
+
+export const writeJoinState = (stateDir: string, s: JoinState): Promise<void> =>
+  writePrivateFile(join(stateDir, JOIN_FILE), JSON.stringify(s, null, 2) + "\n");

@@ -1,0 +1,397 @@
+/**
+ * The edge daemon: all the I/O around the pure join engine. It feeds the
+ * engine (registry events, probes, backend stats, timers, address changes,
+ * netcheck) and carries out its effects (probes, messages, backend apply,
+ * handshake triggers). Backend calls run one at a time, in effect order, so
+ * a trigger always follows the apply that configured its peer.
+ *
+ * Restarts lose nothing: the interface belongs to the backend and keeps
+ * running; on start the engine adopts the live peers (stats) and the first
+ * apply changes nothing that works.
+ */
+import { randomBytes } from "node:crypto";
+import type { Server } from "node:net";
+import { canTriggerHandshake, type Backend, type DesiredInterface } from "../core/backend.js";
+import { systemClock, type Clock, type TimerId } from "../core/clock.js";
+import {
+  anyPending,
+  createEngineState,
+  engineStatus,
+  step,
+  type EngineEffect,
+  type EngineInput,
+  type EngineState,
+  type EngineStatus,
+} from "../core/engine/index.js";
+import { ScopeError } from "../core/errors.js";
+import { composeCandidates, natInfoOf, type NetcheckReport } from "../core/netcheck.js";
+import type { Event, JoinResponse } from "../core/protocol.js";
+import { TIMER_PROFILES, type TimerProfile } from "../core/timers.js";
+import { RegistryClient } from "../client/registry-client.js";
+import type { EdgeConfig } from "../config/schema.js";
+import type { Identity, WgKeyPair } from "../crypto/keys.js";
+import { shortKey } from "../crypto/keys.js";
+import type { Logger } from "../log.js";
+import { serveControl } from "./control.js";
+import type { JoinState } from "./files.js";
+import { localAddresses, runNetcheck } from "./netcheck-runner.js";
+import { pingPeer } from "./ping.js";
+import { ProbeSocket } from "./udp.js";
+
+export interface DaemonDeps {
+  config: EdgeConfig;
+  identity: Identity;
+  wgKeys: WgKeyPair;
+  join: JoinState;
+  backend: Backend;
+  controlSocket: string;
+  logger: Logger;
+  clock?: Clock;
+}
+
+/** Addresses are re-read this often (cheap: no syscalls beyond getifaddrs). */
+const ADDRESS_POLL_MS = 2_000;
+/** A NAT can change its mapping without any local change: re-check now and then. */
+const NETCHECK_EVERY_MS = 60_000;
+const REGISTRY_RETRY_MS = 2_000;
+
+export type Status = EngineStatus & {
+  backend: string;
+  profile: string;
+  registry: "connected" | "disconnected";
+};
+
+export class Daemon {
+  private st!: EngineState;
+  private readonly clock: Clock;
+  private readonly profile: TimerProfile;
+  private readonly sock: ProbeSocket;
+  private readonly client: RegistryClient;
+  private readonly log: Logger;
+  private readonly abort = new AbortController();
+  private readonly timers = new Map<string, TimerId>();
+  private backendChain: Promise<unknown> = Promise.resolve();
+  private queued: Event[] | undefined = [];
+  private control: Server | undefined;
+  private registryUp = false;
+  private lastNetcheck: NetcheckReport | undefined;
+  private exit!: (code: number) => void;
+  /** Resolves with the exit code when the daemon stops by itself (leave, removal). */
+  readonly done: Promise<number>;
+
+  constructor(private readonly d: DaemonDeps) {
+    this.clock = d.clock ?? systemClock;
+    this.profile = TIMER_PROFILES[d.config.daemon.timers];
+    this.sock = new ProbeSocket(this.probePort);
+    this.client = new RegistryClient({
+      url: d.config.registry.url,
+      network: d.config.network.name,
+      identity: d.identity,
+    });
+    this.log = d.logger;
+    this.done = new Promise((r) => (this.exit = r));
+  }
+
+  private get probePort(): number {
+    return this.d.config.daemon.probe_port ?? this.d.config.wireguard.listen_port + 1;
+  }
+
+  async start(): Promise<void> {
+    await this.sock.open();
+    this.sock.onProbe = (from, bytes) => this.dispatch({ type: "probeReceived", from, bytes });
+    const addrs = localAddresses(this.d.config.wireguard.interface);
+    this.lastNetcheck = await this.netcheck();
+    this.st = createEngineState(
+      {
+        profile: this.profile,
+        identity: this.d.identity,
+        nonceSalt: randomBytes(4).toString("hex"),
+        probePort: this.probePort,
+      },
+      addrs,
+      this.lastNetcheck,
+    );
+    this.control = await serveControl(this.d.controlSocket, (req) => this.onControl(req));
+    void this.followEvents();
+    await this.enter();
+    this.every("addresses", ADDRESS_POLL_MS, () =>
+      this.dispatch({
+        type: "addressesChanged",
+        addresses: localAddresses(this.d.config.wireguard.interface),
+      }),
+    );
+    this.every("netcheck", NETCHECK_EVERY_MS, () => void this.refreshNetcheck());
+    this.pollStats();
+  }
+
+  /** Becomes a member again: announce fresh candidates, read the peer list, adopt the live interface. */
+  private async enter(): Promise<void> {
+    for (;;) {
+      try {
+        const candidates = composeCandidates({
+          probePort: this.probePort,
+          localAddresses: this.st.addresses,
+          netcheck: this.st.netcheck,
+          reported: [],
+        });
+        const self = await this.client.updateSelf({
+          listenPort: this.d.config.wireguard.listen_port,
+          probePort: this.probePort,
+          candidates,
+          nat: natInfoOf(this.st.netcheck),
+        });
+        const peers = await this.client.listPeers();
+        const existing = await this.d.backend.stats().catch(() => []);
+        const response: JoinResponse = { ...this.d.join, self, peers, lastEventId: 0 };
+        this.dispatch({ type: "joined", response, existing });
+        this.log.info("member of network", {
+          network: response.network.name,
+          address: self.address,
+          peers: peers.length - 1,
+          adopted: existing.length,
+        });
+        const queued = this.queued ?? [];
+        this.queued = undefined;
+        for (const event of queued) this.dispatch({ type: "event", event });
+        return;
+      } catch (e) {
+        if (e instanceof ScopeError && e.code === "not_found")
+          throw new ScopeError("not_found", "this host is no longer a member of the network (removed?)");
+        this.log.warn("registry unreachable; tunnels stay as they are, retrying", {
+          error: (e as Error).message,
+        });
+        await new Promise((r) => setTimeout(r, REGISTRY_RETRY_MS));
+        if (this.abort.signal.aborted) return;
+      }
+    }
+  }
+
+  private async followEvents(): Promise<void> {
+    let first = true;
+    try {
+      await this.client.events({
+        signal: this.abort.signal,
+        onEvent: (event) =>
+          this.queued ? void this.queued.push(event) : this.dispatch({ type: "event", event }),
+        onReady: () => {
+          this.registryUp = true;
+          // After a reconnect, events may be gone (registry restart without history): re-read the list.
+          if (!first) void this.resync("event stream reconnected");
+          first = false;
+        },
+        onResync: () => this.resync("event history gone"),
+        onDisconnect: (err, retryInMs) => {
+          this.registryUp = false;
+          this.log.warn("event stream lost", { error: err.message, retryInMs });
+        },
+      });
+    } catch (e) {
+      this.log.error("event stream failed for good", { error: (e as Error).message });
+      if (e instanceof ScopeError && (e.code === "not_found" || e.code === "unauthorized"))
+        await this.shutdown(1, { remove: false });
+    }
+  }
+
+  private async resync(why: string): Promise<void> {
+    if (this.queued) return; // not joined yet: enter() reads the list anyway
+    try {
+      const peers = await this.client.listPeers();
+      this.log.info("resynced peer list", { why, peers: peers.length - 1 });
+      this.dispatch({ type: "resync", peers });
+    } catch (e) {
+      this.log.warn("resync failed", { error: (e as Error).message });
+    }
+  }
+
+  dispatch(input: EngineInput): void {
+    if (!this.st || this.abort.signal.aborted) return;
+    if (
+      !this.st.self &&
+      input.type !== "joined" &&
+      input.type !== "addressesChanged" &&
+      input.type !== "netcheck"
+    )
+      return;
+    const r = step(this.st, input, this.clock.now());
+    this.st = r.state;
+    for (const e of r.effects) this.run(e);
+  }
+
+  private run(e: EngineEffect): void {
+    switch (e.type) {
+      case "sendProbe":
+        this.sock.send(e.to, e.bytes);
+        break;
+      case "applyPeers":
+        this.onBackend(async () => {
+          const res = await this.d.backend.apply({ iface: this.iface(), peers: e.peers });
+          for (const c of res.changes) this.log.info("backend", { change: c });
+        });
+        break;
+      case "triggerHandshake": {
+        const b = this.d.backend;
+        if (!canTriggerHandshake(b)) break;
+        this.onBackend(() => b.triggerHandshake(e.publicKey));
+        // The handshake takes one round trip: look for it soon rather than at the next poll.
+        this.after("stats-soon", 60, () => this.pollStatsOnce());
+        break;
+      }
+      case "setTimer":
+        this.after(e.name, e.delayMs, () => this.dispatch({ type: "timer", name: e.name }));
+        break;
+      case "clearTimer":
+        this.cancel(e.name);
+        break;
+      case "postMessage":
+        this.client
+          .postMessage(e.message)
+          .catch((err: Error) =>
+            this.log.warn("message not sent", { type: e.message.type, error: err.message }),
+          );
+        break;
+      case "updateSelf":
+        this.client
+          .updateSelf(e.update)
+          .catch((err: Error) => this.log.warn("self update not sent", { error: err.message }));
+        break;
+      case "selfRemoved":
+        this.log.warn("removed from the network by the registry");
+        void this.shutdown(1, { remove: true });
+        break;
+      case "log":
+        this.log[e.level](e.msg, e.fields);
+        break;
+      default: {
+        const never: never = e;
+        throw new Error(`unhandled effect ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  private iface(): DesiredInterface {
+    const net = this.st.network ?? this.d.join.network;
+    const self = this.st.self ?? this.d.join.self;
+    const prefix = net.cidr.split("/")[1];
+    const prefix6 = net.cidr6?.split("/")[1];
+    return {
+      name: this.d.config.wireguard.interface,
+      privateKey: this.d.wgKeys.privateKey,
+      listenPort: this.d.config.wireguard.listen_port,
+      addresses: [
+        `${self.address}/${prefix}`,
+        ...(self.address6 && prefix6 ? [`${self.address6}/${prefix6}`] : []),
+      ],
+      ...(this.d.config.wireguard.mtu ? { mtu: this.d.config.wireguard.mtu } : {}),
+    };
+  }
+
+  private onBackend(op: () => Promise<unknown>): void {
+    this.backendChain = this.backendChain
+      .then(op)
+      .catch((err: Error) => this.log.error("backend operation failed", { error: err.message }));
+  }
+
+  private pollStats(): void {
+    const delay = anyPending(this.st) ? this.profile.statsPendingMs : this.profile.statsSettledMs;
+    this.after("stats", delay, () => {
+      this.pollStatsOnce();
+      this.pollStats();
+    });
+  }
+
+  private pollStatsOnce(): void {
+    this.onBackend(async () => this.dispatch({ type: "stats", stats: await this.d.backend.stats() }));
+  }
+
+  private async netcheck(): Promise<NetcheckReport> {
+    return runNetcheck(this.sock, {
+      registryUrl: this.d.config.registry.url,
+      registryKey: this.d.join.registryKey,
+      reflectorPorts: this.d.join.reflectorPorts,
+      probePort: this.probePort,
+      skipInterface: this.d.config.wireguard.interface,
+    });
+  }
+
+  private async refreshNetcheck(): Promise<void> {
+    this.lastNetcheck = await this.netcheck();
+    this.dispatch({ type: "netcheck", report: this.lastNetcheck });
+  }
+
+  status(): Status {
+    return {
+      ...engineStatus(this.st),
+      backend: this.d.backend.name,
+      profile: this.profile.name,
+      registry: this.registryUp ? "connected" : "disconnected",
+    };
+  }
+
+  private async onControl(
+    req: Parameters<Parameters<typeof serveControl>[1]>[0],
+  ): Promise<Record<string, unknown>> {
+    switch (req.cmd) {
+      case "status":
+        return { status: this.status() };
+      case "netcheck":
+        await this.refreshNetcheck();
+        return { netcheck: this.lastNetcheck };
+      case "ping": {
+        const p = this.status().peers.find(
+          (x) => x.name === req.peer || x.id === req.peer || x.address === req.peer,
+        );
+        if (!p)
+          throw new ScopeError(
+            "not_found",
+            `no peer ${JSON.stringify(req.peer)} in ${this.d.config.network.name}`,
+          );
+        return { ping: { peer: p.name, address: p.address, ...(await pingPeer(p.address, req.count)) } };
+      }
+      case "leave":
+        await this.client.leave();
+        this.log.info("left the network");
+        setImmediate(() => void this.shutdown(0, { remove: true }));
+        return {};
+    }
+  }
+
+  /** Stops; with remove the interface goes too (leave, removal), without it keeps forwarding. */
+  async shutdown(code: number, opts: { remove: boolean }): Promise<void> {
+    if (this.abort.signal.aborted) return;
+    this.abort.abort();
+    for (const id of this.timers.values()) this.clock.clearTimer(id);
+    this.timers.clear();
+    this.sock.close();
+    this.control?.close();
+    await this.backendChain;
+    await this.d.backend
+      .close({ remove: opts.remove })
+      .catch((e: Error) => this.log.error("backend close failed", { error: e.message }));
+    this.log.info("stopped", { removedInterface: opts.remove, wgKey: shortKey(this.d.wgKeys.publicKey) });
+    this.exit(code);
+  }
+
+  private after(name: string, ms: number, fn: () => void): void {
+    this.cancel(name);
+    this.timers.set(
+      name,
+      this.clock.setTimer(ms, () => {
+        this.timers.delete(name);
+        fn();
+      }),
+    );
+  }
+
+  private every(name: string, ms: number, fn: () => void): void {
+    this.after(name, ms, () => {
+      fn();
+      this.every(name, ms, fn);
+    });
+  }
+
+  private cancel(name: string): void {
+    const id = this.timers.get(name);
+    if (id !== undefined) this.clock.clearTimer(id);
+    this.timers.delete(name);
+  }
+}
