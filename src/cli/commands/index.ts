@@ -4,5 +4,29 @@
  */
 import type { Command } from "../command.js";
 import { command as check } from "./check.js";
+import { command as daemon } from "./daemon.js";
+import { command as join } from "./join.js";
+import { command as leave } from "./leave.js";
+import { command as netcheck } from "./netcheck.js";
+import { create as networkCreate, list as networkList } from "./network.js";
+import { list as peerList, remove as peerRemove } from "./peer.js";
+import { command as ping } from "./ping.js";
+import { command as registry } from "./registry.js";
+import { command as status } from "./status.js";
+import { command as tokenCreate } from "./token.js";
 
-export const COMMANDS: Command[] = [check];
+export const COMMANDS: Command[] = [
+  registry,
+  networkCreate,
+  networkList,
+  tokenCreate,
+  peerList,
+  peerRemove,
+  join,
+  daemon,
+  status,
+  ping,
+  netcheck,
+  leave,
+  check,
+];
