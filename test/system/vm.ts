@@ -130,7 +130,7 @@ function readIf(path: string): string | undefined {
 export interface RunningVM {
   opts: VMOptions;
   done: Promise<VMResult>;
-  finished: boolean;
+  readonly finished: boolean;
 }
 
 /** Start one QEMU; the promise settles when it exits or is killed at the timeout. */
@@ -153,12 +153,12 @@ export function startVM(opts: VMOptions): RunningVM {
     timedOut = true;
     child.kill("SIGKILL");
   }, opts.timeoutMs ?? 300_000);
-  const vm: RunningVM = { opts, finished: false, done: Promise.resolve() as unknown as Promise<VMResult> };
-  vm.done = new Promise<VMResult>((resolve) => {
+  const state = { finished: false };
+  const done = new Promise<VMResult>((resolve) => {
     const finish = (): void => {
       clearTimeout(timer);
       live.delete(child);
-      vm.finished = true;
+      state.finished = true;
       const out = join(opts.shareDir, "out");
       const code = readIf(join(out, "exit-code"));
       const boot = readIf(join(out, "boot-seconds"));
@@ -180,7 +180,13 @@ export function startVM(opts: VMOptions): RunningVM {
     });
     child.on("close", finish);
   });
-  return vm;
+  return {
+    opts,
+    done,
+    get finished() {
+      return state.finished;
+    },
+  };
 }
 
 let accelChoice: Promise<Accel> | undefined;
@@ -226,6 +232,12 @@ async function probeKvm(image: GuestImage): Promise<string | undefined> {
   rmSync(dir, { recursive: true, force: true });
   if (/Kernel panic/.test(out)) return undefined;
   return stderr.trim().split("\n")[0] || "the probe kernel did not reach its expected panic";
+}
+
+/** One VM whose share is already prepared (writeGuestScript); barriers work as in runGroup. */
+export async function runVM(opts: VMOptions): Promise<VMResult> {
+  const [result] = await runGroup([opts]);
+  return result!;
 }
 
 /** True once 127.0.0.1:port is in LISTEN state. Probing by connecting would steal QEMU's one accept. */
