@@ -284,11 +284,13 @@ async function main(): Promise<void> {
     const pid = child.pid!;
     const rssIdle = rssKb(pid);
 
+    console.log(`registry up (pid ${pid}); baseline with 1 subscriber…`);
     const one = new Subscribers();
     await one.open(port, identities.slice(n), 1);
     const base = await measureJoins(url, token, one, "base");
     await one.close();
 
+    console.log(`opening ${n} subscribers…`);
     const t = now();
     const many = new Subscribers();
     await many.open(port, identities.slice(0, n), threads);

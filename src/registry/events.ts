@@ -25,7 +25,8 @@ interface Frame {
   id: number;
   from: string;
   to: string | undefined;
-  text: string;
+  /** Encoded once per event, so each socket write is a plain buffer copy, not a string encoding. */
+  bytes: Buffer;
 }
 
 export const sseFrame = (e: StoredEvent): string => `id: ${e.event.id}\ndata: ${e.json}\n\n`;
@@ -73,7 +74,7 @@ export class Subscription {
     }
     if (f.id <= this.lastId) return;
     this.lastId = f.id;
-    this.send(f.text);
+    this.send(f.bytes);
   }
 
   heartbeat(): void {
@@ -85,9 +86,9 @@ export class Subscription {
     this.onClose(this);
   }
 
-  private send(text: string): void {
+  private send(chunk: string | Buffer): void {
     if (this.stream.destroyed) return;
-    this.stream.write(text);
+    this.stream.write(chunk);
     if (this.stream.writableLength > MAX_BUFFERED_BYTES) {
       this.stream.destroy();
       this.onClose(this);
@@ -136,7 +137,12 @@ export class EventHub {
     this.onPublish();
     const subs = this.byNetwork.get(e.event.network);
     if (!subs) return;
-    const frame: Frame = { id: e.event.id, from: e.event.from, to: e.event.to, text: sseFrame(e) };
+    const frame: Frame = {
+      id: e.event.id,
+      from: e.event.from,
+      to: e.event.to,
+      bytes: Buffer.from(sseFrame(e)),
+    };
     const targets = frame.to === undefined ? subs.all : subs.byPeer.get(frame.to);
     for (const s of targets ?? []) s.deliver(frame);
   }

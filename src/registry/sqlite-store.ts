@@ -192,8 +192,8 @@ export class SqliteStore implements Store {
   }
 
   async join(c: JoinCommit): Promise<JoinOutcome> {
-    const outcome = this.db
-      .transaction((): JoinOutcome => {
+    const committed = this.db
+      .transaction((): Omit<JoinOutcome, "peers"> => {
         const network = this.requireNetwork(c.network);
         const token = this.stmt.tokenByHash.get(c.tokenHash);
         if (!token) throw new ScopeError("forbidden", "unknown join token");
@@ -235,15 +235,17 @@ export class SqliteStore implements Store {
           this.stmt.insertPeer.run({ ...self, network: c.network, record: JSON.stringify(self) });
           event = this.insertEvent(registryEvent("peerJoin", c.network, c.now, self));
         }
-        const peers = this.stmt.peers
-          .all(c.network)
-          .map((r) => JSON.parse(r.record) as Peer)
-          .filter((p) => p.id !== c.peerId);
-        return { self, network, peers, event, lastEventId: this.lastId() };
+        return { self, network, event, lastEventId: this.lastId() };
       })
       .immediate();
-    this.emit(outcome.event);
-    return outcome;
+    // Fan out before the O(peers) read below: the event must not wait for the joiner's peer list.
+    this.emit(committed.event);
+    // Same tick as the commit, so the list matches lastEventId exactly (nothing can interleave).
+    const peers = this.stmt.peers
+      .all(c.network)
+      .map((r) => JSON.parse(r.record) as Peer)
+      .filter((p) => p.id !== c.peerId);
+    return { ...committed, peers };
   }
 
   async getPeer(network: string, id: string): Promise<Peer | undefined> {
