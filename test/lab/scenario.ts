@@ -7,11 +7,21 @@
 // under lab.dir, and every process is spawned inside a lab namespace, so the
 // lab's own cleanup (cleanup.ts, also on SIGINT and crashes) removes it all.
 
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  openSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ChildProcess } from "node:child_process";
 import { AdminClient } from "../../src/client/admin-client.js";
+import { controlRequest } from "../../src/daemon/control.js";
 import type { Peer } from "../../src/core/protocol.js";
 import { Lab } from "./lab.js";
 import { LAB_ENV, run } from "./netns.js";
@@ -175,25 +185,34 @@ export class Scenario {
       timers: opts.timers ?? "fast",
       daemon: undefined,
     };
-    await this.scope(host, [
-      "join",
-      this.registryUrl,
-      "--network",
-      network,
-      "--token",
+    // The token goes through stdin, as an administrator should pass it (argv is world-readable).
+    await this.scope(
+      host,
+      [
+        "join",
+        this.registryUrl,
+        "--network",
+        network,
+        "--token",
+        "-",
+        "--name",
+        edge.name,
+        "--backend",
+        "wg",
+        "--listen-port",
+        String(listenPort),
+        "--interface",
+        edge.iface,
+        "--timers",
+        edge.timers,
+        "--config-dir",
+        dir,
+        "--state-dir",
+        join(dir, "state"),
+        "--no-start",
+      ],
       token,
-      "--name",
-      edge.name,
-      "--backend",
-      "wg",
-      "--listen-port",
-      String(listenPort),
-      "--config-dir",
-      dir,
-      "--state-dir",
-      join(dir, "state"),
-      "--no-start",
-    ]);
+    );
     this.writeLabKeys(edge);
     this.edges.set(host, edge);
     await this.startDaemon(edge);
@@ -208,7 +227,7 @@ export class Scenario {
     }
     edge.daemon = this.spawnLogged(edge.host, ["daemon", "--config", edge.config], edge.log);
     await waitFor(() => this.status(edge.host), {
-      timeoutMs: 15_000,
+      timeoutMs: 30_000,
       intervalMs: 50,
       what: `${edge.host}'s control socket`,
     });
@@ -289,21 +308,28 @@ export class Scenario {
     return e;
   }
 
-  /** `scope status --json` of an edge. */
+  /**
+   * The edge's status, the object `scope status --json` prints, asked straight
+   * from the daemon's control socket: a Unix socket is reachable from the
+   * test process whatever namespace the daemon runs in, and skipping a node
+   * start per poll keeps 50 ms polling honest on a 2-core machine.
+   */
   async status(host: string): Promise<ScopeStatus> {
+    const r = await controlRequest(this.edge(host).controlSocket, { cmd: "status" }, 5_000);
+    return r["status"] as ScopeStatus;
+  }
+
+  /** `scope status --json` through the CLI inside the host, to check the command itself. */
+  async statusCli(host: string): Promise<ScopeStatus> {
     const e = this.edge(host);
-    return JSON.parse(
-      await this.scope(host, ["status", "--network", e.network, "--json", "--config", e.config]),
-    ) as ScopeStatus;
+    return JSON.parse(await this.scope(host, ["status", "--config", e.config, "--json"])) as ScopeStatus;
   }
 
   /** Runs `scope ARGS` in a host (or the root namespace) and returns stdout. */
-  async scope(host: string | undefined, args: readonly string[]): Promise<string> {
+  async scope(host: string | undefined, args: readonly string[], input?: string): Promise<string> {
     const argv = [process.execPath, SCOPE_CLI, ...args];
-    const r =
-      host === undefined
-        ? await run(argv, { timeoutMs: 30_000 })
-        : await this.lab.exec(host, argv, { timeoutMs: 30_000 });
+    const opts = { timeoutMs: 30_000, ...(input === undefined ? {} : { input }) };
+    const r = host === undefined ? await run(argv, opts) : await this.lab.exec(host, argv, opts);
     return r.stdout;
   }
 
@@ -318,25 +344,36 @@ export class Scenario {
     return `${this.lab.publicV4(host)}:${port}`;
   }
 
+  /**
+   * Removes everything. With SCOPE_LAB_LOGS=DIR set, the registry and daemon
+   * logs are first copied to DIR/<time>/ so a failed run can be diagnosed.
+   */
   async teardown(): Promise<void> {
+    const keep = process.env["SCOPE_LAB_LOGS"];
+    if (keep !== undefined && keep !== "") {
+      const to = join(keep, new Date().toISOString().replace(/[:.]/g, "-"));
+      mkdirSync(to, { recursive: true });
+      cpSync(join(this.regDir, "registry.log"), join(to, "registry.log"), { force: true });
+      for (const d of readdirSync(join(this.lab.dir, "edges"), { withFileTypes: true })) {
+        const log = join(this.lab.dir, "edges", d.name, "daemon.log");
+        if (existsSync(log)) cpSync(log, join(to, `${d.name}.log`));
+      }
+    }
     await this.lab.teardown();
   }
 
-  /** Rewrites the lab-specific keys of an edge config (interface, control socket, timers, probe port). */
+  /** Sets the lab-specific daemon keys of an edge config: its own control socket, timers, probe port, debug logs. */
   private writeLabKeys(edge: Edge): void {
     const text = readFileSync(edge.config, "utf8");
     writeFileSync(
       edge.config,
       setIniKeys(text, {
-        wireguard: { interface: edge.iface, listen_port: String(edge.listenPort) },
         daemon: {
           timers: edge.timers,
           probe_port: String(edge.probePort),
           control_socket: edge.controlSocket,
-          state_dir: join(edge.dir, "state"),
           log_level: "debug",
         },
-        backend: { type: "wg" },
       }),
     );
   }
