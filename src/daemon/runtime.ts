@@ -11,7 +11,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Server } from "node:net";
-import { canTriggerHandshake, type Backend, type DesiredInterface } from "../core/backend.js";
+import type { Backend, DesiredInterface } from "../core/backend.js";
 import { systemClock, type Clock, type TimerId } from "../core/clock.js";
 import {
   anyPending,
@@ -32,6 +32,7 @@ import type { EdgeConfig } from "../config/schema.js";
 import type { Identity, WgKeyPair } from "../crypto/keys.js";
 import { shortKey } from "../crypto/keys.js";
 import type { Logger } from "../log.js";
+import { BackendWorker } from "./backend-worker.js";
 import { serveControl } from "./control.js";
 import type { JoinState } from "./files.js";
 import { localAddresses, runNetcheck } from "./netcheck-runner.js";
@@ -70,12 +71,15 @@ export class Daemon {
   private readonly log: Logger;
   private readonly abort = new AbortController();
   private readonly timers = new Map<string, TimerId>();
-  private backendChain: Promise<unknown> = Promise.resolve();
+  private readonly worker: BackendWorker;
   private queued: Event[] | undefined = [];
   private control: Server | undefined;
   private registryUp = false;
+  private leaving = false;
   private lastNetcheck: NetcheckReport | undefined;
   private exit!: (code: number) => void;
+  /** Called first thing in shutdown(), before the event stream is aborted. */
+  stopping: (() => void) | undefined;
   /** Resolves with the exit code when the daemon stops by itself (leave, removal). */
   readonly done: Promise<number>;
 
@@ -90,6 +94,11 @@ export class Daemon {
     });
     this.log = d.logger;
     this.done = new Promise((r) => (this.exit = r));
+    this.worker = new BackendWorker(d.backend, {
+      onApplied: (changes) => changes.forEach((change) => this.log.info("backend", { change })),
+      onStats: (stats) => this.dispatch({ type: "stats", stats }),
+      onError: (op, err) => this.log.error(`backend ${op} failed`, { error: err.message }),
+    });
   }
 
   private get probePort(): number {
@@ -177,6 +186,8 @@ export class Daemon {
           this.registryUp = true;
           // After a reconnect, events may be gone (registry restart without history): re-read the list.
           if (!first) void this.resync("event stream reconnected");
+          // The reflector lives with the registry: a netcheck made while it was away saw nothing.
+          if (!this.lastNetcheck?.ipv4) void this.refreshNetcheck();
           first = false;
         },
         onResync: () => this.resync("event history gone"),
@@ -223,19 +234,13 @@ export class Daemon {
         this.sock.send(e.to, e.bytes);
         break;
       case "applyPeers":
-        this.onBackend(async () => {
-          const res = await this.d.backend.apply({ iface: this.iface(), peers: e.peers });
-          for (const c of res.changes) this.log.info("backend", { change: c });
-        });
+        this.worker.apply({ iface: this.iface(), peers: e.peers });
         break;
-      case "triggerHandshake": {
-        const b = this.d.backend;
-        if (!canTriggerHandshake(b)) break;
-        this.onBackend(() => b.triggerHandshake(e.publicKey));
+      case "triggerHandshake":
+        this.worker.trigger(e.publicKey);
         // The handshake takes one round trip: look for it soon rather than at the next poll.
-        this.after("stats-soon", 60, () => this.pollStatsOnce());
+        this.after("stats-soon", 60, () => this.worker.stats());
         break;
-      }
       case "setTimer":
         this.after(e.name, e.delayMs, () => this.dispatch({ type: "timer", name: e.name }));
         break;
@@ -255,6 +260,7 @@ export class Daemon {
           .catch((err: Error) => this.log.warn("self update not sent", { error: err.message }));
         break;
       case "selfRemoved":
+        if (this.leaving) break; // our own leave coming back as an event
         this.log.warn("removed from the network by the registry");
         void this.shutdown(1, { remove: true });
         break;
@@ -285,22 +291,12 @@ export class Daemon {
     };
   }
 
-  private onBackend(op: () => Promise<unknown>): void {
-    this.backendChain = this.backendChain
-      .then(op)
-      .catch((err: Error) => this.log.error("backend operation failed", { error: err.message }));
-  }
-
   private pollStats(): void {
     const delay = anyPending(this.st) ? this.profile.statsPendingMs : this.profile.statsSettledMs;
     this.after("stats", delay, () => {
-      this.pollStatsOnce();
+      this.worker.stats();
       this.pollStats();
     });
-  }
-
-  private pollStatsOnce(): void {
-    this.onBackend(async () => this.dispatch({ type: "stats", stats: await this.d.backend.stats() }));
   }
 
   private async netcheck(): Promise<NetcheckReport> {
@@ -348,6 +344,7 @@ export class Daemon {
         return { ping: { peer: p.name, address: p.address, ...(await pingPeer(p.address, req.count)) } };
       }
       case "leave":
+        this.leaving = true;
         await this.client.leave();
         this.log.info("left the network");
         setImmediate(() => void this.shutdown(0, { remove: true }));
@@ -358,12 +355,13 @@ export class Daemon {
   /** Stops; with remove the interface goes too (leave, removal), without it keeps forwarding. */
   async shutdown(code: number, opts: { remove: boolean }): Promise<void> {
     if (this.abort.signal.aborted) return;
+    this.stopping?.();
     this.abort.abort();
     for (const id of this.timers.values()) this.clock.clearTimer(id);
     this.timers.clear();
     this.sock.close();
     this.control?.close();
-    await this.backendChain;
+    await this.worker.idle();
     await this.d.backend
       .close({ remove: opts.remove })
       .catch((e: Error) => this.log.error("backend close failed", { error: e.message }));

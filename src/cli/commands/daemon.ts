@@ -16,7 +16,19 @@ export const command: Command = {
     const { config } = await resolveEdge(args.values);
     if (args.values["log-level"] === undefined) setLogLevel(config.daemon.log_level);
     const daemon = await buildDaemon(config);
-    const stop = (): void => void daemon.shutdown(0, { remove: false });
+    let stopping = false;
+    // Aborting the event stream at shutdown can surface as an unhandled
+    // AbortError on its socket; that one is expected, anything else is fatal.
+    process.on("uncaughtException", (e: Error & { code?: string }) => {
+      if (stopping && e.code === "ABORT_ERR") return;
+      process.stderr.write(`scope daemon: fatal: ${e.stack ?? e.message}\n`);
+      process.exit(1);
+    });
+    daemon.stopping = () => (stopping = true);
+    const stop = (): void => {
+      stopping = true;
+      void daemon.shutdown(0, { remove: false });
+    };
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
     await daemon.start();

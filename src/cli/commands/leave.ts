@@ -37,7 +37,9 @@ export const command: Command = {
       await new RegistryClient({ url: config.registry.url, network: net, identity })
         .leave()
         .catch((e: Error) => {
-          if (!(e instanceof ScopeError && e.code === "not_found")) throw e;
+          // Already gone (removed by an admin, or an earlier leave): nothing left to undo there.
+          const gone = e instanceof ScopeError && ["not_found", "forbidden", "unauthorized"].includes(e.code);
+          if (!gone) throw e;
         });
       const backend = await backendFor(config, createLogger(`edge/${net}`));
       await backend.close({ remove: true });

@@ -120,7 +120,11 @@ export function probeFamilies(st: EngineState, ps: PeerState, now: number): Set<
  * direct peer: then the roamed endpoint WireGuard reports is the truth.
  */
 export function chooseEndpoint(st: EngineState, ps: PeerState, now: number): string | undefined {
-  const all = candidatesOf(st, ps, selfFamilies(st));
+  const found = candidatesOf(st, ps, selfFamilies(st));
+  // A private address of another LAN leads nowhere; use one only if it answered
+  // (same LAN) or if nothing public exists at all.
+  const reachable = found.filter((c) => !c.private || c.rttMs !== null);
+  const all = reachable.some((c) => !c.private) ? reachable : found;
   if (all.length === 0) return undefined;
   let usable = all.filter((c) => !ps.failed.has(c.endpoint));
   if (usable.length === 0) {

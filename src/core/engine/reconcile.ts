@@ -81,7 +81,7 @@ function decidePath(
         log("info", "direct path", {
           peer: ps.peer.name,
           endpoint: ps.statsEndpoint ?? ps.endpoint,
-          ms: now - ps.since,
+          ...(ps.since > 0 ? { ms: now - ps.since } : { adopted: true }),
         }),
       );
     }

@@ -34,6 +34,12 @@ describe("join over a simulated network (fast profile)", () => {
       expect(took, `join of ${n.host.name}`).to.be.lessThan(1_000);
     }
     expect(nodes[3]?.peer("n4")?.endpoint).to.match(/^203\.0\.113\.\d+:51820$/);
+    // Nobody shares a LAN here: a private address must never reach WireGuard.
+    for (const n of nodes)
+      expect(
+        [...n.wg.configured].filter((e) => e.startsWith("10.")),
+        n.host.name,
+      ).to.deep.equal([]);
     w.stop();
   });
 

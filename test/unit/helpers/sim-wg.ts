@@ -26,6 +26,8 @@ interface WgPeer {
 export class SimWg {
   readonly peers = new Map<string, WgPeer>();
   applies = 0;
+  /** Every endpoint ever configured by apply(), to catch useless ones. */
+  readonly configured = new Set<string>();
   initiations = 0;
 
   constructor(
@@ -49,6 +51,7 @@ export class SimWg {
       }
     }
     for (const d of desired) {
+      if (d.endpoint) this.configured.add(d.endpoint);
       const ep = d.endpoint ? parseEndpoint(d.endpoint) : undefined;
       let p = this.peers.get(d.publicKey);
       if (!p) {
