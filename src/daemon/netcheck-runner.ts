@@ -51,6 +51,7 @@ export async function runNetcheck(
   const pending = new Map<string, { server: Endpoint; reflector: 0 | 1; sentAt: number }>();
   const observations: ReflectorObservation[] = [];
   const prev = sock.onReflector;
+  let wake: () => void = () => undefined;
   sock.onReflector = (_from, bytes) => {
     const r = parseReply(bytes);
     if (!r) return;
@@ -58,6 +59,7 @@ export async function runNetcheck(
     const p = pending.get(key);
     if (!p || !verifyMessage(t.registryKey, r.signed, Buffer.from(r.signature).toString("base64"))) return;
     pending.delete(key);
+    if (pending.size === 0) wake();
     observations.push({
       reflector: p.reflector,
       server: p.server,
@@ -81,7 +83,11 @@ export async function runNetcheck(
           sock.send({ address, port }, encodeRequest({ nonce }));
         }
       }
-      await new Promise((r) => setTimeout(r, timeoutMs / 2));
+      // Done early when every request of the round was answered.
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, timeoutMs / 2);
+      });
     }
   } finally {
     sock.onReflector = prev;

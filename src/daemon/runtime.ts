@@ -76,6 +76,7 @@ export class Daemon {
   private control: Server | undefined;
   private registryUp = false;
   private leaving = false;
+  private checking = false;
   private lastNetcheck: NetcheckReport | undefined;
   private exit!: (code: number) => void;
   /** Called first thing in shutdown(), before the event stream is aborted. */
@@ -123,12 +124,7 @@ export class Daemon {
     this.control = await serveControl(this.d.controlSocket, (req) => this.onControl(req));
     void this.followEvents();
     await this.enter();
-    this.every("addresses", ADDRESS_POLL_MS, () =>
-      this.dispatch({
-        type: "addressesChanged",
-        addresses: localAddresses(this.d.config.wireguard.interface),
-      }),
-    );
+    this.every("addresses", ADDRESS_POLL_MS, () => void this.checkAddresses());
     this.every("netcheck", NETCHECK_EVERY_MS, () => void this.refreshNetcheck());
     this.pollStats();
   }
@@ -307,6 +303,25 @@ export class Daemon {
       probePort: this.probePort,
       skipInterface: this.d.config.wireguard.interface,
     });
+  }
+
+  /**
+   * Migration detection, cheap: re-read addresses every 2 s; only on a
+   * change run a netcheck (the NAT in front may have changed too) and again
+   * 2 s later, when a new router may have settled.
+   */
+  private async checkAddresses(): Promise<void> {
+    const addresses = localAddresses(this.d.config.wireguard.interface);
+    if (addresses.join() === this.st.addresses.join() || this.checking) return;
+    this.checking = true;
+    try {
+      this.log.info("local addresses changed", { addresses });
+      this.lastNetcheck = await this.netcheck();
+      this.dispatch({ type: "addressesChanged", addresses, netcheck: this.lastNetcheck });
+      this.after("netcheck-again", 2_000, () => void this.refreshNetcheck());
+    } finally {
+      this.checking = false;
+    }
   }
 
   private async refreshNetcheck(): Promise<void> {

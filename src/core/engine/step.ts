@@ -86,10 +86,11 @@ export function step(st: EngineState, input: EngineInput, now: number): StepResu
       migrateIfChanged(st, now, fx);
       break;
     case "addressesChanged":
-      if ([...input.addresses].sort().join() !== [...st.addresses].sort().join()) {
-        st.addresses = [...input.addresses];
-        migrateIfChanged(st, now, fx);
-      }
+      // With the netcheck made after the change, one migration covers both
+      // (two would mean two updateSelf and two restarts toward every peer).
+      if (input.netcheck) st.netcheck = mergeNetcheck(st.netcheck, input.netcheck);
+      st.addresses = [...input.addresses];
+      migrateIfChanged(st, now, fx);
       break;
     default: {
       const never: never = input;

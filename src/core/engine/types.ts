@@ -33,8 +33,8 @@ export type EngineInput =
   | { type: "timer"; name: TimerName }
   /** A fresh netcheck; if it changes this host's mapping, the engine migrates. */
   | { type: "netcheck"; report: NetcheckReport }
-  /** The host's usable addresses changed (or were re-read). */
-  | { type: "addressesChanged"; addresses: string[] };
+  /** The host's usable addresses changed, with a netcheck made after the change when there is one. */
+  | { type: "addressesChanged"; addresses: string[]; netcheck?: NetcheckReport };
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 

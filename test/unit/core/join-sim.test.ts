@@ -134,9 +134,9 @@ describe("join over a simulated network (fast profile)", () => {
     for (const n of [a, b, c]) n.join();
     t.clock.advanceUntil(() => w.allDirect(), 5_000);
     w.net.rehome(a.host, "address-restricted");
-    a.dispatch({ type: "addressesChanged", addresses: a.host.addresses() });
-    a.dispatch({ type: "netcheck", report: a.netcheck() });
+    a.dispatch({ type: "addressesChanged", addresses: a.host.addresses(), netcheck: a.netcheck() });
     t.clock.advance(10);
+    expect(a.posted.length + b.posted.length).to.be.greaterThan(0);
     const took = t.clock.advanceUntil(
       () => w.allDirect() && b.peer("a")?.endpoint?.startsWith(a.host.router?.wan ?? "-") === true,
       10_000,
