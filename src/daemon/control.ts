@@ -14,7 +14,7 @@ import { chmod, mkdir, unlink } from "node:fs/promises";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
 import { z } from "zod";
-import { ScopeError, isScopeError, type ErrorCode } from "../core/errors.js";
+import { ERROR_CODES, ScopeError, isScopeError, type ErrorCode } from "../core/errors.js";
 
 export const ControlRequest = z.discriminatedUnion("cmd", [
   z.strictObject({ cmd: z.literal("status") }),
@@ -114,7 +114,7 @@ export function controlRequest(
       else
         reject(
           new ScopeError(
-            (r.error as ErrorCode) in ERROR_CODE_SET ? (r.error as ErrorCode) : "internal",
+            String(r.error) in ERROR_CODES ? (r.error as ErrorCode) : "internal",
             String(r.message),
           ),
         );
@@ -131,18 +131,3 @@ export function controlRequest(
     });
   });
 }
-
-const ERROR_CODE_SET: Record<string, true> = Object.fromEntries(
-  [
-    "usage",
-    "config",
-    "bad_request",
-    "unauthorized",
-    "forbidden",
-    "not_found",
-    "conflict",
-    "unavailable",
-    "backend",
-    "internal",
-  ].map((c) => [c, true]),
-);

@@ -123,6 +123,7 @@ export class SimNode {
     readonly world: SimWorld,
     readonly host: SimHost,
     readonly profile: ProfileName,
+    readonly role: "edge" | "hub" = "edge",
   ) {
     this.wg = new SimWg(world.net, host, LISTEN_PORT, this.wgKeys.publicKey);
     world.net.bind(
@@ -174,7 +175,7 @@ export class SimNode {
       probePort: PROBE_PORT,
       candidates,
       nat: natInfoOf(nc),
-      role: "edge",
+      role: this.role,
     });
     this.dispatch({ type: "joined", response, existing: this.wg.stats() });
     this.pollStats();
@@ -293,8 +294,8 @@ export class SimWorld {
     this.registry = new SimRegistry(this.net);
   }
 
-  add(spec: SimHostSpec, profile: ProfileName = "fast"): SimNode {
-    const node = new SimNode(this, this.net.addHost(spec), profile);
+  add(spec: SimHostSpec, profile: ProfileName = "fast", role: "edge" | "hub" = "edge"): SimNode {
+    const node = new SimNode(this, this.net.addHost(spec), profile, role);
     this.nodes.push(node);
     return node;
   }
