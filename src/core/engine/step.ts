@@ -214,6 +214,8 @@ function onResync(st: EngineState, peers: Peer[], now: number): void {
 function learnSelfEndpoint(st: EngineState, e: Endpoint, fx: EngineEffect[]): void {
   const self = st.self;
   if (!self || familyOf(e.address) !== "ipv4" || st.addresses.includes(e.address)) return;
+  // Behind a symmetric NAT each peer sees its own mapping: useless to anyone else.
+  if (self.nat.mapping === "endpoint-dependent") return;
   // A port-shifting NAT keeps the address and moves the port: a report with
   // another address is stale (sent before we moved) or a LAN view.
   const reflexive = st.netcheck?.ipv4?.public.address;
