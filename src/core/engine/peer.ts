@@ -35,6 +35,7 @@ export function newPeerState(st: EngineState, peer: Peer, now: number): PeerStat
     endpointSince: now,
     failed: new Set(),
     statsEndpoint: undefined,
+    roamed: undefined,
     lastHandshakeMs: undefined,
     staleHandshakeMs: undefined,
     path: "pending",
@@ -120,6 +121,9 @@ export function probeFamilies(st: EngineState, ps: PeerState, now: number): Set<
  * direct peer: then the roamed endpoint WireGuard reports is the truth.
  */
 export function chooseEndpoint(st: EngineState, ps: PeerState, now: number): string | undefined {
+  // The last working session's endpoint is the peer's real mapping unless it
+  // moved; a candidate guess must not replace it before it has failed once.
+  if (ps.roamed !== undefined && !ps.failed.has(ps.roamed)) return ps.roamed;
   const found = candidatesOf(st, ps, selfFamilies(st));
   // A private address of another LAN leads nowhere; use one only if it answered
   // (same LAN) or if nothing public exists at all.

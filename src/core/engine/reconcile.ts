@@ -86,7 +86,7 @@ function decidePath(
       );
     }
     // Roaming: what WireGuard uses now is the peer's real mapping. Keep it.
-    if (ps.statsEndpoint) ps.endpoint = ps.statsEndpoint;
+    if (ps.statsEndpoint) ps.endpoint = ps.roamed = ps.statsEndpoint;
     Object.assign(ps, { path: "direct", settled: true, reason: null });
     return false;
   }

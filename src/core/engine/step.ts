@@ -116,7 +116,7 @@ function onJoined(st: EngineState, r: JoinResponse, existing: PeerStats[], now: 
       // A tunnel that survived a daemon restart: adopt it as it is, so the
       // first apply changes nothing (never remove and re-add a working peer).
       ps.statsEndpoint = live.endpoint;
-      ps.endpoint = live.endpoint;
+      ps.endpoint = ps.roamed = live.endpoint;
       ps.lastHandshakeMs = live.lastHandshakeMs;
       ps.since = 0;
     }

@@ -58,6 +58,25 @@ describe("join over a simulated network (fast profile)", () => {
     w.stop();
   });
 
+  it("keeps a working roamed endpoint when a peer republishes its candidates", () => {
+    const w = new SimWorld(t.clock);
+    const pub = w.add({ name: "pub", v6: false });
+    const pr = w.add({ name: "pr", nat: "port-restricted", v6: false });
+    const ps = w.add({ name: "ps", nat: "port-shifting", v6: false });
+    for (const n of [pub, pr, ps]) n.join();
+    t.clock.advanceUntil(() => w.allDirect(), 10_000);
+    const working = pr.peer("ps")?.endpoint;
+    // ps restarts with one candidate more: pr starts a new attempt toward it.
+    const record = w.registry.records.get(ps.id);
+    if (!record) throw new Error("no record");
+    const extra = { address: "10.200.0.1", port: 51821, kind: "local" as const };
+    w.registry.updateSelf(ps.id, { candidates: [...record.candidates, extra] });
+    t.clock.advance(20);
+    expect(pr.peer("ps")?.endpoint).to.equal(working);
+    expect(t.clock.advanceUntil(() => pr.peer("ps")?.path === "direct", 5_000)).to.be.lessThan(1_000);
+    w.stop();
+  });
+
   it("symmetric NAT on both sides settles as none with a reason, quickly", () => {
     const w = new SimWorld(t.clock);
     const a = w.add({ name: "a", nat: "symmetric", v6: false });
