@@ -138,14 +138,26 @@ export class Networkctl {
 
   /** Is systemd-networkd running (and so managing links)? Cheap and side-effect free. */
   async isActive(): Promise<{ active: boolean; detail: string }> {
+    return this.unitActive("systemd-networkd");
+  }
+
+  /**
+   * Is NetworkManager running? Both can be active on one host (Debian and
+   * Fedora install both); then NetworkManager is the one managing networking.
+   */
+  async networkManagerActive(): Promise<{ active: boolean; detail: string }> {
+    return this.unitActive("NetworkManager");
+  }
+
+  private async unitActive(unit: string): Promise<{ active: boolean; detail: string }> {
     let r: CommandResult;
     try {
-      r = await this.runner.run(this.bin.systemctl, ["is-active", "systemd-networkd.service"]);
+      r = await this.runner.run(this.bin.systemctl, ["is-active", `${unit}.service`]);
     } catch (e) {
       return { active: false, detail: `cannot run ${this.bin.systemctl}: ${(e as Error).message}` };
     }
     const state = r.stdout.trim() || r.stderr.trim() || `exit ${r.code}`;
-    return { active: r.code === 0 && state === "active", detail: `systemd-networkd is ${state}` };
+    return { active: r.code === 0 && state === "active", detail: `${unit} is ${state}` };
   }
 
   /** Major systemd version from `networkctl --version` ("systemd 257 (257.4-1)"), undefined if unreadable. */

@@ -88,6 +88,10 @@ export class NetworkdBackend implements Backend, HandshakeTrigger {
   async probe(): Promise<ProbeResult> {
     const { active, detail } = await this.env.networkctl.isActive();
     if (!active) return { usable: false, detail };
+    // `auto` must not hand the tunnel to networkd behind NetworkManager's back:
+    // where both run, NetworkManager owns networking (docs/backends.md).
+    const nm = await this.env.networkctl.networkManagerActive();
+    if (nm.active) return { usable: false, detail: `${detail}, but ${nm.detail} and manages networking` };
     const wg = await this.env.runner.run("wg", ["--version"]).catch(() => undefined);
     // wg(8) applies live peer changes; without it every change would need a session-dropping reload.
     if (!wg || wg.code !== 0)

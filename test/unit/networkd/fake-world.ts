@@ -36,6 +36,7 @@ export class FakeWorld {
   readonly runner = new RecordingRunner();
   readonly devices = new Map<string, LiveDevice>();
   networkdActive = true;
+  networkManagerActive = false;
   /** systemd 257 behaviour: a reload re-sends all peers of an existing device (systemd#38196). */
   reloadResetsPeers = true;
   private generation = 0;
@@ -48,6 +49,8 @@ export class FakeWorld {
     const cmd = [c.file, ...c.args].join(" ");
     if (cmd === "systemctl is-active systemd-networkd.service")
       return this.networkdActive ? ok("active\n") : { code: 3, stdout: "inactive\n", stderr: "" };
+    if (cmd === "systemctl is-active NetworkManager.service")
+      return this.networkManagerActive ? ok("active\n") : { code: 3, stdout: "inactive\n", stderr: "" };
     if (cmd === "wg --version") return ok("wireguard-tools v1.0.20210914\n");
     if (cmd === "networkctl reload") return this.reload();
     if (c.file === "networkctl" && c.args[0] === "delete") return this.del(c.args[1] as string);

@@ -40,6 +40,17 @@ describe("networkd plugin", () => {
     expect(effects(world)).to.deep.equal([]);
   });
 
+  it("probe: not usable while NetworkManager runs too, so auto leaves the host to it", async () => {
+    const { world, backend } = setup();
+    world.networkManagerActive = true;
+    const probe = await backend.probe();
+    expect(probe.usable).to.equal(false);
+    expect(probe.detail).to.match(/NetworkManager is active/);
+    world.networkManagerActive = false;
+    expect((await backend.probe()).usable).to.equal(true);
+    expect(effects(world)).to.deep.equal([]);
+  });
+
   it("first apply writes files and reloads; networkd creates the device from them", async () => {
     const { world, backend, ctx } = setup();
     const r = await backend.apply(mesh([alice, hub]));
