@@ -31,7 +31,7 @@ import {
 } from "../src/crypto/keys.js";
 import { signRequest } from "../src/crypto/signing.js";
 import { SqliteStore } from "../src/registry/sqlite-store.js";
-import { freePort, rssKb } from "../test/registry/harness.js";
+import { freePort, rssKb, waitHealthy } from "../test/registry/harness.js";
 
 const NET = "bench";
 const EVENTS_PATH = `/v1/networks/${NET}/events`;
@@ -267,19 +267,14 @@ async function main(): Promise<void> {
       dataDir,
     ],
     {
-      stdio: ["ignore", "inherit", "inherit"],
+      stdio: ["ignore", "inherit", "pipe"],
     },
   );
   const url = `http://127.0.0.1:${port}`;
   try {
-    for (let i = 0; ; i++) {
-      try {
-        if ((await fetch(`${url}/healthz`)).ok) break;
-      } catch {
-        if (i > 200) throw new Error("registry did not start");
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
+    let out = "";
+    child.stderr?.on("data", (b: Buffer) => (out += b.toString()));
+    await waitHealthy(url, child, () => out);
     const { token } = await new AdminClient({ socketPath }).createToken(NET, { uses: 10 * JOINS });
     const pid = child.pid!;
     const rssIdle = rssKb(pid);

@@ -99,12 +99,12 @@ export async function startRegistryProcess(opts: { extraConfig?: string } = {}):
   return rp;
 }
 
-async function waitHealthy(url: string, child: ChildProcess, out: () => string): Promise<void> {
+export async function waitHealthy(url: string, child: ChildProcess, out: () => string): Promise<void> {
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`registry exited ${child.exitCode}:\n${out()}`);
     try {
-      const r = await fetch(`${url}/healthz`);
+      const r = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
       if (r.ok) return;
     } catch {
       // not listening yet
