@@ -120,7 +120,10 @@ export function pathCandidates(
     }
     if (probe && !pc.probes.some((p) => p.address === probe.address && p.port === probe.port)) {
       pc.probes.push(probe);
-      const rtt = rttOf(probe);
+      // A shifted probe-port mapping says the NAT does not preserve ports: an
+      // answer proves the probe mapping, not the guessed WireGuard endpoint.
+      const shifted = c.kind === "reflexive" && c.port !== peer.probePort;
+      const rtt = shifted ? null : rttOf(probe);
       if (rtt !== null && (pc.rttMs === null || rtt < pc.rttMs)) pc.rttMs = rtt;
     }
   }

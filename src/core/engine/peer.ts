@@ -36,6 +36,7 @@ export function newPeerState(st: EngineState, peer: Peer, now: number): PeerStat
     failed: new Set(),
     statsEndpoint: undefined,
     roamed: undefined,
+    steer: false,
     lastHandshakeMs: undefined,
     staleHandshakeMs: undefined,
     path: "pending",
@@ -79,7 +80,10 @@ export function selfFamilies(st: EngineState): Set<Family> {
 export function isDirect(ps: PeerState, now: number): boolean {
   const hs = ps.lastHandshakeMs;
   if (hs === undefined || hs === ps.staleHandshakeMs || now - hs >= HANDSHAKE_FRESH_MS) return false;
-  return hs >= ps.since - HANDSHAKE_SLACK_MS;
+  // Whole seconds mean a backend that rounds (wg show dump): allow the
+  // rounding. A precise time (UAPI) must be newer than the attempt, or a
+  // handshake made just before a migration would count for the new path.
+  return hs >= ps.since - (hs % 1_000 === 0 ? HANDSHAKE_SLACK_MS : 0);
 }
 
 export function candidatesOf(
@@ -184,7 +188,15 @@ export function latencyOf(ps: PeerState): number | null {
 const hostRoutes = (p: Peer): string[] => [`${p.address}/32`, ...(p.address6 ? [`${p.address6}/128`] : [])];
 
 /**
- * The desired WireGuard peer set. Routing by longest prefix (DESIGN §5): the
+ * The desired WireGuard peer set. Endpoints: WireGuard roams to wherever a
+ * peer's authenticated packets come from, and that can happen between our
+ * last stats read and this apply. An endpoint in the desired set would undo
+ * it (backends treat an absent endpoint as "no opinion"), so this names an
+ * endpoint only where the engine is steering: a new choice not yet applied.
+ * The comparison key (desiredKey) always carries ps.endpoint, so a new
+ * choice still makes a new apply.
+ *
+ * Routing by longest prefix (DESIGN §5): the
  * hub carries the network CIDR, a direct peer its /32 (/128); a peer that is
  * not direct while a hub exists carries nothing, so its traffic goes via the
  * hub, and WireGuard keeps trying its own endpoint through keepalives.
@@ -200,12 +212,18 @@ export function desiredPeers(st: EngineState, now: number): DesiredPeer[] {
     else allowedIps = hostRoutes(ps.peer);
     out.push({
       publicKey: ps.peer.wgPublicKey,
-      ...(ps.endpoint ? { endpoint: ps.endpoint } : {}),
+      ...(ps.endpoint && ps.steer ? { endpoint: ps.endpoint } : {}),
       allowedIps,
       persistentKeepalive: PERSISTENT_KEEPALIVE_S,
     });
   }
   return out.sort((a, b) => (a.publicKey < b.publicKey ? -1 : 1));
+}
+
+/** What decides whether a new apply is needed: the desired set with every chosen endpoint. */
+export function desiredKey(st: EngineState, desired: DesiredPeer[]): string {
+  const chosen = new Map([...st.peers.values()].map((ps) => [ps.peer.wgPublicKey, ps.endpoint]));
+  return JSON.stringify(desired.map((d) => ({ ...d, endpoint: chosen.get(d.publicKey) })));
 }
 
 export function peerStatus(ps: PeerState): PeerStatus {

@@ -10,6 +10,7 @@ import { gapAt } from "../timers.js";
 import {
   candidatesOf,
   chooseEndpoint,
+  desiredKey,
   desiredPeers,
   hopeless,
   isDirect,
@@ -36,10 +37,11 @@ export function reconcile(st: EngineState, now: number, fx: EngineEffect[]): voi
   }
 
   const desired = desiredPeers(st, now);
-  const text = JSON.stringify(desired);
-  if (text !== st.lastApplied) {
-    st.lastApplied = text;
+  const key = desiredKey(st, desired);
+  if (key !== st.lastApplied) {
+    st.lastApplied = key;
     fx.push({ type: "applyPeers", peers: desired });
+    for (const ps of st.peers.values()) ps.steer = false;
   }
 
   for (const ps of st.peers.values()) {
@@ -101,6 +103,7 @@ function decidePath(
   if (next !== ps.endpoint) {
     fx.push(log("debug", "trying endpoint", { peer: ps.peer.name, endpoint: next }));
     ps.endpoint = next;
+    ps.steer = next !== undefined;
     ps.endpointSince = now;
     changed = next !== undefined;
   }

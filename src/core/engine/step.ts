@@ -146,8 +146,12 @@ function addOrUpdatePeer(st: EngineState, peer: Peer, now: number, joined: boole
   const moved = significant(ps.peer) !== significant(peer);
   ps.peer = peer;
   if (moved || joined) {
-    // The peer migrated (or re-joined): its old endpoint is dead, start over.
+    // The peer changed its candidates (or re-joined): start over. Its last
+    // session's endpoint stays first choice only while its address is still
+    // one of the peer's (a republish); after a real move it is dead.
     restartAttempt(st, ps, now);
+    const roamedAddress = ps.roamed === undefined ? undefined : parseEndpoint(ps.roamed)?.address;
+    if (!peer.candidates.some((c) => c.address === roamedAddress)) ps.roamed = undefined;
     ps.endpoint = undefined;
     ps.reported = [];
     ps.announceApplied = joined && st.cfg.profile.confirmApplied;

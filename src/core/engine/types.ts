@@ -92,6 +92,8 @@ export interface PeerState {
   /** Endpoints that got no handshake within the timeout in this attempt. */
   failed: Set<string>;
   statsEndpoint: string | undefined;
+  /** ps.endpoint is a new choice the next apply must carry (see desiredPeers). */
+  steer: boolean;
   /** The endpoint of the last direct session: tried first when a new attempt starts, before any candidate. */
   roamed: string | undefined;
   lastHandshakeMs: number | undefined;

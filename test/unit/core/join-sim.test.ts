@@ -164,6 +164,50 @@ describe("join over a simulated network (fast profile)", () => {
     w.stop();
   });
 
+  it("re-converges within 5 s when a host behind a port-restricted NAT moves behind another one", () => {
+    const w = new SimWorld(t.clock);
+    const a = w.add({ name: "a", nat: "port-restricted", v6: false });
+    const b = w.add({ name: "b", nat: "port-restricted", v6: false });
+    a.join();
+    b.join();
+    t.clock.advanceUntil(() => w.allDirect(), 5_000);
+    w.net.rehome(a.host, "port-restricted");
+    a.dispatch({ type: "addressesChanged", addresses: a.host.addresses(), netcheck: a.netcheck() });
+    const moved = () => b.peer("a")?.endpoint === `${a.host.router?.wan}:51820`;
+    expect(t.clock.advanceUntil(() => w.allDirect() && moved(), 10_000)).to.be.lessThan(5_000);
+    w.stop();
+  });
+
+  const moves: [SimNatKind, SimNatKind, number, number][] = [
+    ["port-restricted", "port-restricted", 1_000, 1_000],
+    ["port-restricted", "full-cone", 1_000, 1_000],
+    // Port-shifting needs a report from the public host first: one more round trip.
+    ["port-shifting", "port-restricted", 1_000, 1_500],
+  ];
+  for (const [na, nb, joinMs, moveMs] of moves) {
+    it(`${na} joined by ${nb} (with a public host): direct < ${joinMs} ms, moved < ${moveMs} ms`, () => {
+      const w = new SimWorld(t.clock);
+      const pub = w.add({ name: "pub", v6: false });
+      const a = w.add({ name: "a", nat: na, v6: false });
+      const b = w.add({ name: "b", nat: nb, v6: false });
+      pub.join();
+      t.clock.advance(100);
+      a.join();
+      t.clock.advance(100);
+      b.join();
+      expect(
+        t.clock.advanceUntil(() => w.allDirect(), 20_000),
+        "join",
+      ).to.be.lessThan(joinMs);
+      w.net.rehome(a.host, na);
+      a.dispatch({ type: "addressesChanged", addresses: a.host.addresses(), netcheck: a.netcheck() });
+      const moved = () =>
+        w.allDirect() && b.peer("a")?.endpoint?.startsWith(`${a.host.router?.wan}:`) === true;
+      expect(t.clock.advanceUntil(moved, 20_000), "migration").to.be.lessThan(moveMs);
+      w.stop();
+    });
+  }
+
   it("a daemon restart adopts live tunnels without changing them", () => {
     const w = new SimWorld(t.clock);
     const a = w.add({ name: "a", nat: "port-restricted" });

@@ -70,7 +70,7 @@ export class SimRegistry {
       reflectorPorts: [8470, 8471],
     };
     this.emit({ type: "cc.ltgc.scope:peerJoin", from: "registry", body: record } as const, id);
-    return response;
+    return structuredClone(response);
   }
 
   post(from: string, m: PostMessage): void {
@@ -99,9 +99,11 @@ export class SimRegistry {
     this.log.push(ev);
     for (const [id, node] of this.nodes) {
       if (id === exclude || (ev.to !== undefined && ev.to !== id)) continue;
+      // A copy per receiver, as JSON over the wire would give: engines must never share objects.
+      const event = structuredClone(ev);
       this.net.clock.setTimer(
         this.net.latencyMs,
-        () => node.running && node.dispatch({ type: "event", event: ev }),
+        () => node.running && node.dispatch({ type: "event", event }),
       );
     }
   }
