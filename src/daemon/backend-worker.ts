@@ -30,7 +30,7 @@ export class BackendWorker {
   ) {}
 
   apply(desired: DesiredState): void {
-    this.desired = desired;
+    this.desired = this.desired ? mergePending(this.desired, desired) : desired;
     this.kick();
   }
 
@@ -78,4 +78,20 @@ export class BackendWorker {
       } else return;
     }
   }
+}
+
+/**
+ * A newer desired state replaces a pending older one, except that a peer
+ * without an endpoint in the newer one means "no opinion" (the engine only
+ * names endpoints it is changing): the older, never applied choice stands.
+ */
+export function mergePending(older: DesiredState, newer: DesiredState): DesiredState {
+  const chosen = new Map(older.peers.map((p) => [p.publicKey, p.endpoint]));
+  return {
+    ...newer,
+    peers: newer.peers.map((p) => {
+      const endpoint = p.endpoint ?? chosen.get(p.publicKey);
+      return endpoint === undefined ? p : { ...p, endpoint };
+    }),
+  };
 }

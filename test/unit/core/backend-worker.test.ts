@@ -1,0 +1,71 @@
+import { expect } from "chai";
+import type { ApplyResult, Backend, DesiredState, PeerStats } from "../../../src/core/backend.js";
+import { BackendWorker } from "../../../src/daemon/backend-worker.js";
+
+/** A backend whose calls finish only when the test says so, recording what it was asked. */
+class SlowBackend implements Backend {
+  readonly name = "slow";
+  readonly calls: string[] = [];
+  private release: (() => void) | undefined;
+  probe = async () => ({ usable: true, detail: "test" });
+  async apply(d: DesiredState): Promise<ApplyResult> {
+    this.calls.push(`apply ${d.peers.map((p) => `${p.publicKey}=${p.endpoint ?? "-"}`).join(",")}`);
+    await new Promise<void>((r) => (this.release = r));
+    return { changes: [] };
+  }
+  async stats(): Promise<PeerStats[]> {
+    this.calls.push("stats");
+    return [];
+  }
+  async triggerHandshake(k: string): Promise<void> {
+    this.calls.push(`trigger ${k}`);
+  }
+  async close(): Promise<void> {}
+  finish(): void {
+    this.release?.();
+  }
+}
+
+const state = (peers: [string, string | undefined][]): DesiredState => ({
+  iface: { name: "t0", privateKey: "x", listenPort: 1, addresses: [] },
+  peers: peers.map(([publicKey, endpoint]) => ({
+    publicKey,
+    allowedIps: [],
+    ...(endpoint ? { endpoint } : {}),
+  })),
+});
+
+describe("backend worker", () => {
+  it("coalesces applies, keeps a pending endpoint choice, triggers after the apply, one stats read", async () => {
+    const b = new SlowBackend();
+    const w = new BackendWorker(b, {
+      onApplied: () => undefined,
+      onStats: () => undefined,
+      onError: () => undefined,
+    });
+    w.apply(state([["A", "1.1.1.1:1"]]));
+    await Promise.resolve();
+    // While the first apply runs: a choice for B, then a state that has no opinion on B's endpoint.
+    w.apply(
+      state([
+        ["A", undefined],
+        ["B", "2.2.2.2:2"],
+      ]),
+    );
+    w.trigger("B");
+    w.apply(
+      state([
+        ["A", undefined],
+        ["B", undefined],
+        ["C", undefined],
+      ]),
+    );
+    w.stats();
+    w.stats();
+    b.finish();
+    await new Promise((r) => setTimeout(r, 0));
+    b.finish();
+    await w.idle();
+    expect(b.calls).to.deep.equal(["apply A=1.1.1.1:1", "apply A=-,B=2.2.2.2:2,C=-", "trigger B", "stats"]);
+  });
+});
