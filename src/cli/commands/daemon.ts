@@ -21,7 +21,8 @@ export const command: Command = {
     // AbortError on its socket; that one is expected, anything else is fatal.
     process.on("uncaughtException", (e: Error & { code?: string }) => {
       if (stopping && e.code === "ABORT_ERR") return;
-      process.stderr.write(`scope daemon: fatal: ${e.stack ?? e.message}\n`);
+      // One line, as everywhere in the CLI; the stack only when debugging.
+      process.stderr.write(`scope daemon: fatal: ${(process.env.SCOPE_DEBUG && e.stack) || e.message}\n`);
       process.exit(1);
     });
     daemon.stopping = () => (stopping = true);
