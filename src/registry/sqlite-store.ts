@@ -71,6 +71,41 @@ interface EventRow {
   id: number;
   data: string;
 }
+interface RosterRow {
+  id: string;
+  address: string;
+  record: string;
+}
+
+/**
+ * A network's member records as stored text, kept in step with commits so
+ * a join's peer list neither reads 10 000 rows nor parses them. The sorted
+ * view is rebuilt lazily after a change (a sort of 10 000 short keys).
+ */
+class Roster {
+  private sorted: RosterRow[] | undefined;
+
+  constructor(private readonly byId: Map<string, RosterRow>) {}
+
+  set(row: RosterRow): void {
+    this.byId.set(row.id, row);
+    this.sorted = undefined;
+  }
+
+  delete(id: string): void {
+    if (this.byId.delete(id)) this.sorted = undefined;
+  }
+
+  /** JSON array of every record but `except`'s, by address (SQLite's BINARY order: addresses are ASCII). */
+  json(except?: string): string {
+    this.sorted ??= [...this.byId.values()].sort((a, b) =>
+      a.address < b.address ? -1 : a.address > b.address ? 1 : 0,
+    );
+    const parts: string[] = [];
+    for (const r of this.sorted) if (r.id !== except) parts.push(r.record);
+    return `[${parts.join(",")}]`;
+  }
+}
 
 const toNetwork = (r: NetworkRow): Network => ({
   name: r.name,
@@ -89,6 +124,8 @@ const withId = (r: EventRow): StoredEvent => {
 export class SqliteStore implements Store {
   private readonly db: Db;
   private readonly listeners: ((e: StoredEvent) => void)[] = [];
+  /** Loaded on first use per network; only ever changed after a commit. */
+  private readonly rosters = new Map<string, Roster>();
   private readonly stmt;
 
   /** file: the database path; created 0600 (the directory's mode is the caller's business). */
@@ -124,6 +161,7 @@ export class SqliteStore implements Store {
       peers: db.prepare<[string], { record: string }>(
         "SELECT record FROM peers WHERE network = ? ORDER BY address",
       ),
+      roster: db.prepare<[string], RosterRow>("SELECT id, address, record FROM peers WHERE network = ?"),
       addresses: db.prepare<[string], { address: string }>("SELECT address FROM peers WHERE network = ?"),
       clash: db.prepare<[string, string, string, string], { id: string }>(
         "SELECT id FROM peers WHERE network = ? AND id != ? AND (name = ? OR wg_key = ?)",
@@ -193,7 +231,7 @@ export class SqliteStore implements Store {
 
   async join(c: JoinCommit): Promise<JoinOutcome> {
     const committed = this.db
-      .transaction((): Omit<JoinOutcome, "peers"> => {
+      .transaction((): Omit<JoinOutcome, "peersJson"> & { record: string | undefined } => {
         const network = this.requireNetwork(c.network);
         const token = this.stmt.tokenByHash.get(c.tokenHash);
         if (!token) throw new ScopeError("forbidden", "unknown join token");
@@ -206,6 +244,7 @@ export class SqliteStore implements Store {
 
         const existing = this.peerOrUndefined(c.network, c.peerId);
         let self: Peer;
+        let record: string | undefined;
         let event: StoredEvent | undefined;
         if (existing) {
           // Re-join: same id and address; a change of details is an update, a retry is a no-op.
@@ -214,7 +253,8 @@ export class SqliteStore implements Store {
             self = existing;
           } else {
             self = { ...next, updatedAt: c.now };
-            this.stmt.updatePeer.run({ ...self, network: c.network, record: JSON.stringify(self) });
+            record = JSON.stringify(self);
+            this.stmt.updatePeer.run({ ...self, network: c.network, record });
             event = this.insertEvent(registryEvent("peerUpdate", c.network, c.now, self));
           }
         } else {
@@ -232,20 +272,20 @@ export class SqliteStore implements Store {
             joinedAt: c.now,
             updatedAt: c.now,
           };
-          this.stmt.insertPeer.run({ ...self, network: c.network, record: JSON.stringify(self) });
+          record = JSON.stringify(self);
+          this.stmt.insertPeer.run({ ...self, network: c.network, record });
           event = this.insertEvent(registryEvent("peerJoin", c.network, c.now, self));
         }
-        return { self, network, event, lastEventId: this.lastId() };
+        return { self, record, network, event, lastEventId: this.lastId() };
       })
       .immediate();
-    // Fan out before the O(peers) read below: the event must not wait for the joiner's peer list.
-    this.emit(committed.event);
+    const { record, ...outcome } = committed;
+    if (record !== undefined)
+      this.rosterIfLoaded(c.network)?.set({ id: c.peerId, address: outcome.self.address, record });
+    // Fan out before the O(peers) list below: the event must not wait for the joiner's peer list.
+    this.emit(outcome.event);
     // Same tick as the commit, so the list matches lastEventId exactly (nothing can interleave).
-    const peers = this.stmt.peers
-      .all(c.network)
-      .map((r) => JSON.parse(r.record) as Peer)
-      .filter((p) => p.id !== c.peerId);
-    return { ...committed, peers };
+    return { ...outcome, peersJson: this.roster(c.network).json(c.peerId) };
   }
 
   async getPeer(network: string, id: string): Promise<Peer | undefined> {
@@ -257,20 +297,28 @@ export class SqliteStore implements Store {
     return this.stmt.peers.all(network).map((r) => JSON.parse(r.record) as Peer);
   }
 
+  async listPeersJson(network: string): Promise<string> {
+    this.requireNetwork(network);
+    return this.roster(network).json();
+  }
+
   async countPeers(): Promise<Map<string, number>> {
     return new Map(this.stmt.countPeers.all().map((r) => [r.network, r.n]));
   }
 
   async updatePeer(network: string, id: string, update: PeerUpdate, now: number) {
-    const out = this.db
+    const committed = this.db
       .transaction(() => {
         const existing = this.peerOrUndefined(network, id);
         if (!existing) throw new ScopeError("not_found", `no peer ${id} in ${network}`);
         const peer: Peer = { ...existing, ...update, updatedAt: now };
-        this.stmt.updatePeer.run({ ...peer, network, record: JSON.stringify(peer) });
-        return { peer, event: this.insertEvent(registryEvent("peerUpdate", network, now, peer)) };
+        const record = JSON.stringify(peer);
+        this.stmt.updatePeer.run({ ...peer, network, record });
+        return { peer, record, event: this.insertEvent(registryEvent("peerUpdate", network, now, peer)) };
       })
       .immediate();
+    const { record, ...out } = committed;
+    this.rosterIfLoaded(network)?.set({ id, address: out.peer.address, record });
     this.emit(out.event);
     return out;
   }
@@ -282,6 +330,7 @@ export class SqliteStore implements Store {
         return this.insertEvent(registryEvent("peerLeave", network, now, { peerId: id, reason }));
       })
       .immediate();
+    if (event) this.rosterIfLoaded(network)?.delete(id);
     this.emit(event);
     return event;
   }
@@ -346,6 +395,20 @@ export class SqliteStore implements Store {
   private peerOrUndefined(network: string, id: string): Peer | undefined {
     const r = this.stmt.peer.get(network, id);
     return r && (JSON.parse(r.record) as Peer);
+  }
+
+  private roster(network: string): Roster {
+    let r = this.rosters.get(network);
+    if (!r) {
+      r = new Roster(new Map(this.stmt.roster.all(network).map((row) => [row.id, row])));
+      this.rosters.set(network, r);
+    }
+    return r;
+  }
+
+  /** After a commit: a roster not loaded yet will read the committed rows when first needed. */
+  private rosterIfLoaded(network: string): Roster | undefined {
+    return this.rosters.get(network);
   }
 
   private lastId(): number {

@@ -46,7 +46,12 @@ export interface JoinCommit {
 export interface JoinOutcome {
   self: Peer;
   network: Network;
-  peers: Peer[];
+  /**
+   * The other members as a JSON array text, ordered by address: at 10 000
+   * peers that is ~5 MB, and each join parsing and re-serializing it cost
+   * more than the fan-out itself; the stored record texts are joined as is.
+   */
+  peersJson: string;
   /** peerJoin for a newcomer, peerUpdate for a member whose record changed, none for an identical re-join. */
   event: StoredEvent | undefined;
   /** Last event id at the time of the join (includes `event`). */
@@ -86,6 +91,8 @@ export interface Store {
   join(commit: JoinCommit): Promise<JoinOutcome>;
   getPeer(network: string, id: string): Promise<Peer | undefined>;
   listPeers(network: string): Promise<Peer[]>;
+  /** listPeers as a JSON array text, without parsing the records (a member resync at 10 000 peers). */
+  listPeersJson(network: string): Promise<string>;
   /** Peers per network, for /metrics. */
   countPeers(): Promise<Map<string, number>>;
   /** not_found if the peer is gone; emits peerUpdate. */

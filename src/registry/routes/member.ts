@@ -12,7 +12,6 @@ import {
   PostMessage,
   type JoinResponse,
   type MessageAccepted,
-  type PeerList,
 } from "../../core/protocol.js";
 import { peerIdOf, sha256Hex } from "../../crypto/keys.js";
 import { isAdmin, requireJoinProof, requireMember } from "../auth.js";
@@ -43,21 +42,22 @@ export function memberRoutes(deps: RegistryDeps): Router {
       name: out.self.name,
       address: out.self.address,
     });
-    ctx.body = {
+    // JoinResponse with the peer list spliced in as stored text (see JoinOutcome.peersJson).
+    const rest = {
       self: out.self,
       network: out.network,
-      peers: out.peers,
       lastEventId: out.lastEventId,
       registryKey: deps.registryIdentity.publicKey,
       reflectorPorts: deps.reflectorPorts,
-    } satisfies JoinResponse;
+    } satisfies Omit<JoinResponse, "peers">;
+    jsonText(ctx, `{"peers":${out.peersJson},${JSON.stringify(rest).slice(1)}`);
   });
 
   // Shared with admins: `scope peer list` goes through the admin socket.
   router.get("/networks/:net/peers", async (ctx) => {
     const network = networkParam(ctx);
     if (!isAdmin(ctx, deps)) await requireMember(ctx, deps, network);
-    ctx.body = { peers: await store.listPeers(network) } satisfies PeerList;
+    jsonText(ctx, `{"peers":${await store.listPeersJson(network)}}`); // a PeerList
   });
 
   router.put("/networks/:net/peers/self", async (ctx) => {
@@ -108,6 +108,12 @@ async function checkMessage(deps: RegistryDeps, network: string, from: string, m
   if (msg.to !== undefined && !(await deps.store.getPeer(network, msg.to))) {
     throw new ScopeError("not_found", `to: no peer ${msg.to} in ${network}`);
   }
+}
+
+/** A body assembled from stored JSON text rather than serialized from objects. */
+function jsonText(ctx: Context, text: string): void {
+  ctx.type = "application/json";
+  ctx.body = text;
 }
 
 /** Last-Event-ID header, or ?after= for clients that cannot set headers; undefined = live only. */
