@@ -1,0 +1,159 @@
+# Shell helpers shared by the networkd-* system cases. Guest scripts source it
+# from the read-only project share (/project/test/system/cases/networkd-lib.sh);
+# it is not a case itself (run.ts only loads the compiled *.js files here).
+
+NET=mesh
+NDDIR=/etc/systemd/network
+REG_PORT=8470
+
+# On any failure, what the services said: the host only sees stdout/stderr.
+diag() {
+	{ set +x; } 2>/dev/null
+	echo "--- diagnostics (exit $1) ---" >&2
+	systemctl --no-pager status 'scope*' systemd-networkd >&2 || true
+	journalctl -q --no-pager -o short-monotonic -n 150 \
+		-u scope-registry -u "scope@$NET" -u scope-c -u systemd-networkd >&2 || true
+	ip -br link >&2 || true
+	wg show >&2 2>/dev/null || true
+}
+trap 'rc=$?; [ $rc -eq 0 ] || diag $rc' EXIT
+
+# `scope` as packaged (/usr/bin/scope, the path scope@.service runs), the real
+# unit, and a networkctl wrapper earlier in PATH than /usr/bin (in our PATH and
+# in systemd's default one for units) that logs every call to the journal, so
+# a case can count the daemon's `networkctl reload`s instead of inferring them.
+install_scope() {
+	ln -sf /project/dist/src/cli/main.js /usr/bin/scope
+	cat >/usr/local/sbin/networkctl <<-'WRAP'
+		#!/bin/sh
+		logger -t scope-test-networkctl -- "$*"
+		exec /usr/bin/networkctl "$@"
+	WRAP
+	chmod 755 /usr/local/sbin/networkctl
+	cp /project/packaging/systemd/scope@.service /etc/systemd/system/
+	systemctl daemon-reload
+}
+
+# How many `networkctl reload`s anyone ran so far (cases compare two readings).
+reloads() {
+	journalctl -q -t scope-test-networkctl -o cat | grep -c '^reload' || true
+}
+
+# wait_for SECONDS CMD...: poll until CMD succeeds. Untraced: a TCG guest may
+# poll for a minute and the trace would bury the interesting lines.
+wait_for() {
+	{ set +x; } 2>/dev/null
+	local secs=$1 end=$((SECONDS + $1))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		if ((SECONDS >= end)); then
+			echo "timed out after ${secs}s waiting for: $*" >&2
+			set -x
+			return 1
+		fi
+		sleep 0.5
+	done
+	set -x
+}
+
+# jget EXPR: evaluate a JS expression over the JSON on stdin (bound to j); no jq in the image.
+jget() {
+	node -e 'let s="";process.stdin.on("data",(d)=>(s+=d)).on("end",()=>{const j=JSON.parse(s);const v=eval(process.argv[1]);console.log(typeof v==="string"?v:JSON.stringify(v))})' "$1"
+}
+
+# The registry as a transient unit: its log is in the journal, and it outlives
+# nothing it should not (a soft reboot stops it like any other unit).
+start_registry() { # LISTEN_IP
+	systemctl stop scope-registry 2>/dev/null || true
+	systemd-run -q --unit=scope-registry --collect \
+		/usr/bin/scope registry --listen "$1:$REG_PORT" --data /var/lib/scope-registry
+	wait_for 240 test -S /run/scope/registry.sock
+}
+
+# A second edge host inside this VM: network namespace "c" behind a veth pair
+# (10.99.0.1 here, 10.99.0.2 inside), default route back through this host.
+# Idempotent, so a case can call it again after a soft reboot.
+setup_netns_c() {
+	ip netns del c 2>/dev/null || true
+	ip link del veth-c 2>/dev/null || true
+	ip netns add c
+	ip link add veth-c type veth peer name eth0 netns c
+	ip addr add 10.99.0.1/24 dev veth-c
+	ip link set veth-c up
+	ip -n c addr add 10.99.0.2/24 dev eth0
+	ip -n c link set eth0 up
+	ip -n c link set lo up
+	ip -n c route add default via 10.99.0.1
+}
+
+# join_c REGISTRY_URL: join identity "c" from the namespace with the kernel wg
+# backend (its own config and state dirs, so it never touches this host's).
+join_c() {
+	scope token create "$NET" --uses 1 >/root/c.token
+	ip netns exec c /usr/bin/scope join "$1" --network "$NET" --token-file /root/c.token \
+		--backend wg --name c --config-dir /etc/scope-c --state-dir /var/lib/scope-c --no-start
+	echo "flavour = kernel" >>/etc/scope-c/$NET.conf
+}
+
+start_c() {
+	systemctl stop scope-c 2>/dev/null || true
+	systemd-run -q --unit=scope-c --collect \
+		ip netns exec c /usr/bin/scope daemon --config /etc/scope-c/$NET.conf
+}
+
+pubkey_of() { # STATE_DIR
+	wg pubkey <"$1/wg.key"
+}
+
+# has_handshake IFACE PUBKEY [NETNS]: WireGuard completed a handshake with the peer.
+has_handshake() {
+	local ns=()
+	[ -z "${3:-}" ] || ns=(ip netns exec "$3")
+	"${ns[@]}" wg show "$1" latest-handshakes | awk -v k="$2" '$1 == k && $2 > 0 { ok = 1 } END { exit !ok }'
+}
+
+# peer_dump PUBKEY: "latest-handshake rx-bytes" of one peer of scope0.
+peer_dump() {
+	wg show scope0 dump | awk -v k="$1" '$1 == k { print $5, $6 }'
+}
+
+tunnel_addr_of() { # PEER_NAME (asked over the registry's admin socket)
+	scope peer list "$NET" --json | jget "(Array.isArray(j) ? j : j.peers).find((p) => p.name === '$1').address"
+}
+
+# Acceptance 1 on the files and networkd's view; prints "ok: ..." lines the host checks.
+check_networkd_files() { # EXPECTED_PEER_COUNT
+	local netdev=$NDDIR/50-scope-$NET.netdev
+	networkctl status scope0 --no-pager || true
+	local state
+	state=$(networkctl status scope0 --json=short | jget 'const l = j.Interfaces ? j.Interfaces.find((i) => i.Name === "scope0") : j; `${l.OperationalState} ${l.AdministrativeState ?? l.SetupState}`')
+	echo "scope0 state: $state"
+	case "$state" in
+	routable\ configured | carrier\ configured | degraded\ configured) echo "ok: networkctl: scope0 configured ($state)" ;;
+	*) echo "FAIL: networkctl state of scope0 is '$state'" && return 1 ;;
+	esac
+	cat "$netdev"
+	local peers
+	peers=$(grep -c '^\[WireGuardPeer\]' "$netdev")
+	[ "$peers" -eq "$1" ] || { echo "FAIL: $netdev has $peers [WireGuardPeer], want $1" && return 1; }
+	# Every live peer has its own section (by public key), not just the right count.
+	local k
+	for k in $(wg show scope0 peers); do
+		grep -qx "PublicKey=$k" "$netdev" || { echo "FAIL: live peer $k not in $netdev" && return 1; }
+	done
+	echo "ok: netdev lists every peer ($peers)"
+	stat -c '%U:%G %a %n' "$NDDIR"/50-scope-$NET.*
+	local bad
+	bad=$(stat -c '%U:%G %a %n' "$NDDIR"/50-scope-$NET.* | grep -v '^root:systemd-network 640 ' || true)
+	[ -z "$bad" ] || { echo "FAIL: owner/mode: $bad" && return 1; }
+	echo "ok: files root:systemd-network 0640"
+	# Untraced: the key must not reach the logs through xtrace either.
+	{ set +x; } 2>/dev/null
+	local key
+	key=$(cat /var/lib/scope/$NET/wg.key)
+	if grep -qF -- "$key" "$netdev"; then echo "FAIL: private key inside $netdev" && return 1; fi
+	grep -qF -- "$key" "$NDDIR/50-scope-$NET.key" || { echo "FAIL: key file lacks the key" && return 1; }
+	set -x
+	grep -q '^PrivateKeyFile=' "$netdev"
+	echo "ok: private key only in the .key file"
+}
