@@ -9,12 +9,22 @@
  * subscribers. The baseline is the same measurement with one subscriber, on
  * the same registry state, so the ratio is the cost of the fan-out itself.
  *
- * The caller raises the fd limit (`ulimit -n 65536`) for the full run.
+ * The floor: the same subscribers on a bare node:http server (`--floor-server`,
+ * a child process like the registry) that writes one shared buffer to every
+ * open response per trigger. What the registry adds on top of that is its
+ * own cost; the rest is the machine's (loopback, scheduler, client workers).
+ * Load average is printed with every figure: on a shared 2-core host the
+ * numbers move with it.
+ *
+ * fd limits are raised for the bench and both servers with prlimit when
+ * allowed (root); otherwise the caller needs `ulimit -n` above N + 1000.
  */
-import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { createServer, type ServerResponse } from "node:http";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
-import { tmpdir, cpus } from "node:os";
+import { tmpdir, cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
@@ -31,13 +41,17 @@ import {
 } from "../src/crypto/keys.js";
 import { signRequest } from "../src/crypto/signing.js";
 import { SqliteStore } from "../src/registry/sqlite-store.js";
-import { freePort, rssKb, waitHealthy } from "../test/registry/harness.js";
+import { freePort, waitHealthy } from "../test/registry/harness.js";
 
 const NET = "bench";
 const EVENTS_PATH = `/v1/networks/${NET}/events`;
 const JOINS = 20;
 const SOURCE_ADDRESSES = 8;
 const now = () => performance.timeOrigin + performance.now();
+const FD_LIMIT = 65_536;
+/** An event of a realistic size (a peerJoin record is ~500-700 bytes) for the floor server. */
+const FLOOR_DATA = JSON.stringify({ type: "floor", pad: "x".repeat(600) });
+const load = () => `load ${loadavg()[0]!.toFixed(1)}`;
 
 interface WorkerInput {
   port: number;
@@ -104,6 +118,12 @@ function runWorker(input: WorkerInput): void {
 
 // ---- main --------------------------------------------------------------------
 
+/**
+ * Fixture identities from random seeds (one key derivation each) and random
+ * WireGuard public keys (stored, never used): the full run's seeding spent
+ * most of its time in two key generations with JWK exports per peer, which
+ * on a loaded host took minutes and looked like a hang.
+ */
 function seedPeers(dataDir: string, n: number): Identity[] {
   const store = new SqliteStore(join(dataDir, "registry.db")); // runs the migrations
   void store.createNetwork({ name: NET, cidr: "10.64.0.0/10", topology: "mesh", createdAt: Date.now() });
@@ -115,7 +135,7 @@ function seedPeers(dataDir: string, n: number): Identity[] {
   const ids: Identity[] = [];
   db.transaction(() => {
     for (let i = 0; i < n; i++) {
-      const identity = generateIdentity();
+      const identity = identityFromSecret(randomBytes(32));
       ids.push(identity);
       const n2 = i + 2;
       const address = `10.${64 + (n2 >> 16)}.${(n2 >> 8) & 255}.${n2 & 255}`;
@@ -124,7 +144,7 @@ function seedPeers(dataDir: string, n: number): Identity[] {
         network: NET,
         name: `sub-${i}`,
         identityKey: identity.publicKey,
-        wgPublicKey: generateWgKeyPair().publicKey,
+        wgPublicKey: randomBytes(32).toString("base64"),
         listenPort: 51820,
         probePort: 51821,
         candidates: [{ address: "192.0.2.1", port: 51820, kind: "local" }],
@@ -208,9 +228,22 @@ class Subscribers {
   }
 }
 
-async function measureJoins(url: string, token: string, subs: Subscribers, label: string): Promise<number[]> {
+/** Sends one trigger (a join, or a floor emit); resolves with the event id it caused. */
+type Trigger = (i: number) => Promise<number>;
+
+async function measure(trigger: Trigger, subs: Subscribers): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < JOINS; i++) {
+    const t0 = now();
+    const id = await trigger(i);
+    out.push((await subs.reached(id)) - t0);
+  }
+  return out;
+}
+
+const joinTrigger =
+  (url: string, token: string, label: string): Trigger =>
+  async (i) => {
     const identity = generateIdentity();
     const path = `/v1/networks/${NET}/join`;
     const body = JSON.stringify({
@@ -225,23 +258,104 @@ async function measureJoins(url: string, token: string, subs: Subscribers, label
         nat: { mapping: "unknown", ipv6: false },
       },
     });
-    const t0 = now();
     const headers = {
       ...signRequest(identity, "join", { method: "POST", path, body }, Date.now()),
       "content-type": "application/json",
     };
     const res = await fetch(url + path, { method: "POST", body, headers });
     if (!res.ok) throw new Error(`join failed: ${res.status} ${await res.text()}`);
-    const joined = (await res.json()) as { lastEventId: number };
-    out.push((await subs.reached(joined.lastEventId)) - t0);
+    return ((await res.json()) as { lastEventId: number }).lastEventId;
+  };
+
+const floorTrigger =
+  (url: string): Trigger =>
+  async () => {
+    const res = await fetch(`${url}/emit`, { method: "POST" });
+    return ((await res.json()) as { lastEventId: number }).lastEventId;
+  };
+
+// ---- floor server: bare node:http, one buffer written to every response --------
+
+function runFloorServer(): void {
+  const streams = new Set<ServerResponse>();
+  let id = 0;
+  const server = createServer((req, res) => {
+    if (req.method === "POST") {
+      const frame = Buffer.from(`id: ${++id}\ndata: ${FLOOR_DATA}\n\n`);
+      for (const s of streams) s.write(frame);
+      res.end(JSON.stringify({ lastEventId: id }));
+      return;
+    }
+    res.writeHead(200, { "content-type": "text/event-stream" });
+    res.write(`event: ready\nid: ${id}\ndata: {}\n\n`);
+    streams.add(res);
+    res.on("close", () => streams.delete(res));
+  });
+  server.listen(Number(process.argv[3]), "127.0.0.1");
+  server.on("listening", () => process.stdout.write("listening\n"));
+}
+
+// ---- main --------------------------------------------------------------------
+
+/** Best effort: root may raise its own limits; otherwise the caller's ulimit stands. */
+function raiseFdLimit(pid: number): void {
+  try {
+    execFileSync("prlimit", ["--pid", String(pid), `--nofile=${FD_LIMIT}:${FD_LIMIT}`], { stdio: "ignore" });
+  } catch {
+    // not permitted or no prlimit: the run fails with EMFILE if the limit is too low, which says why
   }
-  return out;
+}
+
+/** Resident set now and its peak (VmHWM), MB, from /proc: the server process's real memory. */
+function memory(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  return { rss: Math.round(kb("VmRSS") / 1024), peak: Math.round(kb("VmHWM") / 1024) };
+}
+
+function stop(child: ChildProcess): Promise<unknown> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  return exited;
+}
+
+const f = (x: number) => x.toFixed(1);
+const summary = (xs: number[]) => `p50 ${f(percentile(xs, 50))} ms  p99 ${f(percentile(xs, 99))} ms`;
+const ratio = (xs: number[], base: number[]) =>
+  `p50 ×${(percentile(xs, 50) / percentile(base, 50)).toFixed(2)}  p99 ×${(percentile(xs, 99) / percentile(base, 99)).toFixed(2)}`;
+
+/** The same N subscribers against the bare server; its figures are the machine's floor. */
+async function measureFloor(
+  identities: Identity[],
+  threads: number,
+): Promise<{ lat: number[]; peak: number }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), "--floor-server", String(port)], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.stdout?.once("data", () => resolve());
+      child.once("exit", (code) => reject(new Error(`floor server exited ${code}`)));
+    });
+    raiseFdLimit(child.pid!);
+    const subs = new Subscribers();
+    await subs.open(port, identities, threads);
+    const lat = await measure(floorTrigger(`http://127.0.0.1:${port}`), subs);
+    const { peak } = memory(child.pid!);
+    await subs.close();
+    return { lat, peak };
+  } finally {
+    await stop(child);
+  }
 }
 
 async function main(): Promise<void> {
   const full = process.argv.includes("--full");
   const n = full ? 10_000 : 1000;
   const threads = Math.max(2, Math.min(4, cpus().length));
+  raiseFdLimit(process.pid);
   const dir = mkdtempSync(join(tmpdir(), "scope-bench-"));
   const dataDir = join(dir, "data");
   const socketPath = join(dir, "admin.sock");
@@ -250,8 +364,10 @@ async function main(): Promise<void> {
     `[registry]\nadmin_socket = ${socketPath}\n[log]\nlevel = warn\n`,
   );
   mkdirSync(dataDir, { mode: 0o700 });
-  console.log(`seeding ${n} subscriber peers…`);
+  console.log(`seeding ${n} subscriber peers… (${load()})`);
+  let t = now();
   const identities = seedPeers(dataDir, n + 1);
+  console.log(`  seeded in ${((now() - t) / 1000).toFixed(1)} s (${load()})`);
   const port = await freePort();
   const main = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
   const child = spawn(
@@ -275,52 +391,57 @@ async function main(): Promise<void> {
     let out = "";
     child.stderr?.on("data", (b: Buffer) => (out += b.toString()));
     await waitHealthy(url, child, () => out);
-    const { token } = await new AdminClient({ socketPath }).createToken(NET, { uses: 10 * JOINS });
     const pid = child.pid!;
-    const rssIdle = rssKb(pid);
+    raiseFdLimit(pid);
+    const { token } = await new AdminClient({ socketPath }).createToken(NET, { uses: 10 * JOINS });
+    const idle = memory(pid);
 
-    console.log(`registry up (pid ${pid}); baseline with 1 subscriber…`);
+    console.log(`registry up (pid ${pid}); baseline with 1 subscriber… (${load()})`);
     const one = new Subscribers();
     await one.open(port, identities.slice(n), 1);
-    const base = await measureJoins(url, token, one, "base");
+    const base = await measure(joinTrigger(url, token, "base"), one);
     await one.close();
+    const loadBase = load();
 
-    console.log(`opening ${n} subscribers…`);
-    const t = now();
+    console.log(`opening ${n} subscribers… (${load()})`);
+    t = now();
     const many = new Subscribers();
     await many.open(port, identities.slice(0, n), threads);
     const connectS = (now() - t) / 1000;
-    const rssSubscribed = rssKb(pid);
-    const lat = await measureJoins(url, token, many, "fan");
-    const rssAfter = rssKb(pid);
+    const subscribed = memory(pid);
+    const loadFan = load();
+    const lat = await measure(joinTrigger(url, token, "fan"), many);
+    const after = memory(pid);
+    const loadAfter = load();
     await many.close();
+    await stop(child);
 
-    const f = (x: number) => x.toFixed(1);
+    console.log(`floor: the same ${n} subscribers on a bare node:http server… (${load()})`);
+    const floor = await measureFloor(identities.slice(0, n), threads);
+    const loadFloor = load();
+
     console.log(
-      `\nregistry fan-out, N=${n} SSE subscribers over ${threads} worker threads, ${JOINS} joins each`,
+      `\nregistry fan-out, N=${n} SSE subscribers over ${threads} worker threads, ${JOINS} joins each (${cpus().length} cores)`,
     );
-    console.log(
-      `  baseline (1 subscriber):  join→event p50 ${f(percentile(base, 50))} ms  p99 ${f(percentile(base, 99))} ms`,
-    );
-    console.log(
-      `  N=${n} subscribers:       join→event p50 ${f(percentile(lat, 50))} ms  p99 ${f(percentile(lat, 99))} ms`,
-    );
-    console.log(
-      `  ratio to baseline:        p50 ×${(percentile(lat, 50) / percentile(base, 50)).toFixed(2)}  p99 ×${(percentile(lat, 99) / percentile(base, 99)).toFixed(2)}`,
-    );
+    console.log(`  baseline (1 subscriber):  join→event ${summary(base)}   (${loadBase})`);
+    console.log(`  N=${n} subscribers:       join→event ${summary(lat)}   (${loadFan} → ${loadAfter})`);
+    console.log(`  ratio to baseline:        ${ratio(lat, base)}`);
+    console.log(`  floor (bare node:http):   emit→event ${summary(floor.lat)}   (${loadFloor})`);
+    console.log(`  ratio to floor:           ${ratio(lat, floor.lat)}`);
     console.log(`  subscribers connected in ${connectS.toFixed(1)} s`);
     console.log(
-      `  registry RSS: idle ${Math.round(rssIdle / 1024)} MB, with N subscribers ${Math.round(rssSubscribed / 1024)} MB, after joins ${Math.round(rssAfter / 1024)} MB`,
+      `  registry RSS: idle ${idle.rss} MB, with N subscribers ${subscribed.rss} MB, after joins ${after.rss} MB, peak ${after.peak} MB (floor server peak ${floor.peak} MB)`,
     );
     console.log(`  targets at 10 000: p99 ≤ 500 ms, RSS ≤ 512 MB`);
   } finally {
-    child.kill("SIGTERM");
-    await new Promise((r) => child.once("exit", r));
+    await stop(child);
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-if (isMainThread) {
+if (process.argv[2] === "--floor-server") {
+  runFloorServer();
+} else if (isMainThread) {
   main().catch((e: unknown) => {
     console.error(e);
     process.exitCode = 1;
