@@ -23,6 +23,7 @@ need_lab=(
   conntrack:conntrack
   ping:iputils-ping
   pkill:procps
+  python3:python3-minimal
 )
 need_system=(
   debootstrap:debootstrap
