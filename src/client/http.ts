@@ -5,14 +5,22 @@
  * ScopeError: the server's own code for a 4xx/5xx JSON body, `unavailable`
  * when the registry cannot be reached.
  */
-import { request as httpRequest, type IncomingMessage } from "node:http";
+import { request as httpRequest, type Agent, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { z } from "zod";
 import { ERROR_CODES, ScopeError, type ErrorCode } from "../core/errors.js";
 import { ErrorBody } from "../core/protocol.js";
 
-/** Where the registry is: a base URL (http/https) or the admin Unix socket. */
-export type Target = { url: string; socketPath?: undefined } | { socketPath: string; url?: undefined };
+/**
+ * Where the registry is: a base URL (http/https) or the admin Unix socket.
+ * agent: the connection pool to use (default: Node's global one). A client
+ * that must be able to drop its pooled connections at once (the edge daemon
+ * after its addresses changed: a kept-alive socket still carries the old
+ * source address) brings its own.
+ */
+export type Target =
+  | { url: string; socketPath?: undefined; agent?: Agent }
+  | { socketPath: string; url?: undefined; agent?: undefined };
 
 export interface HttpRequest {
   method: string;
@@ -28,6 +36,24 @@ export interface HttpRequest {
 /** Answers are small JSON; the limit only protects the client from a broken or hostile server. */
 const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** The registry gave no HTTP answer at all (refused, unreachable, reset, timed out). */
+class UnreachableError extends Error {
+  constructor(readonly code: string) {
+    super(code);
+  }
+}
+
+/**
+ * True when err means no HTTP answer came at all (connection refused, host
+ * unreachable, reset, timeout), as opposed to an answer with an error status.
+ * Retrying such a failure costs the registry nothing.
+ */
+export function isUnreachable(err: unknown): boolean {
+  if (!(err instanceof ScopeError) || err.code !== "unavailable") return false;
+  const cause = err.cause as { code?: unknown } | undefined;
+  return typeof cause?.code === "string";
+}
 
 export const describeTarget = (t: Target): string => t.url ?? `unix:${t.socketPath}`;
 
@@ -53,11 +79,16 @@ export function send(target: Target, req: HttpRequest): Promise<IncomingMessage>
         path: base.pathname.replace(/\/$/, "") + req.path,
         headers,
         signal: req.signal,
+        ...(target.agent ? { agent: target.agent } : {}),
       };
       r = base.protocol === "https:" ? httpsRequest(opts) : httpRequest(opts);
     }
     r.setTimeout(req.timeoutMs ?? DEFAULT_TIMEOUT_MS, () =>
-      r.destroy(new ScopeError("unavailable", `no answer from ${describeTarget(target)} in time`)),
+      r.destroy(
+        new ScopeError("unavailable", `no answer from ${describeTarget(target)} in time`, {
+          cause: new UnreachableError("ETIMEDOUT"),
+        }),
+      ),
     );
     r.on("response", (res) => {
       r.setTimeout(0);
@@ -70,6 +101,7 @@ export function send(target: Target, req: HttpRequest): Promise<IncomingMessage>
           new ScopeError(
             "unavailable",
             `cannot reach registry at ${describeTarget(target)}: ${e.code ?? e.message}`,
+            { cause: e },
           ),
         );
     });

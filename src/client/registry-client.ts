@@ -20,7 +20,9 @@ import {
 } from "../core/protocol.js";
 import { peerIdOf, type Identity } from "../crypto/keys.js";
 import { signRequest } from "../crypto/signing.js";
-import { call, errorFrom, jsonBody, send, type Target } from "./http.js";
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
+import { call, errorFrom, isUnreachable, jsonBody, send, type Target } from "./http.js";
 import { SseParser } from "./sse.js";
 import { z } from "zod";
 
@@ -45,8 +47,16 @@ export interface EventsOptions {
   signal: AbortSignal;
 }
 
-/** Reconnect delays: doubling from the first to the cap, with jitter so a restarted registry is not stampeded. */
+/**
+ * Reconnect delays, with jitter so a restarted registry is not stampeded.
+ * When the registry gives no answer at all (refused, unreachable: it is down
+ * or restarting), a retry costs it nothing, so the delay stays at most
+ * RECONNECT_UNREACHABLE_MAX_MS and the stream is back within about a second
+ * of the registry (docs/join.md: resync within 5 s). When it does answer
+ * with an error (overloaded, 5xx), back off by doubling up to the cap.
+ */
 export const RECONNECT_MIN_MS = 500;
+export const RECONNECT_UNREACHABLE_MAX_MS = 1_000;
 export const RECONNECT_MAX_MS = 30_000;
 
 /** Errors that a reconnect cannot cure: stop instead of retrying forever. */
@@ -54,12 +64,14 @@ const FATAL_CODES = new Set(["unauthorized", "forbidden", "not_found", "bad_requ
 
 export class RegistryClient {
   readonly peerId: string;
-  private readonly target: Target;
+  private target: Target;
   private readonly base: string;
   private readonly clock: Pick<Clock, "now">;
+  /** Aborts the current event stream connection (not the whole follow): see dropConnections. */
+  private streamAbort: AbortController | undefined;
 
   constructor(private readonly opts: RegistryClientOptions) {
-    this.target = { url: opts.url };
+    this.target = { url: opts.url, agent: newAgent(opts.url) };
     this.peerId = peerIdOf(opts.identity.publicKey);
     this.base = `${API_PREFIX}/networks/${encodeURIComponent(opts.network)}`;
     this.clock = opts.clock ?? { now: () => Date.now() };
@@ -89,6 +101,25 @@ export class RegistryClient {
   }
 
   /**
+   * Drops every pooled connection and the event stream's, so the next
+   * requests and a new stream start at once from the host's current
+   * addresses. Call after the local addresses changed: a kept-alive TCP
+   * connection still carries the old source address and would hang until a
+   * timeout.
+   */
+  dropConnections(): void {
+    const old = this.target.agent;
+    this.target = { url: this.opts.url, agent: newAgent(this.opts.url) };
+    old?.destroy();
+    this.streamAbort?.abort();
+  }
+
+  /** Frees the connection pool (the daemon is stopping). */
+  close(): void {
+    this.target.agent?.destroy();
+  }
+
+  /**
    * Follows the event stream until signal aborts (then resolves), resuming
    * with Last-Event-ID after every disconnect. Rejects only on errors a retry
    * cannot fix (no longer a member, network gone, bad request).
@@ -97,22 +128,33 @@ export class RegistryClient {
     let last = o.lastEventId;
     let delay = RECONNECT_MIN_MS;
     while (!o.signal.aborted) {
+      const conn = new AbortController();
+      this.streamAbort = conn;
+      const stop = () => conn.abort();
+      o.signal.addEventListener("abort", stop, { once: true });
       try {
         await this.streamOnce(
-          o,
+          { ...o, signal: conn.signal },
           last,
           (id) => (last = id),
           () => (delay = RECONNECT_MIN_MS),
         );
         if (o.signal.aborted) return;
-        throw new ScopeError("unavailable", "event stream ended");
+        throw new ScopeError("unavailable", "event stream ended", { cause: { code: "EOF" } });
       } catch (e) {
         if (o.signal.aborted) return;
+        const dropped = conn.signal.aborted; // dropConnections(): reconnect at once
         if (e instanceof ScopeError && FATAL_CODES.has(e.code)) throw e;
-        const wait = Math.round(delay * (0.5 + Math.random() / 2));
-        o.onDisconnect?.(e as Error, wait);
-        await sleep(wait, o.signal);
-        delay = Math.min(RECONNECT_MAX_MS, delay * 2);
+        // No answer at all (or the stream broke mid-way): the registry is down or
+        // restarting; retrying is cheap for it, so keep the delay short.
+        const cheap = isUnreachable(e) || !(e instanceof ScopeError);
+        const wait = dropped ? 0 : Math.round(delay * (0.5 + Math.random() / 2));
+        o.onDisconnect?.(dropped ? new Error("connections dropped") : (e as Error), wait);
+        if (wait > 0) await sleep(wait, o.signal);
+        delay = Math.min(cheap ? RECONNECT_UNREACHABLE_MAX_MS : RECONNECT_MAX_MS, delay * 2);
+      } finally {
+        o.signal.removeEventListener("abort", stop);
+        if (this.streamAbort === conn) this.streamAbort = undefined;
       }
     }
   }
@@ -172,6 +214,9 @@ export class RegistryClient {
     return call(this.target, { method, path, headers, body: body === undefined ? undefined : raw }, schema);
   }
 }
+
+const newAgent = (url: string): HttpAgent =>
+  url.startsWith("https:") ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
 
 const parseJson = (text: string): unknown => {
   try {
