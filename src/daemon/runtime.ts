@@ -316,6 +316,9 @@ export class Daemon {
     this.checking = true;
     try {
       this.log.info("local addresses changed", { addresses });
+      // Kept-alive registry connections (and the event stream) still use the
+      // old source address: drop them so everything reconnects from the new one.
+      this.client.dropConnections();
       this.lastNetcheck = await this.netcheck();
       this.dispatch({ type: "addressesChanged", addresses, netcheck: this.lastNetcheck });
       this.after("netcheck-again", 2_000, () => void this.refreshNetcheck());
@@ -376,6 +379,7 @@ export class Daemon {
     this.timers.clear();
     this.sock.close();
     this.control?.close();
+    this.client.close();
     await this.worker.idle();
     await this.d.backend
       .close({ remove: opts.remove })
