@@ -86,14 +86,24 @@ export function isDirect(ps: PeerState, now: number): boolean {
   return hs >= ps.since - (hs % 1_000 === 0 ? HANDSHAKE_SLACK_MS : 0);
 }
 
+/** The peer's NAT maps per destination (symmetric): an IPv4 mapping someone saw is valid for that someone only. */
+export const peerSymmetric = (ps: PeerState): boolean => ps.peer.nat.mapping === "endpoint-dependent";
+
 export function candidatesOf(
   _st: EngineState,
   ps: PeerState,
   families: ReadonlySet<Family>,
 ): PathCandidate[] {
+  // A reported WireGuard endpoint of a symmetric-NAT peer is the mapping
+  // toward whoever reported it; sending there from here goes nowhere (and a
+  // stale record may still carry one). Never use it.
+  const sym = peerSymmetric(ps);
+  const peer = sym
+    ? { ...ps.peer, candidates: ps.peer.candidates.filter((c) => c.kind !== "reported") }
+    : ps.peer;
   return pathCandidates(
-    ps.peer,
-    ps.reported,
+    peer,
+    sym ? [] : ps.reported,
     (p) => ps.answers.get(formatEndpoint(p))?.rttMs ?? null,
     families,
   );
@@ -128,7 +138,15 @@ export function chooseEndpoint(st: EngineState, ps: PeerState, now: number): str
   // The last working session's endpoint is the peer's real mapping unless it
   // moved; a candidate guess must not replace it before it has failed once.
   if (ps.roamed !== undefined && !ps.failed.has(ps.roamed)) return ps.roamed;
-  const found = candidatesOf(st, ps, selfFamilies(st));
+  // Behind a symmetric NAT, the peer's IPv4 WireGuard mapping toward this
+  // host exists only once it sends to us, and then WireGuard roams to it by
+  // itself. Every IPv4 guess (its reflexive address with the listen port, a
+  // port someone else saw) is wrong, and an apply of a guess that lands just
+  // after WireGuard roamed would undo the one working endpoint. So configure
+  // none on IPv4: the peer initiates (it has our endpoint), we answer.
+  const fams = selfFamilies(st);
+  if (peerSymmetric(ps)) fams.delete("ipv4");
+  const found = candidatesOf(st, ps, fams);
   // A private address of another LAN leads nowhere; use one only if it answered
   // (same LAN) or if nothing public exists at all.
   const reachable = found.filter((c) => !c.private || c.rttMs !== null);

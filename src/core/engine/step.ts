@@ -18,7 +18,7 @@ import type { Candidate, Endpoint, Event, JoinResponse, Peer } from "../protocol
 import { log, pong } from "./probing.js";
 import { reconcile } from "./reconcile.js";
 import { newPeerState, restartAttempt } from "./peer.js";
-import type { EngineConfig, EngineEffect, EngineInput, EngineState, StepResult } from "./types.js";
+import type { EngineConfig, EngineEffect, EngineInput, EngineState, PeerState, StepResult } from "./types.js";
 
 const DEFAULT_PROBE_WINDOW_MS = 30_000;
 
@@ -218,8 +218,10 @@ function onResync(st: EngineState, peers: Peer[], now: number): void {
 function learnSelfEndpoint(st: EngineState, e: Endpoint, fx: EngineEffect[]): void {
   const self = st.self;
   if (!self || familyOf(e.address) !== "ipv4" || st.addresses.includes(e.address)) return;
-  // Behind a symmetric NAT each peer sees its own mapping: useless to anyone else.
-  if (self.nat.mapping === "endpoint-dependent") return;
+  // Behind a symmetric NAT each peer sees its own mapping: useless to anyone
+  // else. While the mapping behaviour is unknown (no netcheck answer yet) it
+  // may be symmetric: publish only what is known to be valid for everyone.
+  if (self.nat.mapping !== "endpoint-independent") return;
   // A port-shifting NAT keeps the address and moves the port: a report with
   // another address is stale (sent before we moved) or a LAN view.
   const reflexive = st.netcheck?.ipv4?.public.address;
@@ -263,6 +265,16 @@ function migrateIfChanged(st: EngineState, now: number, fx: EngineEffect[]): voi
   for (const ps of st.peers.values()) restartAttempt(st, ps, now);
 }
 
+/** from is one of the peer's published addresses, or one WireGuard saw it use. */
+function knownAddress(ps: PeerState, address: string): boolean {
+  const seen = [ps.statsEndpoint, ps.roamed].map((e) => (e ? parseEndpoint(e)?.address : undefined));
+  return (
+    ps.peer.candidates.some((c) => c.address === address) ||
+    ps.reported.some((c) => c.address === address) ||
+    seen.includes(address)
+  );
+}
+
 function onProbe(st: EngineState, from: Endpoint, bytes: Uint8Array, now: number, fx: EngineEffect[]): void {
   const sender = probeSender(bytes);
   const ps = sender === undefined ? undefined : st.peers.get(sender);
@@ -271,6 +283,10 @@ function onProbe(st: EngineState, from: Endpoint, bytes: Uint8Array, now: number
   // Forged, stale or replayed: dropped without a trace in the state.
   if (!msg || !acceptFresh(st.seenNonces, msg, now, st.cfg.probeWindowMs ?? DEFAULT_PROBE_WINDOW_MS)) return;
   if (msg.type === "ping") {
+    // A valid ping can be replayed by anyone who saw it before we did (one
+    // sent before we knew its sender was never recorded as seen). Answer only
+    // at an address the peer is known to use: never reflect to a stranger.
+    if (!knownAddress(ps, from.address)) return;
     fx.push({ type: "sendProbe", to: from, bytes: encodeProbe(pong(st, now, msg.nonce, from), ps.key) });
     ps.probeFrom = from;
     return;
