@@ -320,6 +320,15 @@ function stop(child: ChildProcess): Promise<unknown> {
   return exited;
 }
 
+/** Loopback TCP retransmissions so far (host-wide): a lost segment waits for an RTO of 200 ms or more. */
+function retransmits(): number {
+  const lines = readFileSync("/proc/net/snmp", "utf8")
+    .split("\n")
+    .filter((l) => l.startsWith("Tcp:"));
+  const [names, values] = lines.map((l) => l.split(/\s+/));
+  return Number(values?.[names?.indexOf("RetransSegs") ?? -1] ?? NaN);
+}
+
 const f = (x: number) => x.toFixed(1);
 const summary = (xs: number[]) => `p50 ${f(percentile(xs, 50))} ms  p99 ${f(percentile(xs, 99))} ms`;
 const ratio = (xs: number[], base: number[]) =>
@@ -410,7 +419,9 @@ async function main(): Promise<void> {
     const connectS = (now() - t) / 1000;
     const subscribed = memory(pid);
     const loadFan = load();
+    const retransBefore = retransmits();
     const lat = await measure(joinTrigger(url, token, "fan"), many);
+    const retrans = retransmits() - retransBefore;
     const after = memory(pid);
     const loadAfter = load();
     await many.close();
@@ -426,6 +437,8 @@ async function main(): Promise<void> {
     console.log(`  baseline (1 subscriber):  join→event ${summary(base)}   (${loadBase})`);
     console.log(`  N=${n} subscribers:       join→event ${summary(lat)}   (${loadFan} → ${loadAfter})`);
     console.log(`  ratio to baseline:        ${ratio(lat, base)}`);
+    console.log(`  each join, in order (ms): ${lat.map((x) => x.toFixed(0)).join(" ")}`);
+    console.log(`  TCP retransmissions during the joins (host-wide): ${retrans}`);
     console.log(`  floor (bare node:http):   emit→event ${summary(floor.lat)}   (${loadFloor})`);
     console.log(`  ratio to floor:           ${ratio(lat, floor.lat)}`);
     console.log(`  subscribers connected in ${connectS.toFixed(1)} s`);
