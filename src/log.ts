@@ -10,15 +10,12 @@
  * logs even if a careless message interpolates it.
  */
 import winston from "winston";
+import type { LogSink } from "./core/logger.js";
 
 export const LOG_LEVELS = ["error", "warn", "info", "debug"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export interface Logger {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
+export interface Logger extends LogSink {
   child(component: string): Logger;
 }
 

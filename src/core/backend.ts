@@ -9,6 +9,8 @@
  * secrets: a backend passes them by stdin, file or socket, never on argv,
  * and never logs them.
  */
+import type { LogSink } from "./logger.js";
+
 export const BACKEND_API_VERSION = 1;
 
 export type BackendName = "wg" | "networkmanager" | "networkd" | (string & {});
@@ -93,12 +95,8 @@ export interface ActiveStateSource {
 export const hasActiveState = (b: Backend): b is Backend & ActiveStateSource =>
   typeof (b as Partial<ActiveStateSource>).onActiveChange === "function";
 
-export interface BackendLogger {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
+/** What a backend logs through; the plugin API keeps this name. */
+export type BackendLogger = LogSink;
 
 export interface BackendContext {
   /** Network name, e.g. "corp": used for file and profile names. */

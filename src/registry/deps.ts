@@ -4,18 +4,14 @@
  * fake clock.
  */
 import type { Clock } from "../core/clock.js";
+import { silentLogger, type LogSink } from "../core/logger.js";
 import type { Identity } from "../crypto/keys.js";
 import type { EventHub } from "./events.js";
 import type { Metrics } from "./metrics.js";
 import type { Store } from "./store.js";
 
-/** The subset of src/log.ts the registry uses; fields are structured, secrets never passed. */
-export interface RegistryLogger {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
+/** The registry logs through the common seam; fields are structured, secrets never passed. */
+export type RegistryLogger = LogSink;
 
 export interface RegistryDeps {
   store: Store;
@@ -31,4 +27,4 @@ export interface RegistryDeps {
   adminTokenHash: Buffer | undefined;
 }
 
-export const silentLogger: RegistryLogger = { debug() {}, info() {}, warn() {}, error() {} };
+export { silentLogger };
