@@ -4,7 +4,6 @@ import { loadRegistryConfig } from "../../config/load.js";
 import { ListenAddress, RegistryConfig } from "../../config/schema.js";
 import { ScopeError } from "../../core/errors.js";
 import { setLogLevel } from "../../log.js";
-import { runRegistry } from "../../registry/server.js";
 import type { Command } from "../command.js";
 
 export const DEFAULT_REGISTRY_CONFIG = "/etc/scope/registry.conf";
@@ -38,6 +37,9 @@ export const command: Command = {
     }
     if (typeof data === "string") config.registry.data = resolve(data);
     if (args.values["log-level"] === undefined) setLogLevel(config.log.level);
+    // Loaded here, not at the top: koa, the router and SQLite are the bulk of
+    // the CLI's start-up, and every other command (the edge daemon) needs none.
+    const { runRegistry } = await import("../../registry/server.js");
     await runRegistry(config);
   },
 };
