@@ -1,5 +1,6 @@
 import { setLogLevel } from "../../log.js";
 import { buildDaemon, resolveEdge } from "../../daemon/edge.js";
+import type { EdgeConfig } from "../../config/schema.js";
 import type { Command } from "../command.js";
 
 export const command: Command = {
@@ -14,25 +15,34 @@ export const command: Command = {
   options: { config: { type: "string", short: "c" }, network: { type: "string", short: "n" } },
   async run(args) {
     const { config } = await resolveEdge(args.values);
-    if (args.values["log-level"] === undefined) setLogLevel(config.daemon.log_level);
-    const daemon = await buildDaemon(config);
-    let stopping = false;
-    // Aborting the event stream at shutdown can surface as an unhandled
-    // AbortError on its socket; that one is expected, anything else is fatal.
-    process.on("uncaughtException", (e: Error & { code?: string }) => {
-      if (stopping && e.code === "ABORT_ERR") return;
-      // One line, as everywhere in the CLI; the stack only when debugging.
-      process.stderr.write(`scope daemon: fatal: ${(process.env.SCOPE_DEBUG && e.stack) || e.message}\n`);
-      process.exit(1);
-    });
-    daemon.stopping = () => (stopping = true);
-    const stop = (): void => {
-      stopping = true;
-      void daemon.shutdown(0, { remove: false });
-    };
-    process.once("SIGTERM", stop);
-    process.once("SIGINT", stop);
-    await daemon.start();
-    return daemon.done;
+    return runDaemon(config, args.values["log-level"] === undefined);
   },
 };
+
+/**
+ * Runs the edge daemon in this process until it stops; resolves with the
+ * exit code. Shared by `scope daemon` and `scope join --foreground`, which
+ * hands over to the daemon without starting a second node process.
+ */
+export async function runDaemon(config: EdgeConfig, configLogLevel: boolean): Promise<number> {
+  if (configLogLevel) setLogLevel(config.daemon.log_level);
+  const daemon = await buildDaemon(config);
+  let stopping = false;
+  // Aborting the event stream at shutdown can surface as an unhandled
+  // AbortError on its socket; that one is expected, anything else is fatal.
+  process.on("uncaughtException", (e: Error & { code?: string }) => {
+    if (stopping && e.code === "ABORT_ERR") return;
+    // One line, as everywhere in the CLI; the stack only when debugging.
+    process.stderr.write(`scope daemon: fatal: ${(process.env.SCOPE_DEBUG && e.stack) || e.message}\n`);
+    process.exit(1);
+  });
+  daemon.stopping = () => (stopping = true);
+  const stop = (): void => {
+    stopping = true;
+    void daemon.shutdown(0, { remove: false });
+  };
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+  await daemon.start();
+  return daemon.done;
+}

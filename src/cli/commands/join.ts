@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { existsSync, openSync } from "node:fs";
 import { readFile, writeFile, mkdir } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
+import { loadEdgeConfig } from "../../config/load.js";
 import { ScopeError } from "../../core/errors.js";
 import { composeCandidates } from "../../core/netcheck.js";
 import { NetworkName, PeerName } from "../../core/protocol.js";
@@ -33,13 +34,15 @@ export const command: Command = {
   name: "join",
   summary: "Join this host to a network: create keys, write /etc/scope/NET.conf, start the daemon",
   usage:
-    "join REGISTRY_URL --network NET (--token-file F | --token - | --token T) [--name N] [--backend auto|wg|networkmanager|networkd] [--listen-port P] [--interface IF] [--timers fast|seed] [--config-dir DIR] [--state-dir DIR] [--no-start]",
+    "join REGISTRY_URL --network NET (--token-file F | --token - | --token T) [--name N] [--backend auto|wg|networkmanager|networkd] [--listen-port P] [--interface IF] [--timers fast|seed] [--config-dir DIR] [--state-dir DIR] [--no-start | --foreground]",
   help: [
     "Keys are created once under STATE_DIR/NET (identity.key, wg.key; 0600, directory 0700)",
     "and reused when joining again. The token is read from --token-file F or stdin",
     "(--token -); --token T works but is visible to every user in ps(1).",
     "Without --no-start the daemon is started in the background, or, when systemd",
     "runs, the 'systemctl enable --now scope@NET' line to run is printed.",
+    "With --foreground this process becomes the daemon (as 'scope daemon --config",
+    "CONFIG' would), without a second start-up: the quickest way into the mesh.",
   ].join("\n"),
   options: {
     network: { type: "string", short: "n" },
@@ -53,6 +56,7 @@ export const command: Command = {
     "config-dir": { type: "string", default: DEFAULT_CONFIG_DIR },
     "state-dir": { type: "string", default: DEFAULT_STATE_ROOT },
     "no-start": { type: "boolean" },
+    foreground: { type: "boolean" },
   },
   positionals: { min: 1, max: 1, names: ["REGISTRY_URL"] },
   async run(args, io) {
@@ -67,6 +71,8 @@ export const command: Command = {
       throw new ScopeError("usage", "--listen-port must be 1-65534");
     if (v.timers !== "fast" && v.timers !== "seed")
       throw new ScopeError("usage", "--timers must be fast or seed");
+    if (v["no-start"] === true && v.foreground === true)
+      throw new ScopeError("usage", "--no-start and --foreground exclude each other");
     const token = await readToken(v, io);
     registerSecret(token);
 
@@ -136,6 +142,11 @@ export const command: Command = {
       `joined ${network} as ${response.self.name} (${response.self.address}), peer id ${response.self.id}, WireGuard key ${shortKey(wg.publicKey)}\n` +
         `config: ${confPath}\n`,
     );
+    if (v.foreground === true) {
+      // Hand over to the daemon in this process: no second node start-up.
+      const { runDaemon } = await import("./daemon.js");
+      return runDaemon(loadEdgeConfig(confPath), args.values["log-level"] === undefined);
+    }
     return start(io, network, confPath, stateDir, v["no-start"] === true);
   },
 };
