@@ -180,42 +180,69 @@ export class Scenario {
       probePort,
       dir,
       config: join(dir, `${network}.conf`),
-      controlSocket: join(dir, `${network}.sock`),
+      // Where `scope join` puts it for a non-default state dir.
+      controlSocket: join(dir, "state", network, "control.sock"),
       log: join(dir, "daemon.log"),
       timers: opts.timers ?? "fast",
       daemon: undefined,
     };
-    // The token goes through stdin, as an administrator should pass it (argv is world-readable).
-    await this.scope(
-      host,
-      [
-        "join",
-        this.registryUrl,
-        "--network",
-        network,
-        "--token",
-        "-",
-        "--name",
-        edge.name,
-        "--backend",
-        "wg",
-        "--listen-port",
-        String(listenPort),
-        "--interface",
-        edge.iface,
-        "--timers",
-        edge.timers,
-        "--config-dir",
-        dir,
-        "--state-dir",
-        join(dir, "state"),
-        "--no-start",
-      ],
-      token,
-    );
-    this.writeLabKeys(edge);
+    // `scope join --foreground`: the join process becomes the daemon, the
+    // quickest path a user has (no second node start-up). The token goes
+    // through stdin, as an administrator should pass it (argv is world-readable).
+    // The written config already has what the lab needs (probe port
+    // listen+1, control socket under the state dir); restarts use it.
+    const fd = openSync(edge.log, "a");
+    let child: ChildProcess;
+    try {
+      child = this.lab.spawn(
+        host,
+        [
+          process.execPath,
+          SCOPE_CLI,
+          "join",
+          this.registryUrl,
+          "--network",
+          network,
+          "--token",
+          "-",
+          "--name",
+          edge.name,
+          "--backend",
+          "wg",
+          "--listen-port",
+          String(listenPort),
+          "--interface",
+          edge.iface,
+          "--timers",
+          edge.timers,
+          "--config-dir",
+          dir,
+          "--state-dir",
+          join(dir, "state"),
+          "--log-level",
+          "debug",
+          "--foreground",
+        ],
+        { stdio: ["pipe", fd, fd], env: DAEMON_ENV },
+      );
+    } finally {
+      closeSync(fd); // the child keeps its own copy
+    }
+    child.stdin?.end(token);
+    edge.daemon = child;
     this.edges.set(host, edge);
-    await this.startDaemon(edge);
+    await waitFor(
+      () => {
+        if (child.exitCode !== null || child.signalCode !== null)
+          throw new Error(
+            `${host}: scope join exited (${child.exitCode ?? child.signalCode}); see ${edge.log}`,
+          );
+        return this.status(host).catch(() => undefined);
+      },
+      { timeoutMs: 30_000, intervalMs: 50, what: `${host}'s control socket` },
+    );
+    // Later restarts (`scope daemon --config`) read the lab's keys from the file.
+    this.writeLabKeys(edge);
     return edge;
   }
 
