@@ -34,11 +34,12 @@ import {
   type FileSystem,
   type Ownership,
 } from "../../networkd/files.js";
-import { checkNetworkName, unitNames } from "../../networkd/model.js";
+import { checkNetworkName, unitNames, type NetdevConfig } from "../../networkd/model.js";
 import { mustRun, type CommandRunner, type Networkctl } from "../../networkd/networkctl.js";
 import { parseNetdev } from "../../networkd/parse.js";
 import { netdevModel, renderFiles, type RenderOptions } from "../../networkd/render.js";
 import { describeChange, isEmptyPlan, normalizeDesired, planDevice } from "../wg/diff.js";
+import type { DeviceState } from "../wg/model.js";
 import { WgToolControl } from "../wg/wgtool.js";
 
 export interface NetworkdEnv {
@@ -56,16 +57,48 @@ const fail = (message: string, cause: unknown): ScopeError =>
     cause,
   });
 
-/** The netdev without its peers: what only a reload (or a new device) can change in networkd's view. */
-const deviceLevel = (netdevText: string | undefined, file: string): string | undefined => {
-  if (netdevText === undefined) return undefined;
+/** The .netdev as it is on disk; undefined when missing or unreadable (then everything counts as changed). */
+const readNetdev = (text: string | undefined, file: string): NetdevConfig | undefined => {
+  if (text === undefined) return undefined;
   try {
-    const { peers: _peers, ...device } = parseNetdev(netdevText, file).config;
-    return JSON.stringify(device);
+    return parseNetdev(text, file).config;
   } catch {
-    return undefined; // unreadable old file: treat as changed
+    return undefined;
   }
 };
+
+/** The netdev without its peers: what only a reload (or a new device) can change in networkd's view. */
+const deviceLevel = (cfg: NetdevConfig | undefined): string | undefined => {
+  if (cfg === undefined) return undefined;
+  const { peers: _peers, ...device } = cfg;
+  return JSON.stringify(device);
+};
+
+/**
+ * What the files should say about each peer's endpoint. The engine leaves
+ * a peer's endpoint out when it has no new opinion (WireGuard roaming: keep
+ * what WireGuard learned), which is right for the live device but would
+ * leave the .netdev without any Endpoint=, and after a reboot networkd would
+ * bring the peers back with nowhere to send to. So a peer without a desired
+ * endpoint is written with the one WireGuard uses now, else the one the
+ * files already had (interface gone, e.g. deleted by hand).
+ */
+export function persistedEndpoints(
+  want: DesiredState,
+  live: DeviceState | undefined,
+  onDisk: NetdevConfig | undefined,
+): DesiredState {
+  const known = new Map<string, string>();
+  for (const p of onDisk?.peers ?? []) if (p.endpoint) known.set(p.publicKey, p.endpoint);
+  for (const p of live?.peers ?? []) if (p.endpoint) known.set(p.publicKey, p.endpoint);
+  return {
+    ...want,
+    peers: want.peers.map((p) => {
+      const endpoint = p.endpoint ?? known.get(p.publicKey);
+      return endpoint === undefined ? p : { ...p, endpoint };
+    }),
+  };
+}
 
 export class NetworkdBackend implements Backend, HandshakeTrigger {
   readonly name = "networkd";
@@ -112,12 +145,13 @@ export class NetworkdBackend implements Backend, HandshakeTrigger {
     const changes: string[] = [];
     try {
       const netdevPath = `${this.dir}/${this.names.netdev}`;
-      const before = deviceLevel(await this.env.fs.readFile(netdevPath), netdevPath);
+      const onDisk = readNetdev(await this.env.fs.readFile(netdevPath), netdevPath);
+      const live = await control.read();
       const placed = await placeFiles(
         this.env.fs,
         this.dir,
         this.names.prefix,
-        renderFiles(want, this.renderOptions()),
+        renderFiles(persistedEndpoints(want, live, onDisk), this.renderOptions()),
         await this.owner(),
       );
       changes.push(
@@ -125,13 +159,12 @@ export class NetworkdBackend implements Backend, HandshakeTrigger {
         ...placed.removed.map((f) => `file ${f} removed`),
       );
       changes.push(...placed.repaired.map((f) => `file ${f} owner/mode repaired`));
-      const after = deviceLevel(await this.env.fs.readFile(netdevPath), netdevPath);
+      const after = readNetdev(await this.env.fs.readFile(netdevPath), netdevPath);
       const deviceChanged =
-        before !== after ||
+        deviceLevel(onDisk) !== deviceLevel(after) ||
         placed.written.includes(this.names.privateKey) ||
         placed.written.includes(this.names.network);
 
-      const live = await control.read();
       if (!live) {
         await this.env.networkctl.reload();
         changes.push(`interface ${name} handed to systemd-networkd (networkctl reload)`);

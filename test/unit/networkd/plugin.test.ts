@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { createNetworkdBackend, plugin } from "../../../plugins/networkd/index.js";
 import { FakeWorld } from "./fake-world.js";
-import { ALICE, BOB, PSK_ALICE_NEXT, SECRETS, alice, bob, context, hub, mesh } from "./fixtures.js";
+import { ALICE, BOB, HUB, PSK_ALICE_NEXT, SECRETS, alice, bob, context, hub, mesh } from "./fixtures.js";
 
 const DIR = "/etc/systemd/network";
 const NETDEV = `${DIR}/50-scope-corp.netdev`;
@@ -97,6 +97,37 @@ describe("networkd plugin", () => {
     // Existing sessions untouched.
     expect(world.devices.get("scope0")!.peers.get(ALICE)!.generation).to.equal(before);
     assertNoSecretLeaks(world, ctx.lines);
+  });
+
+  it("a peer without a desired endpoint keeps the one in use in the files, so a reboot restores it", async () => {
+    const { world, backend } = setup();
+    const noOpinion = { ...alice, endpoint: undefined };
+    await backend.apply(mesh([alice]));
+    // The engine names an endpoint only when it changes one; the files keep the last.
+    await backend.apply(mesh([noOpinion]));
+    expect(world.fs.files.get(NETDEV)!.content).to.contain("Endpoint=203.0.113.7:51820");
+    // The peer roams: WireGuard's endpoint is left alone live and written to the files.
+    world.devices.get("scope0")!.peers.get(ALICE)!.endpoint = "198.51.100.3:40000";
+    world.runner.clear();
+    const r = await backend.apply(mesh([noOpinion, hub]));
+    expect(effects(world).filter((l) => l.includes(ALICE))).to.deep.equal([]);
+    expect(r.changes).to.include("file 50-scope-corp.netdev written");
+    expect(world.fs.files.get(NETDEV)!.content).to.contain("Endpoint=198.51.100.3:40000");
+    // Interface gone (a reboot, a hand delete): the files alone bring the peer back with it.
+    world.devices.clear();
+    await backend.apply(mesh([noOpinion, hub]));
+    expect(world.devices.get("scope0")!.peers.get(ALICE)!.endpoint).to.equal("198.51.100.3:40000");
+    expect(world.devices.get("scope0")!.peers.get(HUB)!.endpoint).to.equal(hub.endpoint);
+  });
+
+  it("a desired endpoint wins over the one in use and the one on file", async () => {
+    const { world, backend } = setup();
+    await backend.apply(mesh([alice]));
+    world.runner.clear();
+    await backend.apply(mesh([{ ...alice, endpoint: "192.0.2.1:51821" }]));
+    expect(effects(world)).to.deep.equal([`wg set scope0 peer ${ALICE} endpoint 192.0.2.1:51821`]);
+    expect(world.fs.files.get(NETDEV)!.content).to.contain("Endpoint=192.0.2.1:51821");
+    expect(world.fs.files.get(NETDEV)!.content).not.to.contain("203.0.113.7");
   });
 
   it("a PSK rotation goes by stdin and rewrites only the PSK file", async () => {
