@@ -78,6 +78,8 @@ export class Daemon {
   private leaving = false;
   private checking = false;
   private lastNetcheck: NetcheckReport | undefined;
+  /** Start-up phases, logged once a member (where a slow start goes). */
+  private readonly startupMs: { netcheckMs?: number } = {};
   private exit!: (code: number) => void;
   /** Called first thing in shutdown(), before the event stream is aborted. */
   stopping: (() => void) | undefined;
@@ -107,10 +109,30 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
+    const t0 = this.clock.now();
+    this.log.info("starting", {
+      network: this.d.config.network.name,
+      profile: this.profile.name,
+      // Node start-up, imports (and, under `scope join --foreground`, the join itself) so far.
+      processUpMs: Math.round(process.uptime() * 1000),
+    });
+    // Creating the interface (a wireguard-go start takes a few hundred ms) has
+    // nothing to wait for: do it while the netcheck and the registry answer.
+    // Only when no peer is live (a first start), so a restart never touches
+    // a working tunnel before the engine has adopted it.
+    const early = this.d.backend.stats().then(
+      (live) => {
+        if (live.length === 0 && !this.abort.signal.aborted)
+          this.worker.apply({ iface: this.iface(), peers: [] });
+      },
+      () => undefined,
+    );
     await this.sock.open();
     this.sock.onProbe = (from, bytes) => this.dispatch({ type: "probeReceived", from, bytes });
     const addrs = localAddresses(this.d.config.wireguard.interface);
     this.lastNetcheck = await this.netcheck();
+    this.startupMs.netcheckMs = this.clock.now() - t0;
+    await early;
     this.st = createEngineState(
       {
         profile: this.profile,
@@ -132,6 +154,7 @@ export class Daemon {
   /** Becomes a member again: announce fresh candidates, read the peer list, adopt the live interface. */
   private async enter(): Promise<void> {
     for (;;) {
+      const t0 = this.clock.now();
       try {
         const candidates = composeCandidates({
           probePort: this.probePort,
@@ -154,6 +177,8 @@ export class Daemon {
           address: self.address,
           peers: peers.length - 1,
           adopted: existing.length,
+          ...this.startupMs,
+          registryMs: this.clock.now() - t0,
         });
         const queued = this.queued ?? [];
         this.queued = undefined;
@@ -271,8 +296,8 @@ export class Daemon {
   }
 
   private iface(): DesiredInterface {
-    const net = this.st.network ?? this.d.join.network;
-    const self = this.st.self ?? this.d.join.self;
+    const net = this.st?.network ?? this.d.join.network;
+    const self = this.st?.self ?? this.d.join.self;
     const prefix = net.cidr.split("/")[1];
     const prefix6 = net.cidr6?.split("/")[1];
     return {
