@@ -62,6 +62,42 @@ describe("join engine", () => {
     w.stop();
   });
 
+  it("never answers a valid ping that comes from an address the peer does not use (no reflection)", () => {
+    const { w, a, b } = joinedPair();
+    const key = probePairKey(b.identity.secretKey, b.identity.publicKey, a.identity.publicKey);
+    const ping = { type: "ping" as const, sender: b.id, nonce: "00000000cafef00d", time: t.clock.now() };
+    const stranger = { address: "192.0.2.99", port: 4444 };
+    const fx = step(
+      a.st,
+      { type: "probeReceived", from: stranger, bytes: encodeProbe(ping, key) },
+      t.clock.now(),
+    );
+    expect(fx.effects.filter((e) => e.type === "sendProbe")).to.have.length(0);
+    expect(a.st.peers.get(b.id)?.probeFrom).to.not.deep.equal(stranger);
+    w.stop();
+  });
+
+  it("configures no IPv4 guess for a peer behind a symmetric NAT, and no endpoint reported by others", () => {
+    const w = new SimWorld(t.clock);
+    const a = w.add({ name: "a", v6: false });
+    const s = w.add({ name: "s", nat: "symmetric", v6: false });
+    s.join();
+    t.clock.advance(2_000);
+    a.join();
+    const ps = a.st.peers.get(s.id);
+    if (!ps) throw new Error("a does not know s");
+    // Someone else's view of s's WireGuard mapping (valid toward them only).
+    ps.reported = [{ address: s.host.v4, port: 1137, kind: "reported" }];
+    ps.peer.candidates = [...ps.peer.candidates, { address: "203.0.113.77", port: 1138, kind: "reported" }];
+    step(a.st, { type: "timer", name: "tick" }, t.clock.now());
+    expect(a.st.peers.get(s.id)?.endpoint).to.equal(undefined);
+    t.clock.advance(5_000);
+    // s initiates toward the public host; WireGuard roams to s's real mapping.
+    expect(a.peer("s")?.path).to.equal("direct");
+    expect(a.peer("s")?.endpoint).to.not.match(/:113[78]$/);
+    w.stop();
+  });
+
   it("routes through a direct hub when two edges cannot go direct", () => {
     const w = new SimWorld(t.clock);
     const hub = w.add({ name: "hub", v6: false }, "fast", "hub");
