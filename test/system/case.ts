@@ -14,6 +14,8 @@ export interface SystemCase {
   check(results: VMResult[]): void;
   /** Per-VM limit, sized for TCG; boot alone is about a minute there. Default 300 s. */
   timeoutMs?: number;
+  /** How many times each guest reboots itself (`systemctl reboot`); default 0, and QEMU runs with -no-reboot. */
+  reboots?: number;
 }
 
 /** A WireGuard key pair in wg(8)'s base64 form; X25519 raw keys are the last 32 DER bytes. */

@@ -56,7 +56,7 @@ function diagnostics(r: VMResult): string {
 async function runCase(c: SystemCase, image: GuestImage, runDir: string): Promise<boolean> {
   const started = Date.now();
   const timeoutMs = c.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const opts = { image, dir: join(runDir, c.name), timeoutMs };
+  const opts = { image, dir: join(runDir, c.name), timeoutMs, maxBoots: (c.reboots ?? 0) + 1 };
   const guests = c.guests();
   log(`case ${c.name}: ${c.description} (${guests.length} VM${guests.length > 1 ? "s" : ""})`);
   let results: VMResult[];

@@ -32,6 +32,13 @@ export interface VMOptions {
   cpus?: number;
   netLinks?: NetLink[];
   timeoutMs?: number;
+  /**
+   * How many times the guest may boot in this QEMU process. 1 (default) runs
+   * QEMU with -no-reboot: a reboot or panic ends it at once. More lets a case
+   * reboot the guest for real; -snapshot keeps the disk across a reboot
+   * within one QEMU process. A boot beyond the limit (a panic loop) kills it.
+   */
+  maxBoots?: number;
   /** Defaults to chooseAccel()'s answer. */
   accel?: Accel;
 }
@@ -82,7 +89,8 @@ const KERNEL_CMDLINE = [
   "console=ttyS0",
   // eth0, eth1… in link order: scripts need no MAC lookup to find the link.
   "net.ifnames=0",
-  // A kernel panic ends QEMU at once (with -no-reboot) instead of burning the timeout.
+  // A kernel panic ends QEMU at once (with -no-reboot; else maxBoots counts it)
+  // instead of burning the timeout.
   "panic=-1",
   // systemd's per-unit status lines are most of the console output, and every
   // byte is an emulated UART write; kernel messages and the runner's lines stay.
@@ -99,7 +107,8 @@ export function qemuArgs(opts: VMOptions, serialLog: string): string[] {
     ...accel,
     // q35 + -nodefaults: no floppy, parallel port, VGA or CD-ROM for udev to probe at boot.
     ...["-machine", "q35", "-nodefaults", "-nographic", "-monitor", "none"],
-    ...["-serial", `file:${serialLog}`, "-no-reboot"],
+    ...["-serial", `file:${serialLog}`],
+    ...((opts.maxBoots ?? 1) > 1 ? [] : ["-no-reboot"]),
     ...["-kernel", opts.image.kernel, "-initrd", opts.image.initrd, "-append", KERNEL_CMDLINE],
     // -snapshot: writes go to a temp overlay, the cached image stays pristine and shareable.
     ...["-drive", `file=${opts.image.rootImage},format=raw,if=virtio`, "-snapshot"],
@@ -153,10 +162,15 @@ export function startVM(opts: VMOptions): RunningVM {
     timedOut = true;
     child.kill("SIGKILL");
   }, opts.timeoutMs ?? 300_000);
+  const bootWatch = watchBoots(opts.maxBoots ?? 1, serialLog, (boots) => {
+    qemuStderr += `guest booted ${boots} times, more than the ${opts.maxBoots} allowed: killed\n`;
+    child.kill("SIGKILL");
+  });
   const state = { finished: false };
   const done = new Promise<VMResult>((resolve) => {
     const finish = (): void => {
       clearTimeout(timer);
+      if (bootWatch) clearInterval(bootWatch);
       live.delete(child);
       state.finished = true;
       const out = join(opts.shareDir, "out");
@@ -187,6 +201,22 @@ export function startVM(opts: VMOptions): RunningVM {
       return state.finished;
     },
   };
+}
+
+/** Each boot starts with the kernel's banner on the serial console. */
+const BOOT_BANNER = /\] Linux version /g;
+
+/** With reboots allowed, -no-reboot cannot stop a panic loop: count the banners instead. */
+function watchBoots(
+  maxBoots: number,
+  serialLog: string,
+  tooMany: (boots: number) => void,
+): NodeJS.Timeout | undefined {
+  if (maxBoots <= 1) return undefined;
+  return setInterval(() => {
+    const boots = (readIf(serialLog)?.match(BOOT_BANNER) ?? []).length;
+    if (boots > maxBoots) tooMany(boots);
+  }, 2_000);
 }
 
 let accelChoice: Promise<Accel> | undefined;
@@ -329,6 +359,8 @@ export interface GroupOptions {
   dir: string;
   timeoutMs?: number;
   memoryMB?: number;
+  /** See VMOptions.maxBoots. */
+  maxBoots?: number;
 }
 
 function vmDirs(dir: string, name: string): { shareDir: string; serialLog: string } {
@@ -387,8 +419,8 @@ function toSpec(spec: GuestSpec | string): GuestSpec {
   return typeof spec === "string" ? { script: spec } : spec;
 }
 
-function vmSizing(opts: GroupOptions): Pick<VMOptions, "timeoutMs" | "memoryMB"> {
-  return { timeoutMs: opts.timeoutMs, memoryMB: opts.memoryMB };
+function vmSizing(opts: GroupOptions): Pick<VMOptions, "timeoutMs" | "memoryMB" | "maxBoots"> {
+  return { timeoutMs: opts.timeoutMs, memoryMB: opts.memoryMB, maxBoots: opts.maxBoots };
 }
 
 /** A port free right now; QEMU binds it a moment later (a tiny race we accept on loopback). */
