@@ -34,6 +34,52 @@ install_scope() {
 	systemctl daemon-reload
 }
 
+# debug_log CONF: the daemon logs every decision (paths, applies, triggers) to the journal.
+debug_log() {
+	sed -i '/^\[daemon\]/a log_level = debug' "$1"
+}
+
+# Post-mortem traces of a live change, left in the share next to stdout (the
+# host keeps them with the run): a timestamped ping that reports each lost
+# reply (-O) and a `wg show IFACE dump` every 0.5 s, so a loss can be matched
+# to what happened to the peer at that moment.
+# start_watch IFACE TARGET_IP; stop_watch writes the journals too.
+start_watch() {
+	ping -O -D -i 0.2 "$2" >"$SCOPE_OUT/ping.log" 2>&1 &
+	WATCH_PING=$!
+	(while :; do
+		echo "@ $(date +%s.%N)"
+		wg show "$1" dump
+		sleep 0.5
+	done) >"$SCOPE_OUT/wg-dump.log" 2>&1 &
+	WATCH_DUMP=$!
+	WATCH_SINCE=$(date +%s)
+}
+stop_watch() {
+	kill -INT "$WATCH_PING"
+	wait "$WATCH_PING" || true
+	kill "$WATCH_DUMP"
+	wait "$WATCH_DUMP" 2>/dev/null || true
+	journalctl -q --no-pager -o short-precise --since "@$WATCH_SINCE" >"$SCOPE_OUT/journal.log" || true
+	# Every line about a lost reply or a send error, for the host's report.
+	grep -E 'no answer|rror|nreachable|sendmsg' "$SCOPE_OUT/ping.log" | head -n 40 || true
+	echo "running ping: $(grep 'packet loss' "$SCOPE_OUT/ping.log")"
+}
+
+# peer_kept PUBKEY: in every snapshot of start_watch's wg dump the peer is
+# present and its rx/tx counters never go down. A peer that was removed and
+# re-added (a lost session) misses a snapshot or restarts its counters; a
+# before/after reading alone cannot tell that from traffic that grew again.
+# The last snapshot may be cut short by stop_watch and is not judged.
+peer_kept() {
+	awk -v k="$1" '
+		function judge() { if (n++ && !seen) gone++ }
+		/^@ / { judge(); seen = 0; next }
+		$1 == k { seen = 1; if ($6 < rx || $7 < tx) reset++; rx = $6; tx = $7 }
+		END { printf "peer %.8s: %d snapshots, missing in %d, counters reset %d times\n", k, n - 1, gone, reset
+			exit !(n > 2 && !gone && !reset) }' "$SCOPE_OUT/wg-dump.log"
+}
+
 # How many `networkctl reload`s anyone ran so far (cases compare two readings).
 reloads() {
 	journalctl -q -t scope-test-networkctl -o cat | grep -c '^reload' || true
@@ -93,6 +139,7 @@ join_c() {
 	ip netns exec c /usr/bin/scope join "$1" --network "$NET" --token-file /root/c.token \
 		--backend wg --name c --config-dir /etc/scope-c --state-dir /var/lib/scope-c --no-start
 	echo "flavour = kernel" >>/etc/scope-c/$NET.conf
+	debug_log /etc/scope-c/$NET.conf
 }
 
 start_c() {
