@@ -59,6 +59,16 @@ export const describeTarget = (t: Target): string => t.url ?? `unix:${t.socketPa
 
 /** Sends one request; resolves with the response once its headers arrived (the body is not read). */
 export function send(target: Target, req: HttpRequest): Promise<IncomingMessage> {
+  return sendOnce(target, req).catch((e: unknown) => {
+    // A kept-alive connection the server closed just as we reused it: the
+    // request never reached it, so one retry on a fresh connection is safe.
+    if (e instanceof ScopeError && (e.cause as { reused?: boolean } | undefined)?.reused === true)
+      return sendOnce(target, req);
+    throw e;
+  });
+}
+
+function sendOnce(target: Target, req: HttpRequest): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const headers = { ...req.headers, ...(req.body ? { "content-length": String(req.body.length) } : {}) };
     let r;
@@ -90,11 +100,14 @@ export function send(target: Target, req: HttpRequest): Promise<IncomingMessage>
         }),
       ),
     );
+    let responded = false;
     r.on("response", (res) => {
+      responded = true;
       r.setTimeout(0);
       resolve(res);
     });
-    r.on("error", (e: Error & { code?: string }) => {
+    r.on("error", (e: Error & { code?: string; reused?: boolean }) => {
+      if (r.reusedSocket && !responded && e.code === "ECONNRESET") e.reused = true;
       if (e instanceof ScopeError || e.name === "AbortError") reject(e);
       else
         reject(

@@ -67,6 +67,8 @@ export class RegistryClient {
   private target: Target;
   private readonly base: string;
   private readonly clock: Pick<Clock, "now">;
+  /** Counts dropConnections(): a request cut by one is sent again on the new pool. */
+  private generation = 0;
   /** Aborts the current event stream connection (not the whole follow): see dropConnections. */
   private streamAbort: AbortController | undefined;
 
@@ -108,6 +110,7 @@ export class RegistryClient {
    * timeout.
    */
   dropConnections(): void {
+    this.generation++;
     const old = this.target.agent;
     this.target = { url: this.opts.url, agent: newAgent(this.opts.url) };
     old?.destroy();
@@ -207,16 +210,33 @@ export class RegistryClient {
   ): Promise<z.output<S>> {
     const path = this.base + suffix;
     const raw = body === undefined ? Buffer.alloc(0) : jsonBody(body);
-    const headers: Record<string, string> = {
-      ...signRequest(this.opts.identity, signAs, { method, path, body: raw }, this.clock.now()),
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    // Signed per attempt: a retry carries a fresh timestamp, never a replayed signature.
+    const attempt = () => {
+      const headers: Record<string, string> = {
+        ...signRequest(this.opts.identity, signAs, { method, path, body: raw }, this.clock.now()),
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      };
+      return call(this.target, { method, path, headers, body: body === undefined ? undefined : raw }, schema);
     };
-    return call(this.target, { method, path, headers, body: body === undefined ? undefined : raw }, schema);
+    const gen = this.generation;
+    try {
+      return await attempt();
+    } catch (e) {
+      // Cut by dropConnections() (the host moved): send it again from the new address.
+      if (this.generation !== gen && isUnreachable(e)) return attempt();
+      throw e;
+    }
   }
 }
 
+/**
+ * Like Node's global agent: keep-alive, and an idle timeout (lowered to the
+ * server's Keep-Alive hint) so a socket the server is about to close is not
+ * reused. Without `timeout` the hint is ignored and requests hit ECONNRESET.
+ */
+const AGENT_OPTIONS = { keepAlive: true, timeout: 5_000, scheduling: "lifo" } as const;
 const newAgent = (url: string): HttpAgent =>
-  url.startsWith("https:") ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
+  url.startsWith("https:") ? new HttpsAgent(AGENT_OPTIONS) : new HttpAgent(AGENT_OPTIONS);
 
 const parseJson = (text: string): unknown => {
   try {

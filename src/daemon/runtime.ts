@@ -50,8 +50,8 @@ export interface DaemonDeps {
   clock?: Clock;
 }
 
-/** Addresses are re-read this often (cheap: no syscalls beyond getifaddrs). */
-const ADDRESS_POLL_MS = 2_000;
+/** Addresses are re-read this often (cheap: no syscalls beyond getifaddrs); a move is noticed within this. */
+const ADDRESS_POLL_MS = 1_000;
 /** A NAT can change its mapping without any local change: re-check now and then. */
 const NETCHECK_EVERY_MS = 60_000;
 const REGISTRY_RETRY_MS = 2_000;
@@ -77,6 +77,8 @@ export class Daemon {
   private registryUp = false;
   private leaving = false;
   private checking = false;
+  /** The last updateSelf failed (registry away): re-sent when the event stream is back. */
+  private selfUnsent = false;
   private lastNetcheck: NetcheckReport | undefined;
   /** Start-up phases, logged once a member (where a slow start goes). */
   private readonly startupMs: { netcheckMs?: number } = {};
@@ -207,6 +209,13 @@ export class Daemon {
           this.registryUp = true;
           // After a reconnect, events may be gone (registry restart without history): re-read the list.
           if (!first) void this.resync("event stream reconnected");
+          if (this.selfUnsent && this.st.self) {
+            this.selfUnsent = false;
+            this.run({
+              type: "updateSelf",
+              update: { candidates: this.st.self.candidates, nat: this.st.self.nat },
+            });
+          }
           // The reflector lives with the registry: a netcheck made while it was away saw nothing.
           if (!this.lastNetcheck?.ipv4) void this.refreshNetcheck();
           first = false;
@@ -276,9 +285,12 @@ export class Daemon {
           );
         break;
       case "updateSelf":
-        this.client
-          .updateSelf(e.update)
-          .catch((err: Error) => this.log.warn("self update not sent", { error: err.message }));
+        this.selfUnsent = false;
+        this.client.updateSelf(e.update).catch((err: Error) => {
+          // Peers must learn our new candidates: send the current ones again once the stream is back.
+          this.selfUnsent = true;
+          this.log.warn("self update not sent", { error: err.message });
+        });
         break;
       case "selfRemoved":
         if (this.leaving) break; // our own leave coming back as an event
@@ -331,13 +343,15 @@ export class Daemon {
   }
 
   /**
-   * Migration detection, cheap: re-read addresses every 2 s; only on a
+   * Migration detection, cheap: re-read addresses every second; only on a
    * change run a netcheck (the NAT in front may have changed too) and again
    * 2 s later, when a new router may have settled.
    */
   private async checkAddresses(): Promise<void> {
     const addresses = localAddresses(this.d.config.wireguard.interface);
     if (addresses.join() === this.st.addresses.join() || this.checking) return;
+    // Mid-move (old address gone, new one not yet there): nothing to announce; the next poll sees the new one.
+    if (addresses.length === 0) return;
     this.checking = true;
     try {
       this.log.info("local addresses changed", { addresses });
