@@ -17,7 +17,7 @@ import type { PeerStats } from "../backend.js";
 import type { Candidate, Endpoint, Event, JoinResponse, Peer } from "../protocol.js";
 import { log, pong } from "./probing.js";
 import { reconcile } from "./reconcile.js";
-import { newPeerState, restartAttempt } from "./peer.js";
+import { isDirect, newPeerState, restartAttempt } from "./peer.js";
 import type { EngineConfig, EngineEffect, EngineInput, EngineState, PeerState, StepResult } from "./types.js";
 
 const DEFAULT_PROBE_WINDOW_MS = 30_000;
@@ -252,17 +252,22 @@ function migrateIfChanged(st: EngineState, now: number, fx: EngineEffect[]): voi
   const fresh = selfCandidates(st).filter((c) => c.kind !== "reported");
   const nat = natInfoOf(st.netcheck);
   const old = self.candidates.filter((c) => c.kind !== "reported");
-  if (JSON.stringify(fresh) === JSON.stringify(old) && JSON.stringify(nat) === JSON.stringify(self.nat))
-    return;
-  // Our own WireGuard mapping may have changed: reports about it are stale.
-  st.reportedSelf = [];
-  self.candidates = fresh;
+  const natChanged = JSON.stringify(nat) !== JSON.stringify(self.nat);
+  if (JSON.stringify(fresh) === JSON.stringify(old) && !natChanged) return;
+  // Only a lost address or a new NAT mapping can break a working path. A
+  // link that merely appears (docker0, a VPN, a veth) must not reset live
+  // sessions: re-attempting a direct peer re-creates it in WireGuard and
+  // drops packets for a round trip.
+  const lost =
+    natChanged || old.some((c) => !fresh.some((f) => f.address === c.address && f.port === c.port));
+  if (lost) st.reportedSelf = []; // our WireGuard mapping may have changed: reports about it are stale
+  self.candidates = lost ? fresh : [...fresh, ...self.candidates.filter((c) => c.kind === "reported")];
   self.nat = nat;
   fx.push(
     log("info", "addresses changed: re-announcing and re-probing", { candidates: fresh.map(formatEndpoint) }),
   );
-  fx.push({ type: "updateSelf", update: { candidates: fresh, nat } });
-  for (const ps of st.peers.values()) restartAttempt(st, ps, now);
+  fx.push({ type: "updateSelf", update: { candidates: self.candidates, nat } });
+  for (const ps of st.peers.values()) if (lost || !isDirect(ps, now)) restartAttempt(st, ps, now);
 }
 
 /** from is one of the peer's published addresses, or one WireGuard saw it use. */

@@ -164,6 +164,33 @@ describe("join over a simulated network (fast profile)", () => {
     w.stop();
   });
 
+  it("a new local address (docker0, a VPN) re-announces but leaves working sessions alone", () => {
+    const w = new SimWorld(t.clock);
+    const a = w.add({ name: "a", nat: "port-restricted", v6: false });
+    const b = w.add({ name: "b", nat: "full-cone", v6: false });
+    a.join();
+    b.join();
+    t.clock.advanceUntil(() => w.allDirect(), 5_000);
+    const triggered: string[] = [];
+    const trigger = a.wg.trigger.bind(a.wg);
+    a.wg.trigger = (key) => {
+      triggered.push(key);
+      trigger(key);
+    };
+    const before = a.posted.length;
+    a.dispatch({
+      type: "addressesChanged",
+      addresses: [...a.host.addresses(), "10.99.0.1"],
+      netcheck: a.netcheck(),
+    });
+    t.clock.advance(3_000);
+    expect(triggered).to.deep.equal([]);
+    expect(w.allDirect()).to.equal(true);
+    expect(a.status().peers[0]?.path).to.equal("direct");
+    expect(a.posted.length).to.be.at.least(before);
+    w.stop();
+  });
+
   it("re-converges within 5 s when a host behind a port-restricted NAT moves behind another one", () => {
     const w = new SimWorld(t.clock);
     const a = w.add({ name: "a", nat: "port-restricted", v6: false });
