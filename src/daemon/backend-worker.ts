@@ -20,14 +20,24 @@ export interface WorkerHooks {
 
 export class BackendWorker {
   private desired: DesiredState | undefined;
-  private readonly triggers = new Set<string>();
+  /** Pending handshake triggers: public key → when asked (epoch ms). */
+  private readonly triggers = new Map<string, number>();
   private statsWanted = false;
   private running: Promise<void> | undefined;
+  private stopped = false;
+  private failures = 0;
 
   constructor(
     private readonly backend: Backend,
     private readonly hooks: WorkerHooks,
+    /** First delay before a failed apply is tried again (doubles up to 10 s). */
+    private readonly retryMs = 500,
   ) {}
+
+  /** No more retries of failed applies (the daemon is stopping); what is queued still runs. */
+  stop(): void {
+    this.stopped = true;
+  }
 
   apply(desired: DesiredState): void {
     this.desired = this.desired ? mergePending(this.desired, desired) : desired;
@@ -36,7 +46,7 @@ export class BackendWorker {
 
   trigger(publicKey: string): void {
     if (!canTriggerHandshake(this.backend)) return;
-    this.triggers.add(publicKey);
+    if (!this.triggers.has(publicKey)) this.triggers.set(publicKey, Date.now());
     this.kick();
   }
 
@@ -50,6 +60,21 @@ export class BackendWorker {
     while (this.running) await this.running;
   }
 
+  /**
+   * A trigger asked for while this stats read was under way may be for a
+   * peer whose handshake has just completed. Triggering re-creates the peer
+   * (wg) and throws that fresh session away: the path flaps to pending. So a
+   * queued trigger is dropped once the peer handshaked after it was asked
+   * for (1 s slack: some backends report whole seconds).
+   */
+  private dropAnswered(stats: readonly PeerStats[]): void {
+    for (const s of stats) {
+      const asked = this.triggers.get(s.publicKey);
+      if (asked !== undefined && s.lastHandshakeMs !== undefined && s.lastHandshakeMs >= asked - 1_000)
+        this.triggers.delete(s.publicKey);
+    }
+  }
+
   private kick(): void {
     this.running ??= this.loop().finally(() => (this.running = undefined));
   }
@@ -59,12 +84,28 @@ export class BackendWorker {
       if (this.desired) {
         const d = this.desired;
         this.desired = undefined;
-        await this.backend.apply(d).then(
-          (r) => this.hooks.onApplied(r.changes),
-          (e: Error) => this.hooks.onError("apply", e),
+        const ok = await this.backend.apply(d).then(
+          (r) => {
+            this.hooks.onApplied(r.changes);
+            return true;
+          },
+          (e: Error) => {
+            this.hooks.onError("apply", e);
+            return false;
+          },
         );
+        if (ok) this.failures = 0;
+        else if (!this.stopped) {
+          // The engine believes this state is applied and will not send it
+          // again until something changes: keep it (under any newer one,
+          // whose endpoint choices win) and try again shortly. A busy
+          // wireguard-go that missed a UAPI deadline is the usual cause.
+          this.desired = this.desired ? mergePending(d, this.desired) : d;
+          const wait = Math.min(10_000, this.retryMs * 2 ** this.failures++);
+          await new Promise((r) => setTimeout(r, wait));
+        }
       } else if (this.triggers.size > 0) {
-        const [key] = this.triggers;
+        const [key] = this.triggers.keys();
         if (key === undefined) continue;
         this.triggers.delete(key);
         if (canTriggerHandshake(this.backend))
@@ -72,7 +113,10 @@ export class BackendWorker {
       } else if (this.statsWanted) {
         this.statsWanted = false;
         await this.backend.stats().then(
-          (s) => this.hooks.onStats(s),
+          (s) => {
+            this.dropAnswered(s);
+            this.hooks.onStats(s);
+          },
           (e: Error) => this.hooks.onError("stats", e),
         );
       } else return;

@@ -164,14 +164,18 @@ export class Daemon {
           netcheck: this.st.netcheck,
           reported: [],
         });
-        const self = await this.client.updateSelf({
-          listenPort: this.d.config.wireguard.listen_port,
-          probePort: this.probePort,
-          candidates,
-          nat: natInfoOf(this.st.netcheck),
-        });
-        const peers = await this.client.listPeers();
-        const existing = await this.d.backend.stats().catch(() => []);
+        // Independent: one round trip for all three (the list may show our old
+        // record; the engine takes `self` from the update's answer).
+        const [self, peers, existing] = await Promise.all([
+          this.client.updateSelf({
+            listenPort: this.d.config.wireguard.listen_port,
+            probePort: this.probePort,
+            candidates,
+            nat: natInfoOf(this.st.netcheck),
+          }),
+          this.client.listPeers(),
+          this.d.backend.stats().catch(() => []),
+        ]);
         const response: JoinResponse = { ...this.d.join, self, peers, lastEventId: 0 };
         this.dispatch({ type: "joined", response, existing });
         this.log.info("member of network", {
@@ -419,6 +423,7 @@ export class Daemon {
     this.sock.close();
     this.control?.close();
     this.client.close();
+    this.worker.stop();
     await this.worker.idle();
     await this.d.backend
       .close({ remove: opts.remove })

@@ -73,6 +73,8 @@ export const command: Command = {
       throw new ScopeError("usage", "--timers must be fast or seed");
     if (v["no-start"] === true && v.foreground === true)
       throw new ScopeError("usage", "--no-start and --foreground exclude each other");
+    // Loaded while the join request is on the wire, not after it.
+    const daemonModule = v.foreground === true ? import("./daemon.js") : undefined;
     const token = await readToken(v, io);
     registerSecret(token);
 
@@ -144,7 +146,7 @@ export const command: Command = {
     );
     if (v.foreground === true) {
       // Hand over to the daemon in this process: no second node start-up.
-      const { runDaemon } = await import("./daemon.js");
+      const { runDaemon } = await (daemonModule ?? import("./daemon.js"));
       return runDaemon(loadEdgeConfig(confPath), args.values["log-level"] === undefined);
     }
     return start(io, network, confPath, stateDir, v["no-start"] === true);

@@ -69,3 +69,33 @@ describe("backend worker", () => {
     expect(b.calls).to.deep.equal(["apply A=1.1.1.1:1", "apply A=-,B=2.2.2.2:2,C=-", "trigger B", "stats"]);
   });
 });
+
+describe("backend worker, failing backend", () => {
+  it("applies a failed state again (the engine will not resend it), then runs the queued trigger", async () => {
+    const calls: string[] = [];
+    let fail = 2;
+    const backend: Backend & { triggerHandshake(k: string): Promise<void> } = {
+      name: "flaky",
+      probe: async () => ({ usable: true, detail: "test" }),
+      apply: async (d) => {
+        calls.push(`apply ${d.peers.map((p) => `${p.publicKey}=${p.endpoint ?? "-"}`).join(",")}`);
+        if (fail-- > 0) throw new Error("UAPI: no reply in time");
+        return { changes: [] };
+      },
+      stats: async () => [],
+      triggerHandshake: async (k: string) => void calls.push(`trigger ${k}`),
+      close: async () => undefined,
+    };
+    const errors: string[] = [];
+    const w = new BackendWorker(
+      backend,
+      { onApplied: () => undefined, onStats: () => undefined, onError: (op) => errors.push(op) },
+      1,
+    );
+    w.apply(state([["A", "1.1.1.1:1"]]));
+    w.trigger("A");
+    await w.idle();
+    expect(calls).to.deep.equal(["apply A=1.1.1.1:1", "apply A=1.1.1.1:1", "apply A=1.1.1.1:1", "trigger A"]);
+    expect(errors).to.deep.equal(["apply", "apply"]);
+  });
+});
