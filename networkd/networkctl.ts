@@ -1,76 +1,13 @@
 /**
- * Talking to systemd-networkd: `networkctl` and `systemctl` behind a
- * CommandRunner seam (a recording fake is in networkd/testing.ts).
+ * Talking to systemd-networkd: `networkctl` and `systemctl` behind the
+ * CommandRunner seam of src/exec.ts (a recording fake is in networkd/testing.ts).
  *
  * The exec route instead of D-Bus (org.freedesktop.network1) keeps this
  * layer free of a bus connection and behaves the same on every systemd
  * since 246; `--json=short` exists since systemd 250 and we fall back to
  * the text output before that.
  */
-import { spawn } from "node:child_process";
-
-export interface CommandResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-export interface RunOptions {
-  /** Written to the child's stdin, then closed. The place for secrets: argv is world-readable in /proc. */
-  stdin?: string;
-  timeoutMs?: number;
-}
-
-export interface CommandRunner {
-  /**
-   * Runs file with args, no shell. Resolves with the exit status whatever
-   * it is; rejects only when the program cannot be started (e.g. ENOENT).
-   * Callers must never put key material into args.
-   */
-  run(file: string, args: readonly string[], options?: RunOptions): Promise<CommandResult>;
-}
-
-export const execRunner: CommandRunner = {
-  run: (file, args, options = {}) =>
-    new Promise((resolve, reject) => {
-      const child = spawn(file, [...args], {
-        stdio: ["pipe", "pipe", "pipe"],
-        timeout: options.timeoutMs ?? 30_000,
-        // Stable, parseable output regardless of the daemon's locale; no pager, no colours.
-        env: { ...process.env, LC_ALL: "C", SYSTEMD_PAGER: "", SYSTEMD_COLORS: "0" },
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-      child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-      child.on("error", reject);
-      child.on("close", (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
-      child.stdin.on("error", () => undefined); // the child may exit before reading stdin
-      child.stdin.end(options.stdin ?? "");
-    }),
-};
-
-/** A command that exited non-zero; the message carries stderr, which never holds our secrets (they go by stdin or file). */
-export class CommandError extends Error {
-  constructor(
-    readonly command: string,
-    readonly result: CommandResult,
-  ) {
-    super(`${command} failed (exit ${result.code}): ${result.stderr.trim() || result.stdout.trim()}`);
-    this.name = "CommandError";
-  }
-}
-
-export async function mustRun(
-  runner: CommandRunner,
-  file: string,
-  args: readonly string[],
-  options?: RunOptions,
-): Promise<CommandResult> {
-  const r = await runner.run(file, args, options);
-  if (r.code !== 0) throw new CommandError(`${file} ${args.join(" ")}`, r);
-  return r;
-}
+import { CommandError, runChecked, type CommandRunner, type RunResult } from "../src/exec.js";
 
 /** What `networkctl status IFACE` / `list` tell about one link; names as in networkd's JSON. */
 export interface LinkStatus {
@@ -128,7 +65,7 @@ export function parseLinksJson(text: string): LinkStatus[] {
   return (Array.isArray(j.Interfaces) ? j.Interfaces : [j]).map(fromJson);
 }
 
-const jsonUnsupported = (r: CommandResult): boolean => r.code !== 0 && /json/i.test(r.stderr);
+const jsonUnsupported = (r: RunResult): boolean => r.code !== 0 && /json/i.test(r.stderr);
 
 export class Networkctl {
   constructor(
@@ -150,7 +87,7 @@ export class Networkctl {
   }
 
   private async unitActive(unit: string): Promise<{ active: boolean; detail: string }> {
-    let r: CommandResult;
+    let r: RunResult;
     try {
       r = await this.runner.run(this.bin.systemctl, ["is-active", `${unit}.service`]);
     } catch (e) {
@@ -169,17 +106,17 @@ export class Networkctl {
 
   /** Re-reads .netdev/.network files; creates netdevs that do not exist yet. */
   async reload(): Promise<void> {
-    await mustRun(this.runner, this.bin.networkctl, ["reload"]);
+    await runChecked(this.runner, this.bin.networkctl, ["reload"]);
   }
 
   /** Re-applies the .network settings (addresses) of a link; does not touch WireGuard peers. */
   async reconfigure(iface: string): Promise<void> {
-    await mustRun(this.runner, this.bin.networkctl, ["reconfigure", iface]);
+    await runChecked(this.runner, this.bin.networkctl, ["reconfigure", iface]);
   }
 
   /** Removes a virtual link. */
   async deleteLink(iface: string): Promise<void> {
-    await mustRun(this.runner, this.bin.networkctl, ["delete", iface]);
+    await runChecked(this.runner, this.bin.networkctl, ["delete", iface]);
   }
 
   /** undefined when networkd does not know the link. */
@@ -196,7 +133,7 @@ export class Networkctl {
     if (r.code === 0) return parseLinksJson(r.stdout);
     if (!jsonUnsupported(r)) throw new CommandError("networkctl list", r);
     return parseListText(
-      (await mustRun(this.runner, this.bin.networkctl, ["list", "--no-legend", "--no-pager"])).stdout,
+      (await runChecked(this.runner, this.bin.networkctl, ["list", "--no-legend", "--no-pager"])).stdout,
     );
   }
 }

@@ -4,7 +4,7 @@
  * can use them without root, networkd or a kernel.
  */
 import type { FileStat, FileSystem } from "./files.js";
-import type { CommandResult, CommandRunner, RunOptions } from "./networkctl.js";
+import type { CommandRunner, RunOptions, RunResult } from "../src/exec.js";
 
 export interface RecordedCommand {
   file: string;
@@ -12,7 +12,7 @@ export interface RecordedCommand {
   stdin?: string;
 }
 
-export type CommandHandler = (cmd: RecordedCommand) => CommandResult | undefined;
+export type CommandHandler = (cmd: RecordedCommand) => RunResult | undefined;
 
 /**
  * Records every command and answers through handlers tried in order (the
@@ -29,7 +29,7 @@ export class RecordingRunner implements CommandRunner {
     return this;
   }
 
-  async run(file: string, args: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
+  async run(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
     const cmd: RecordedCommand = {
       file,
       args: [...args],
@@ -52,8 +52,8 @@ export class RecordingRunner implements CommandRunner {
   }
 }
 
-export const ok = (stdout = ""): CommandResult => ({ code: 0, stdout, stderr: "" });
-export const fail = (stderr: string, code = 1): CommandResult => ({ code, stdout: "", stderr });
+export const ok = (stdout = ""): RunResult => ({ code: 0, stdout, stderr: "" });
+export const fail = (stderr: string, code = 1): RunResult => ({ code, stdout: "", stderr });
 
 interface MemFile extends FileStat {
   content: string;

@@ -35,7 +35,8 @@ import {
   type Ownership,
 } from "../../networkd/files.js";
 import { checkNetworkName, unitNames, type NetdevConfig } from "../../networkd/model.js";
-import { mustRun, type CommandRunner, type Networkctl } from "../../networkd/networkctl.js";
+import type { Networkctl } from "../../networkd/networkctl.js";
+import { runChecked, type CommandRunner } from "../../src/exec.js";
 import { parseNetdev } from "../../networkd/parse.js";
 import { netdevModel, renderFiles, type RenderOptions } from "../../networkd/render.js";
 import { describeChange, isEmptyPlan, normalizeDesired, planDevice } from "../wg/diff.js";
@@ -125,10 +126,9 @@ export class NetworkdBackend implements Backend, HandshakeTrigger {
     // where both run, NetworkManager owns networking (docs/backends.md).
     const nm = await this.env.networkctl.networkManagerActive();
     if (nm.active) return { usable: false, detail: `${detail}, but ${nm.detail} and manages networking` };
-    const wg = await this.env.runner.run("wg", ["--version"]).catch(() => undefined);
+    const wg = await this.env.runner.run("wg", ["--version"]);
     // wg(8) applies live peer changes; without it every change would need a session-dropping reload.
-    if (!wg || wg.code !== 0)
-      return { usable: false, detail: `${detail}, but wg(8) is missing (wireguard-tools)` };
+    if (wg.code !== 0) return { usable: false, detail: `${detail}, but wg(8) is missing (wireguard-tools)` };
     return { usable: true, detail };
   }
 
@@ -141,7 +141,7 @@ export class NetworkdBackend implements Backend, HandshakeTrigger {
       throw err instanceof ScopeError ? err : new ScopeError("config", `networkd: ${(err as Error).message}`);
     }
     const name = want.iface.name;
-    const control = new WgToolControl(this.wgRunner(), name);
+    const control = new WgToolControl(this.env.runner, name);
     const changes: string[] = [];
     try {
       const netdevPath = `${this.dir}/${this.names.netdev}`;
@@ -189,7 +189,7 @@ export class NetworkdBackend implements Backend, HandshakeTrigger {
   async stats(): Promise<PeerStats[]> {
     const iface = await this.knownIface();
     if (!iface) return [];
-    const state = await new WgToolControl(this.wgRunner(), iface).read();
+    const state = await new WgToolControl(this.env.runner, iface).read();
     return (state?.peers ?? []).map((p) => ({
       publicKey: p.publicKey,
       endpoint: p.endpoint,
@@ -207,7 +207,7 @@ export class NetworkdBackend implements Backend, HandshakeTrigger {
   async triggerHandshake(publicKey: string): Promise<void> {
     const iface = await this.knownIface();
     if (!iface) throw new ScopeError("backend", "networkd: triggerHandshake before apply");
-    const control = new WgToolControl(this.wgRunner(), iface);
+    const control = new WgToolControl(this.env.runner, iface);
     const peer = (await control.read())?.peers.find((p) => p.publicKey === publicKey);
     if (!peer) throw new ScopeError("not_found", `networkd: no peer ${shortKey(publicKey)} on ${iface}`);
     if (!peer.endpoint) return; // nothing to send to; the peer will initiate
@@ -266,7 +266,7 @@ export class NetworkdBackend implements Backend, HandshakeTrigger {
   /** networkd applies MTUBytes= only when it creates the device; set it live too. */
   private async applyMtu(iface: string, mtu: number | undefined): Promise<void> {
     if (mtu !== undefined)
-      await mustRun(this.env.runner, "ip", ["link", "set", "dev", iface, "mtu", String(mtu)]);
+      await runChecked(this.env.runner, "ip", ["link", "set", "dev", iface, "mtu", String(mtu)]);
   }
 
   private async deleteLink(iface: string): Promise<void> {
@@ -278,13 +278,5 @@ export class NetworkdBackend implements Backend, HandshakeTrigger {
       if (r.code !== 0 && !/Cannot find device|does not exist/i.test(r.stderr))
         throw new Error(`ip link del ${iface}: ${r.stderr.trim()}`);
     }
-  }
-
-  /** plugins/wg's runner also spawns daemons; this backend never does. */
-  private wgRunner() {
-    return {
-      run: this.env.runner.run.bind(this.env.runner),
-      spawnDetached: (): Promise<number> => Promise.reject(new Error("networkd backend runs no daemons")),
-    };
   }
 }

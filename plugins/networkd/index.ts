@@ -15,7 +15,8 @@
 import { BACKEND_API_VERSION, type BackendContext, type BackendPlugin } from "../../src/core/backend.js";
 import { ScopeError } from "../../src/core/errors.js";
 import { realFileSystem, type FileSystem } from "../../networkd/files.js";
-import { execRunner, Networkctl, type CommandRunner } from "../../networkd/networkctl.js";
+import { Networkctl } from "../../networkd/networkctl.js";
+import { execRunner, type CommandRunner } from "../../src/exec.js";
 import type { RenderOptions } from "../../networkd/render.js";
 import { UINT32_MAX, parseUint } from "../../networkd/values.js";
 import { NetworkdBackend } from "./backend.js";
@@ -53,7 +54,7 @@ function renderOptions(options: Record<string, string>): Omit<RenderOptions, "ne
 }
 
 export function createNetworkdBackend(ctx: BackendContext, deps: NetworkdDeps = {}): NetworkdBackend {
-  const runner = deps.runner ?? execRunner;
+  const runner = deps.runner ?? execRunner();
   return new NetworkdBackend(ctx, {
     fs: deps.fs ?? realFileSystem,
     runner,

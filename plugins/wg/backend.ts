@@ -18,7 +18,7 @@ import type { WgControl } from "./control.js";
 import { describeChange, isEmptyPlan, normalizeDesired, planDevice, planLink } from "./diff.js";
 import { applyLink, readLink, type Lifecycle } from "./link.js";
 import type { Flavour } from "./model.js";
-import type { CommandRunner } from "./runner.js";
+import type { CommandRunner, DaemonSpawner } from "../../src/exec.js";
 
 /** Everything that depends on the flavour and the interface name. */
 export interface WgParts {
@@ -28,7 +28,7 @@ export interface WgParts {
 }
 
 export interface WgBackendEnv {
-  runner: CommandRunner;
+  runner: CommandRunner & DaemonSpawner;
   probe(): Promise<ProbeResult>;
   /** Pick the flavour for this interface (reusing a live wireguard-go) and build its parts. */
   parts(iface: string): Promise<WgParts>;

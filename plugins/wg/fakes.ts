@@ -11,7 +11,7 @@
  */
 import type { Host } from "./host.js";
 import { canonicalAddress } from "./ipnet.js";
-import type { CommandRunner, RunResult } from "./runner.js";
+import type { CommandRunner, DaemonSpawner, RunResult } from "../../src/exec.js";
 import { keyFromHex, keyToHex, UapiUnavailableError, type UapiTransport } from "./uapi.js";
 
 interface FakePeer {
@@ -39,7 +39,7 @@ interface FakeLink {
 const ok = (stdout = ""): RunResult => ({ code: 0, stdout, stderr: "" });
 const err = (stderr: string, code = 1): RunResult => ({ code, stdout: "", stderr });
 
-export class FakeWgHost implements CommandRunner, Host {
+export class FakeWgHost implements CommandRunner, DaemonSpawner, Host {
   /** Every effect, one entry per command or UAPI request, in order. */
   readonly log: string[] = [];
   readonly links = new Map<string, FakeLink>();

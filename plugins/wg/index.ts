@@ -20,18 +20,18 @@ import { UapiControl } from "./control.js";
 import { nodeHost, type Host } from "./host.js";
 import { KernelLifecycle } from "./link.js";
 import type { Flavour } from "./model.js";
-import { execRunner, type CommandRunner } from "./runner.js";
+import { execRunner, type CommandRunner, type DaemonSpawner } from "../../src/exec.js";
 import { unixSocketTransport, type UapiTransport } from "./uapi.js";
 import { uapiSocketPath, WireguardGoLifecycle } from "./userspace.js";
 import { WgToolControl } from "./wgtool.js";
 
 export { WgBackend } from "./backend.js";
-export type { CommandRunner } from "./runner.js";
+export type { CommandRunner } from "../../src/exec.js";
 export type { UapiTransport } from "./uapi.js";
 
 /** Injectable effects; the defaults are the real ones. */
 export interface WgDeps {
-  runner?: CommandRunner;
+  runner?: CommandRunner & DaemonSpawner;
   /** Transport for a UAPI socket path. */
   uapi?: (socketPath: string) => UapiTransport;
   host?: Host;

@@ -5,7 +5,7 @@
 import type { LinkChange } from "./diff.js";
 import { canonicalAddress } from "./ipnet.js";
 import type { LinkState } from "./model.js";
-import { CommandError, runChecked, type CommandRunner } from "./runner.js";
+import { CommandError, runChecked, type CommandRunner } from "../../src/exec.js";
 
 /** Creates and deletes the interface; one per flavour (userspace.ts for wireguard-go). */
 export interface Lifecycle {

@@ -1,6 +1,6 @@
 /**
  * wireguard-go's lifecycle. Started as `wireguard-go -f IFACE` in its own
- * session (CommandRunner.spawnDetached), so a crash or `kill -9` of the
+ * session (DaemonSpawner.spawnDetached), so a crash or `kill -9` of the
  * daemon leaves the tunnel running; a restarted daemon finds the UAPI socket
  * alive and reuses it instead of starting a second wireguard-go (the backend
  * only creates when control.read() finds nothing).
@@ -12,7 +12,7 @@
 import { join } from "node:path";
 import type { Host } from "./host.js";
 import type { Lifecycle } from "./link.js";
-import type { CommandRunner } from "./runner.js";
+import type { CommandRunner, DaemonSpawner } from "../../src/exec.js";
 import { UapiUnavailableError, type UapiTransport } from "./uapi.js";
 
 /** Where wireguard-go puts its UAPI socket (ipc/uapi_linux.go: socketDirectory). */
@@ -27,7 +27,7 @@ const POLL_MS = 50;
 
 export interface WireguardGoOptions {
   iface: string;
-  runner: CommandRunner;
+  runner: CommandRunner & DaemonSpawner;
   transport: UapiTransport;
   host: Host;
   /** The pid file lives here (the backend's state dir). */

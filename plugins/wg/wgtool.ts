@@ -12,7 +12,7 @@ import type { Plan } from "./diff.js";
 import type { WgControl } from "./control.js";
 import { canonicalCidrs, canonicalEndpoint } from "./ipnet.js";
 import type { DeviceState, PeerState } from "./model.js";
-import { CommandError, runChecked, type CommandRunner } from "./runner.js";
+import { CommandError, runChecked, type CommandRunner } from "../../src/exec.js";
 
 /** One wg invocation: args are public, stdin may hold one secret. */
 export interface WgCommand {

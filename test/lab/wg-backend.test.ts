@@ -15,7 +15,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { BackendContext, DesiredState } from "../../src/core/backend.js";
 import { generateWgKeyPair, type WgKeyPair } from "../../src/crypto/keys.js";
 import { createWgBackend, type WgBackend } from "../../plugins/wg/index.js";
-import { execRunner, type CommandRunner } from "../../plugins/wg/runner.js";
+import { execRunner, type CommandRunner, type DaemonSpawner } from "../../src/exec.js";
 
 const PREFIX = "sl-wgb-";
 const NS_A = `${PREFIX}a`;
@@ -64,7 +64,11 @@ function cleanup(): void {
 }
 
 /** Wraps a runner and fails the test if a secret ever reaches argv. */
-function guardedRunner(inner: CommandRunner, secrets: () => string[], seen: string[]): CommandRunner {
+function guardedRunner(
+  inner: CommandRunner & DaemonSpawner,
+  secrets: () => string[],
+  seen: string[],
+): CommandRunner & DaemonSpawner {
   const check = (cmd: string, args: readonly string[]): void => {
     const line = [cmd, ...args].join(" ");
     seen.push(line);

@@ -83,6 +83,6 @@ describe("networkd networkctl", () => {
     expect(await n.version()).to.equal(257);
     let err: Error | undefined;
     await n.reload().catch((e: Error) => (err = e));
-    expect(err?.message).to.equal("networkctl reload failed (exit 1): Failed to reload: Access denied");
+    expect(err?.message).to.equal("networkctl reload: exit 1: Failed to reload: Access denied");
   });
 });

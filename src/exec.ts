@@ -1,11 +1,11 @@
 /**
- * The exec seam (tailscale's osrouter commandRunner). Everything the wg
- * backend runs goes through CommandRunner, so unit tests record commands as
- * text and the lab runs the same code inside a network namespace.
+ * The exec seam (tailscale's osrouter commandRunner), shared by every
+ * backend and by networkd/. Everything Scope runs goes through a
+ * CommandRunner, so unit tests record commands as text (plugins/wg/fakes.ts,
+ * networkd/testing.ts) and the lab runs the same code inside a namespace.
  *
- * Contract: args are public. A secret goes in `stdin` (read by the tool as
- * /dev/stdin), never in args: args show up in /proc/PID/cmdline for every
- * local user.
+ * Contract: args are public. A secret goes in `stdin`, never in args: args
+ * show up in /proc/PID/cmdline for every local user.
  */
 import { spawn } from "node:child_process";
 
@@ -15,18 +15,32 @@ export interface RunResult {
   stderr: string;
 }
 
+export interface RunOptions {
+  /** Written to the child's stdin, then closed: the place for secrets. */
+  stdin?: string;
+  timeoutMs?: number;
+}
+
 export interface CommandRunner {
-  /** Run to completion. Never rejects for a non-zero exit: callers decide what a code means. */
-  run(cmd: string, args: readonly string[], opts?: { stdin?: string }): Promise<RunResult>;
   /**
-   * Start a long-lived process in its own session, not waited for, so it
-   * survives the caller (a daemon crash must not take the tunnel down).
-   * Resolves with its pid once spawned.
+   * Runs cmd with args, no shell, to completion. Never rejects: a non-zero
+   * exit is the caller's to judge, and a program that cannot be started
+   * answers 127 as a shell would.
+   */
+  run(cmd: string, args: readonly string[], options?: RunOptions): Promise<RunResult>;
+}
+
+/** Optional ability of a runner: long-lived processes (wireguard-go). */
+export interface DaemonSpawner {
+  /**
+   * Starts cmd in its own session, not waited for, so it survives the
+   * caller (a daemon crash must not take the tunnel down). Resolves with
+   * its pid once spawned.
    */
   spawnDetached(
     cmd: string,
     args: readonly string[],
-    opts?: { env?: Record<string, string> },
+    options?: { env?: Record<string, string> },
   ): Promise<number>;
 }
 
@@ -35,19 +49,21 @@ export class CommandError extends Error {
     readonly command: string,
     readonly result: RunResult,
   ) {
-    super(`${command}: exit ${result.code}: ${result.stderr.trim().split("\n")[0] ?? ""}`);
+    super(
+      `${command}: exit ${result.code}: ${(result.stderr.trim() || result.stdout.trim()).split("\n")[0] ?? ""}`,
+    );
     this.name = "CommandError";
   }
 }
 
-/** Run and throw CommandError on a non-zero exit. */
+/** Runs and throws CommandError on a non-zero exit. */
 export async function runChecked(
   runner: CommandRunner,
   cmd: string,
   args: readonly string[],
-  opts?: { stdin?: string },
+  options?: RunOptions,
 ): Promise<RunResult> {
-  const r = await runner.run(cmd, args, opts);
+  const r = await runner.run(cmd, args, options);
   if (r.code !== 0) throw new CommandError([cmd, ...args].join(" "), r);
   return r;
 }
@@ -57,19 +73,27 @@ export interface ExecRunnerOptions {
   netns?: string;
 }
 
+const DEFAULT_TIMEOUT_MS = 30_000;
+// Stable, parseable output whatever the daemon's locale; no pager, no colours.
+const STABLE_ENV = { LC_ALL: "C", SYSTEMD_PAGER: "", SYSTEMD_COLORS: "0" };
+
 /** The real runner on node:child_process. */
-export function execRunner(options: ExecRunnerOptions = {}): CommandRunner {
+export function execRunner(options: ExecRunnerOptions = {}): CommandRunner & DaemonSpawner {
   const wrap = (cmd: string, args: readonly string[]): [string, string[]] =>
     options.netns ? ["ip", ["netns", "exec", options.netns, cmd, ...args]] : [cmd, [...args]];
   return {
     run: (cmd, args, opts) =>
       new Promise((resolve) => {
         // Node's stdio "pipes" are socketpairs, and open("/dev/stdin") on a
-        // socket fails with ENXIO, which is how wg(8) reads a key file. `cat`
+        // socket fails with ENXIO, which is how wg(8) reads a key. `cat`
         // moves the secret into a real pipe; argv stays free of it.
         const [file, argv] =
           opts?.stdin === undefined ? wrap(cmd, args) : wrap("sh", ["-c", 'cat | "$@"', "sh", cmd, ...args]);
-        const child = spawn(file, argv, { stdio: ["pipe", "pipe", "pipe"] });
+        const child = spawn(file, argv, {
+          stdio: ["pipe", "pipe", "pipe"],
+          timeout: opts?.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+          env: { ...process.env, ...STABLE_ENV },
+        });
         let stdout = "";
         let stderr = "";
         child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
@@ -78,7 +102,7 @@ export function execRunner(options: ExecRunnerOptions = {}): CommandRunner {
         child.stdin.on("error", () => undefined);
         child.stdin.end(opts?.stdin ?? "");
         child.on("error", (err) => resolve({ code: 127, stdout, stderr: stderr + String(err.message) }));
-        child.on("close", (code) => resolve({ code: code ?? 128, stdout, stderr }));
+        child.on("close", (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
       }),
     spawnDetached: (cmd, args, opts) =>
       new Promise((resolve, reject) => {
