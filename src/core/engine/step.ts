@@ -144,8 +144,14 @@ function addOrUpdatePeer(st: EngineState, peer: Peer, now: number, joined: boole
       p.candidates.filter((c) => c.kind !== "reported"),
     ]);
   const moved = significant(ps.peer) !== significant(peer);
+  // A peer that only gained an address (a new link on its host) keeps a
+  // working session: restarting would re-create it in WireGuard mid-flow.
+  const own = (p: Peer): Candidate[] => p.candidates.filter((c) => c.kind !== "reported");
+  const onlyGained =
+    significant({ ...ps.peer, candidates: [] }) === significant({ ...peer, candidates: [] }) &&
+    own(ps.peer).every((c) => own(peer).some((n) => n.address === c.address && n.port === c.port));
   ps.peer = peer;
-  if (moved || joined) {
+  if ((moved && !(onlyGained && isDirect(ps, now))) || joined) {
     // The peer changed its candidates (or re-joined): start over. Its last
     // session's endpoint stays first choice only while its address is still
     // one of the peer's (a republish); after a real move it is dead.

@@ -164,7 +164,7 @@ describe("join over a simulated network (fast profile)", () => {
     w.stop();
   });
 
-  it("a new local address (docker0, a VPN) re-announces but leaves working sessions alone", () => {
+  it("a new local address (docker0, a VPN) re-announces but leaves working sessions alone, on both sides", () => {
     const w = new SimWorld(t.clock);
     const a = w.add({ name: "a", nat: "port-restricted", v6: false });
     const b = w.add({ name: "b", nat: "full-cone", v6: false });
@@ -172,11 +172,13 @@ describe("join over a simulated network (fast profile)", () => {
     b.join();
     t.clock.advanceUntil(() => w.allDirect(), 5_000);
     const triggered: string[] = [];
-    const trigger = a.wg.trigger.bind(a.wg);
-    a.wg.trigger = (key) => {
-      triggered.push(key);
-      trigger(key);
-    };
+    for (const n of [a, b]) {
+      const trigger = n.wg.trigger.bind(n.wg);
+      n.wg.trigger = (key) => {
+        triggered.push(`${n.host.name} ${key}`);
+        trigger(key);
+      };
+    }
     const before = a.posted.length;
     a.dispatch({
       type: "addressesChanged",
@@ -187,6 +189,9 @@ describe("join over a simulated network (fast profile)", () => {
     expect(triggered).to.deep.equal([]);
     expect(w.allDirect()).to.equal(true);
     expect(a.status().peers[0]?.path).to.equal("direct");
+    expect(b.status().peers[0]?.path).to.equal("direct");
+    // The new address was announced, so b saw a peerUpdate and still did not restart.
+    expect(b.peer("a")).to.not.equal(undefined);
     expect(a.posted.length).to.be.at.least(before);
     w.stop();
   });
