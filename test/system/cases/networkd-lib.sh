@@ -64,6 +64,13 @@ stop_watch() {
 	# Every line about a lost reply or a send error, for the host's report.
 	grep -E 'no answer|rror|nreachable|sendmsg' "$SCOPE_OUT/ping.log" | head -n 40 || true
 	echo "running ping: $(grep 'packet loss' "$SCOPE_OUT/ping.log")"
+	# Lost = a sequence number never answered. Stopping the ping always
+	# leaves its last request in flight (SIGINT does not wait for the reply),
+	# so that one is not judged; every earlier one must have an answer.
+	awk '/bytes from/ { match($0, /icmp_seq=[0-9]+/); ok[substr($0, RSTART + 9, RLENGTH - 9)] = 1 }
+		/packets transmitted/ { sent = $1 }
+		END { lost = 0; for (i = 1; i < sent; i++) if (!(i in ok)) lost++
+			printf "running ping verdict: %d sent, %d lost before the last\n", sent, lost }' "$SCOPE_OUT/ping.log"
 }
 
 # peer_kept PUBKEY: in every snapshot of start_watch's wg dump the peer is
