@@ -26,7 +26,6 @@ import type {
   ProbeResult,
 } from "../../src/core/backend.js";
 import { ScopeError } from "../../src/core/errors.js";
-import { shortKey } from "../../src/crypto/keys.js";
 import {
   placeFiles,
   removeFiles,
@@ -41,6 +40,7 @@ import { parseNetdev } from "../../networkd/parse.js";
 import { netdevModel, renderFiles, type RenderOptions } from "../../networkd/render.js";
 import { describeChange, isEmptyPlan, normalizeDesired, planDevice } from "../wg/diff.js";
 import type { DeviceState } from "../wg/model.js";
+import { backendError, peerStatsOf, retriggerPeer } from "../wg/control.js";
 import { WgToolControl } from "../wg/wgtool.js";
 
 export interface NetworkdEnv {
@@ -52,11 +52,6 @@ export interface NetworkdEnv {
   /** Where /etc/group is; tests point it into the memory file system. */
   groupFile?: string;
 }
-
-const fail = (message: string, cause: unknown): ScopeError =>
-  new ScopeError("backend", `${message}: ${cause instanceof Error ? cause.message : String(cause)}`, {
-    cause,
-  });
 
 /** The .netdev as it is on disk; undefined when missing or unreadable (then everything counts as changed). */
 const readNetdev = (text: string | undefined, file: string): NetdevConfig | undefined => {
@@ -180,7 +175,7 @@ export class NetworkdBackend implements Backend, HandshakeTrigger {
       }
       this.iface = name;
     } catch (err) {
-      throw fail(`networkd: apply to ${name} failed after ${changes.length} change(s)`, err);
+      throw backendError(`networkd: apply to ${name} failed after ${changes.length} change(s)`, err);
     }
     if (changes.length) this.ctx.logger.info("networkd: applied", { iface: name, changes });
     return { changes };
@@ -189,14 +184,7 @@ export class NetworkdBackend implements Backend, HandshakeTrigger {
   async stats(): Promise<PeerStats[]> {
     const iface = await this.knownIface();
     if (!iface) return [];
-    const state = await new WgToolControl(this.env.runner, iface).read();
-    return (state?.peers ?? []).map((p) => ({
-      publicKey: p.publicKey,
-      endpoint: p.endpoint,
-      lastHandshakeMs: p.lastHandshakeMs,
-      rxBytes: p.rxBytes,
-      txBytes: p.txBytes,
-    }));
+    return peerStatsOf(await new WgToolControl(this.env.runner, iface).read());
   }
 
   /**
@@ -207,15 +195,7 @@ export class NetworkdBackend implements Backend, HandshakeTrigger {
   async triggerHandshake(publicKey: string): Promise<void> {
     const iface = await this.knownIface();
     if (!iface) throw new ScopeError("backend", "networkd: triggerHandshake before apply");
-    const control = new WgToolControl(this.env.runner, iface);
-    const peer = (await control.read())?.peers.find((p) => p.publicKey === publicKey);
-    if (!peer) throw new ScopeError("not_found", `networkd: no peer ${shortKey(publicKey)} on ${iface}`);
-    if (!peer.endpoint) return; // nothing to send to; the peer will initiate
-    try {
-      await control.retrigger(peer);
-    } catch (err) {
-      throw fail(`networkd: handshake trigger for ${shortKey(publicKey)} failed`, err);
-    }
+    await retriggerPeer(new WgToolControl(this.env.runner, iface), publicKey, "networkd", iface);
   }
 
   /**
@@ -233,7 +213,7 @@ export class NetworkdBackend implements Backend, HandshakeTrigger {
       await this.env.networkctl.reload();
       this.ctx.logger.info("networkd: removed", { iface, files: removed });
     } catch (err) {
-      throw fail(`networkd: removing ${iface ?? this.ctx.network} failed`, err);
+      throw backendError(`networkd: removing ${iface ?? this.ctx.network} failed`, err);
     }
   }
 

@@ -14,7 +14,7 @@ import type {
 } from "../../src/core/backend.js";
 import { ScopeError } from "../../src/core/errors.js";
 import { shortKey } from "../../src/crypto/keys.js";
-import type { WgControl } from "./control.js";
+import { backendError, peerStatsOf, retriggerPeer, type WgControl } from "./control.js";
 import { describeChange, isEmptyPlan, normalizeDesired, planDevice, planLink } from "./diff.js";
 import { applyLink, readLink, type Lifecycle } from "./link.js";
 import type { Flavour } from "./model.js";
@@ -36,11 +36,6 @@ export interface WgBackendEnv {
 
 /** Linux IFNAMSIZ minus the NUL; and no "/" since the name becomes a socket path. */
 const IFACE_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
-
-const fail = (message: string, cause: unknown): ScopeError =>
-  new ScopeError("backend", `${message}: ${cause instanceof Error ? cause.message : String(cause)}`, {
-    cause,
-  });
 
 export class WgBackend implements Backend, HandshakeTrigger {
   readonly name = "wg";
@@ -89,7 +84,7 @@ export class WgBackend implements Backend, HandshakeTrigger {
       await applyLink(this.env.runner, name, linkChanges);
       changes.push(...linkChanges.map(describeChange));
     } catch (err) {
-      throw fail(`wg: apply to ${name} failed after ${changes.length} change(s)`, err);
+      throw backendError(`wg: apply to ${name} failed after ${changes.length} change(s)`, err);
     }
     if (changes.length) this.ctx.logger.info("wg: applied", { iface: name, flavour: parts.flavour, changes });
     return { changes };
@@ -97,38 +92,25 @@ export class WgBackend implements Backend, HandshakeTrigger {
 
   async stats(): Promise<PeerStats[]> {
     if (!this.iface) return [];
-    const state = await (await this.partsFor(this.iface)).control.read();
-    return (state?.peers ?? []).map((p) => ({
-      publicKey: p.publicKey,
-      endpoint: p.endpoint,
-      lastHandshakeMs: p.lastHandshakeMs,
-      rxBytes: p.rxBytes,
-      txBytes: p.txBytes,
-    }));
+    return peerStatsOf(await (await this.partsFor(this.iface)).control.read());
   }
 
-  /**
-   * Re-creates the peer with its live config (learned endpoint included) so
-   * WireGuard sends an initiation now instead of after its 5 s rate limit.
-   * Costs the peer's current session and resets its rx/tx counters, so the
-   * core calls it only for a peer that has no working session yet.
-   */
+  /** See retriggerPeer (control.ts) for what this costs and when the core uses it. */
   async triggerHandshake(publicKey: string): Promise<void> {
     if (!this.iface) throw new ScopeError("backend", "wg: triggerHandshake before apply");
-    const parts = await this.partsFor(this.iface);
-    const peer = (await parts.control.read())?.peers.find((p) => p.publicKey === publicKey);
-    if (!peer) throw new ScopeError("not_found", `wg: no peer ${shortKey(publicKey)} on ${this.iface}`);
-    if (!peer.endpoint) {
-      // Nothing to send to: the peer will initiate, or a later apply brings an endpoint.
-      this.ctx.logger.debug("wg: handshake trigger skipped, no endpoint", { peer: shortKey(publicKey) });
-      return;
-    }
-    try {
-      await parts.control.retrigger(peer);
-    } catch (err) {
-      throw fail(`wg: handshake trigger for ${shortKey(publicKey)} failed`, err);
-    }
-    this.ctx.logger.debug("wg: handshake triggered", { peer: shortKey(publicKey), endpoint: peer.endpoint });
+    const endpoint = await retriggerPeer(
+      (await this.partsFor(this.iface)).control,
+      publicKey,
+      "wg",
+      this.iface,
+    );
+    this.ctx.logger.debug(
+      endpoint ? "wg: handshake triggered" : "wg: handshake trigger skipped, no endpoint",
+      {
+        peer: shortKey(publicKey),
+        endpoint,
+      },
+    );
   }
 
   async close(options?: { remove?: boolean }): Promise<void> {
@@ -137,7 +119,7 @@ export class WgBackend implements Backend, HandshakeTrigger {
     try {
       await parts.lifecycle.destroy();
     } catch (err) {
-      throw fail(`wg: removing ${this.iface} failed`, err);
+      throw backendError(`wg: removing ${this.iface} failed`, err);
     }
     this.ctx.logger.info("wg: interface removed", { iface: this.iface, flavour: parts.flavour });
   }

@@ -4,7 +4,9 @@
  * that `ip` handles in both flavours. Two implementations: UAPI for
  * wireguard-go (here) and wg(8) for kernel WireGuard (wgtool.ts).
  */
-import type { DesiredState } from "../../src/core/backend.js";
+import type { DesiredState, PeerStats } from "../../src/core/backend.js";
+import { ScopeError } from "../../src/core/errors.js";
+import { shortKey } from "../../src/crypto/keys.js";
 import type { Plan } from "./diff.js";
 import type { DeviceState, PeerState } from "./model.js";
 import {
@@ -51,4 +53,46 @@ export class UapiControl implements WgControl {
   async retrigger(peer: PeerState): Promise<void> {
     checkErrno(await this.transport.request(encodeRetrigger(peer)), "set");
   }
+}
+
+/** A backend failure that keeps its cause's message; shared by the wg and networkd backends. */
+export const backendError = (message: string, cause: unknown): ScopeError =>
+  new ScopeError("backend", `${message}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+    cause,
+  });
+
+/** Backend.stats() of a live state: endpoint, last handshake and counters per peer. */
+export const peerStatsOf = (state: DeviceState | undefined): PeerStats[] =>
+  (state?.peers ?? []).map((p) => ({
+    publicKey: p.publicKey,
+    endpoint: p.endpoint,
+    lastHandshakeMs: p.lastHandshakeMs,
+    rxBytes: p.rxBytes,
+    txBytes: p.txBytes,
+  }));
+
+/**
+ * Backend.triggerHandshake on any WgControl: re-creates the peer with its
+ * live config (learned endpoint included) so WireGuard sends an initiation
+ * now instead of after its 5 s rate limit. Costs the peer's current session
+ * and resets its rx/tx counters, so the core calls it only for a peer that
+ * has no working session yet. Resolves with the endpoint the initiation
+ * went to, or undefined when the peer has none (it will initiate, or a
+ * later apply brings one). `who` prefixes errors ("wg", "networkd").
+ */
+export async function retriggerPeer(
+  control: WgControl,
+  publicKey: string,
+  who: string,
+  iface: string,
+): Promise<string | undefined> {
+  const peer = (await control.read())?.peers.find((p) => p.publicKey === publicKey);
+  if (!peer) throw new ScopeError("not_found", `${who}: no peer ${shortKey(publicKey)} on ${iface}`);
+  if (!peer.endpoint) return undefined;
+  try {
+    await control.retrigger(peer);
+  } catch (err) {
+    throw backendError(`${who}: handshake trigger for ${shortKey(publicKey)} failed`, err);
+  }
+  return peer.endpoint;
 }
