@@ -35,7 +35,7 @@ declare -A took
 run_tier() {
   local name=$1
   shift
-  local log start rc p f s
+  local log start rc p f s n
   log=$(mktemp)
   start=$(date +%s)
   echo "=== tier $name: $*"
@@ -48,6 +48,11 @@ run_tier() {
   if [[ -z $p$f ]]; then
     p=$(grep -Eo '[0-9]+ passed, [0-9]+ failed' "$log" | tail -1 | grep -Eo '^[0-9]+')
     f=$(grep -Eo '[0-9]+ passed, [0-9]+ failed' "$log" | tail -1 | grep -Eo '[0-9]+ failed' | grep -Eo '[0-9]+')
+  fi
+  # The VM tier closes with "K/N passed in …".
+  if [[ -z $p$f ]] && grep -Eq '^[0-9]+/[0-9]+ passed' "$log"; then
+    read -r p n < <(grep -Eo '^[0-9]+/[0-9]+ passed' "$log" | tail -1 | tr '/' ' ' | cut -d' ' -f1,2)
+    f=$((n - p))
   fi
   passed=$((passed + ${p:-0}))
   failed=$((failed + ${f:-0}))
