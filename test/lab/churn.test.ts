@@ -4,7 +4,7 @@
 // in the registry, and on the host that left.
 
 import { expect } from "chai";
-import { labUnavailable } from "./lab.js";
+import { skipUnlessLab } from "./lab.js";
 import { routes, wgShow } from "./checks.js";
 import { Scenario } from "./scenario.js";
 import { peerNamed } from "./status.js";
@@ -37,11 +37,7 @@ describe("lab: leave and churn", function () {
   let xRoutes: string[] = [];
 
   before(async function () {
-    const why = labUnavailable();
-    if (why !== undefined) {
-      console.log(`    skipping lab tests: ${why}`);
-      this.skip();
-    }
+    skipUnlessLab(this);
     sc = await Scenario.start(WORLD, "reg");
     xRoutes = await routes(sc.lab, "x");
     await sc.joinAll(STABLE);

@@ -8,7 +8,7 @@
 // is advertised, but its router drops every IPv6 packet to or from it.
 
 import { expect } from "chai";
-import { labUnavailable } from "./lab.js";
+import { skipUnlessLab } from "./lab.js";
 import { wgShow } from "./checks.js";
 import { Scenario, type Timers } from "./scenario.js";
 import { peerNamed, type ScopeStatus } from "./status.js";
@@ -39,11 +39,7 @@ describe("lab: dual stack", function () {
   const fallbackMs: Partial<Record<Timers, number>> = {};
 
   before(async function () {
-    const why = labUnavailable();
-    if (why !== undefined) {
-      console.log(`    skipping lab tests: ${why}`);
-      this.skip();
-    }
+    skipUnlessLab(this);
     sc = await Scenario.start(WORLD, "reg");
     await sc.joinAll(["a", "b"]);
     await sc.waitConverged(["a", "b"], 30_000);

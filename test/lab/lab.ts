@@ -45,6 +45,14 @@ export function labUnavailable(): string | undefined {
   return undefined;
 }
 
+/** In a before hook: skip the suite, saying why, when the lab cannot run here. */
+export function skipUnlessLab(ctx: Mocha.Context): void {
+  const why = labUnavailable();
+  if (why === undefined) return;
+  console.log(`    skipping lab tests: ${why}`);
+  ctx.skip();
+}
+
 export type ExecOptions = Omit<RunOptions, "ns">;
 
 export class Lab {

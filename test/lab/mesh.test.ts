@@ -10,7 +10,7 @@
 //    direct with a reason, and the daemons stay up without an error loop.
 
 import { expect } from "chai";
-import { labUnavailable } from "./lab.js";
+import { skipUnlessLab } from "./lab.js";
 import { logMark, logSince, ping, wgShow } from "./checks.js";
 import { Scenario } from "./scenario.js";
 import { isSettled, peerNamed, type ScopeStatus } from "./status.js";
@@ -55,11 +55,7 @@ describe("lab: mesh through every NAT kind", function () {
   const final = new Map<string, ScopeStatus>();
 
   before(async function () {
-    const why = labUnavailable();
-    if (why !== undefined) {
-      console.log(`    skipping lab tests: ${why}`);
-      this.skip();
-    }
+    skipUnlessLab(this);
     sc = await Scenario.start(WORLD, "reg");
     await sc.joinAll(EDGES);
     // Symmetric pairs settle when the daemon gives up on them (fast profile: 15 s at most).

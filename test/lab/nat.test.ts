@@ -6,7 +6,7 @@
 
 import { expect } from "chai";
 import { labNamespaces, WG_SOCKET_DIR } from "./cleanup.js";
-import { Lab, labUnavailable } from "./lab.js";
+import { Lab, skipUnlessLab } from "./lab.js";
 import { NAT_KINDS, shiftedPort, type NatKind } from "./nat.js";
 import { runSync } from "./netns.js";
 import { endpoint, knock, probe, punch, splitEndpoint, UdpServer } from "./udp.js";
@@ -60,11 +60,7 @@ describe("lab: NAT kinds measured with real packets", function () {
   const reflV6 = (): string => endpoint(lab.v6("refl1") as string, REFLECT_PORTS.v6);
 
   before(async function () {
-    const why = labUnavailable();
-    if (why !== undefined) {
-      console.log(`    skipping lab tests: ${why}`);
-      this.skip();
-    }
+    skipUnlessLab(this);
     lab = await Lab.create(WORLD);
     refl1 = lab.publicV4("refl1");
     refl2 = lab.publicV4("refl2");

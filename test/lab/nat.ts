@@ -142,22 +142,17 @@ export function routerRuleset(r: RouterRules): string {
 export function internetRuleset(blackholedV6: readonly string[]): string {
   return [
     "flush ruleset",
-    "table inet lab {",
-    bh6Set(blackholedV6),
-    "  chain forward {",
-    "    type filter hook forward priority filter; policy accept;",
-    "    ip6 saddr @bh6 drop",
-    "    ip6 daddr @bh6 drop",
-    "  }",
-    "}",
-    "table bridge lab {",
-    bh6Set(blackholedV6),
-    "  chain forward {",
-    "    type filter hook forward priority filter; policy accept;",
-    "    ip6 saddr @bh6 drop",
-    "    ip6 daddr @bh6 drop",
-    "  }",
-    "}",
+    // The same filter for routed (inet) and bridged (bridge) IPv6 traffic.
+    ...["inet", "bridge"].flatMap((family) => [
+      `table ${family} lab {`,
+      bh6Set(blackholedV6),
+      "  chain forward {",
+      "    type filter hook forward priority filter; policy accept;",
+      "    ip6 saddr @bh6 drop",
+      "    ip6 daddr @bh6 drop",
+      "  }",
+      "}",
+    ]),
     "",
   ].join("\n");
 }

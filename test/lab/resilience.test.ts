@@ -7,7 +7,7 @@
 //    within 5 s: a peer that joins after the restart is seen by all of them.
 
 import { expect } from "chai";
-import { labUnavailable } from "./lab.js";
+import { skipUnlessLab } from "./lab.js";
 import { LongPing, ping } from "./checks.js";
 import { Scenario } from "./scenario.js";
 import { allSettled, peerNamed, type ScopeStatus } from "./status.js";
@@ -39,11 +39,7 @@ describe("lab: migration and restarts", function () {
   let sc: Scenario | undefined;
 
   before(async function () {
-    const why = labUnavailable();
-    if (why !== undefined) {
-      console.log(`    skipping lab tests: ${why}`);
-      this.skip();
-    }
+    skipUnlessLab(this);
     sc = await Scenario.start(WORLD, "reg");
     await sc.joinAll(EDGES);
     await sc.waitConverged([...EDGES], 30_000);

@@ -9,7 +9,7 @@
 import { randomBytes } from "node:crypto";
 import { expect } from "chai";
 import { encodeProbe } from "../../src/core/probe/codec.js";
-import { labUnavailable } from "./lab.js";
+import { skipUnlessLab } from "./lab.js";
 import { ping, wgShow } from "./checks.js";
 import { Scenario } from "./scenario.js";
 import { sendDatagrams, Sniffer } from "./sniff.js";
@@ -45,11 +45,7 @@ describe("lab: forged and replayed probes", function () {
   const victims: Victim[] = [];
 
   before(async function () {
-    const why = labUnavailable();
-    if (why !== undefined) {
-      console.log(`    skipping lab tests: ${why}`);
-      this.skip();
-    }
+    skipUnlessLab(this);
     const s = (sc = await Scenario.start(WORLD, "reg"));
     // Capture from the very first probe: once settled, probing backs off.
     const t = await s.join("t");
