@@ -8,6 +8,14 @@
  *
  * Order per round: apply, then triggers (WireGuard must know a peer before
  * our handshake makes it answer), then stats.
+ *
+ * Triggers are spaced from the previous initiation toward the same peer
+ * (one sent when an apply added it with a keepalive, or an earlier
+ * trigger): WireGuard drops an initiation that arrives within 20 ms of the
+ * last one it took from that peer (wireguard-go HandshakeInitationRate; the
+ * kernel likewise), and a trigger re-creates the peer here, so the answer to
+ * the first one is lost as well: neither handshake completes and WireGuard
+ * tries again only after 5 s.
  */
 import type { Backend, DesiredState, PeerStats } from "../core/backend.js";
 import { canTriggerHandshake } from "../core/backend.js";
@@ -18,10 +26,18 @@ export interface WorkerHooks {
   onError(op: string, err: Error): void;
 }
 
+/** Least gap between two initiations toward one peer: the 20 ms above, plus jitter. */
+export const TRIGGER_SPACING_MS = 50;
+
 export class BackendWorker {
   private desired: DesiredState | undefined;
   /** Pending handshake triggers: public key → when asked (epoch ms). */
   private readonly triggers = new Map<string, number>();
+  /** Last initiation toward a peer that we caused (apply that added it, or trigger): public key → epoch ms. */
+  private readonly initiatedAt = new Map<string, number>();
+  /** Peers in the backend after the last successful apply. */
+  private applied = new Set<string>();
+  private wake: NodeJS.Timeout | undefined;
   private statsWanted = false;
   private running: Promise<void> | undefined;
   private stopped = false;
@@ -37,6 +53,7 @@ export class BackendWorker {
   /** No more retries of failed applies (the daemon is stopping); what is queued still runs. */
   stop(): void {
     this.stopped = true;
+    clearTimeout(this.wake);
   }
 
   apply(desired: DesiredState): void {
@@ -57,7 +74,11 @@ export class BackendWorker {
 
   /** Resolves when everything asked so far is done. */
   async idle(): Promise<void> {
-    while (this.running) await this.running;
+    for (;;) {
+      if (this.running) await this.running;
+      else if (this.wake !== undefined) await new Promise((r) => setTimeout(r, TRIGGER_SPACING_MS));
+      else return;
+    }
   }
 
   /**
@@ -86,6 +107,7 @@ export class BackendWorker {
         this.desired = undefined;
         const ok = await this.backend.apply(d).then(
           (r) => {
+            this.noteApplied(d);
             this.hooks.onApplied(r.changes);
             return true;
           },
@@ -104,10 +126,10 @@ export class BackendWorker {
           const wait = Math.min(10_000, this.retryMs * 2 ** this.failures++);
           await new Promise((r) => setTimeout(r, wait));
         }
-      } else if (this.triggers.size > 0) {
-        const [key] = this.triggers.keys();
-        if (key === undefined) continue;
+      } else if (this.readyTrigger() !== undefined) {
+        const key = this.readyTrigger() as string;
         this.triggers.delete(key);
+        this.initiatedAt.set(key, Date.now());
         if (canTriggerHandshake(this.backend))
           await this.backend.triggerHandshake(key).catch((e: Error) => this.hooks.onError("trigger", e));
       } else if (this.statsWanted) {
@@ -119,8 +141,42 @@ export class BackendWorker {
           },
           (e: Error) => this.hooks.onError("stats", e),
         );
-      } else return;
+      } else {
+        this.wakeForTriggers();
+        return;
+      }
     }
+  }
+
+  /** A pending trigger whose peer saw no initiation from us in the last TRIGGER_SPACING_MS. */
+  private readyTrigger(): string | undefined {
+    const now = Date.now();
+    for (const key of this.triggers.keys())
+      if ((this.initiatedAt.get(key) ?? -Infinity) + TRIGGER_SPACING_MS <= now) return key;
+    return undefined;
+  }
+
+  private wakeForTriggers(): void {
+    if (this.triggers.size === 0 || this.wake !== undefined || this.stopped) return;
+    const at = Math.min(
+      ...[...this.triggers.keys()].map((k) => (this.initiatedAt.get(k) ?? 0) + TRIGGER_SPACING_MS),
+    );
+    this.wake = setTimeout(
+      () => {
+        this.wake = undefined;
+        this.kick();
+      },
+      Math.max(1, at - Date.now()),
+    );
+  }
+
+  /** Peers this apply added with an endpoint got an initiation from WireGuard itself (keepalive on add). */
+  private noteApplied(d: DesiredState): void {
+    const now = Date.now();
+    for (const p of d.peers)
+      if (!this.applied.has(p.publicKey) && p.endpoint) this.initiatedAt.set(p.publicKey, now);
+    this.applied = new Set(d.peers.map((p) => p.publicKey));
+    for (const key of this.initiatedAt.keys()) if (!this.applied.has(key)) this.initiatedAt.delete(key);
   }
 }
 

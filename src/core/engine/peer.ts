@@ -47,6 +47,7 @@ export function newPeerState(st: EngineState, peer: Peer, now: number): PeerStat
     lastReport: undefined,
     reportDueAt: now + st.cfg.profile.reportAfterMs,
     announceApplied: false,
+    inBackend: false,
   };
 }
 
@@ -159,7 +160,17 @@ export function chooseEndpoint(st: EngineState, ps: PeerState, now: number): str
     usable = all;
   }
   const best = bestPath(usable);
-  if (best?.family !== "ipv4") return best?.endpoint;
+  if (best?.family !== "ipv4") {
+    // A silent IPv6 candidate outranks IPv4 ones that have no round trip of
+    // their own (a reported WireGuard mapping, a port-shifting guess) even
+    // when the peer's IPv4 address answers probes: that answer is enough to
+    // move to IPv4 once IPv6 had its grace.
+    if (best?.rttMs === null && ps.firstV4AnswerAt !== undefined && now >= v6Deadline(st, ps)) {
+      const v4 = bestPath(usable.filter((c) => c.family === "ipv4"));
+      if (v4 !== undefined) return v4.endpoint;
+    }
+    return best?.endpoint;
+  }
   const v6 = bestPath(usable.filter((c) => c.family === "ipv6"));
   if (v6 && v6.rttMs === null && now < v6Deadline(st, ps)) return v6.endpoint;
   return best.endpoint;

@@ -4,7 +4,7 @@
  * apply the peer set, only then trigger handshakes (WireGuard must know a
  * peer before its handshake arrives), then tell peers what we saw.
  */
-import { parseEndpoint } from "../ip.js";
+import { formatEndpoint, parseEndpoint } from "../ip.js";
 import { messageType, type PostMessage } from "../protocol.js";
 import { gapAt } from "../timers.js";
 import {
@@ -38,10 +38,19 @@ export function reconcile(st: EngineState, now: number, fx: EngineEffect[]): voi
 
   const desired = desiredPeers(st, now);
   const key = desiredKey(st, desired);
+  // WireGuard sends an initiation by itself when a peer with a keepalive is
+  // added. A trigger now would re-create the peer a few ms later: the other
+  // side drops an initiation that follows the previous one within 20 ms and
+  // the answer to the first finds no one, so neither completes (5 s lost).
+  const addedWithEndpoint = new Set<PeerState>();
   if (key !== st.lastApplied) {
     st.lastApplied = key;
     fx.push({ type: "applyPeers", peers: desired });
-    for (const ps of st.peers.values()) ps.steer = false;
+    for (const ps of st.peers.values()) {
+      ps.steer = false;
+      if (!ps.inBackend && ps.endpoint !== undefined) addedWithEndpoint.add(ps);
+      ps.inBackend = true;
+    }
   }
 
   for (const ps of st.peers.values()) {
@@ -55,7 +64,7 @@ export function reconcile(st: EngineState, now: number, fx: EngineEffect[]): voi
     }
     const due = ps.path !== "direct" && ps.endpoint !== undefined && now >= ps.nextTriggerAt;
     if (due || triggers.includes(ps)) {
-      if (ps.endpoint !== undefined && ps.path !== "direct")
+      if (ps.endpoint !== undefined && ps.path !== "direct" && !addedWithEndpoint.has(ps))
         fx.push({ type: "triggerHandshake", publicKey: ps.peer.wgPublicKey });
       ps.nextTriggerAt =
         now +
@@ -122,6 +131,13 @@ function probe(st: EngineState, ps: PeerState, now: number, fx: EngineEffect[]):
   const fams = probeFamilies(st, ps, now);
   const targets = candidatesOf(st, ps, fams).flatMap((c) => c.probes);
   sendPings(st, ps.peer.id, ps.key, targets, now, fx);
+  fx.push(
+    log("debug", "probe round", {
+      peer: ps.peer.name,
+      round: ps.probeRound,
+      to: targets.map(formatEndpoint),
+    }),
+  );
   const p = st.cfg.profile;
   ps.nextProbeAt = now + (ps.settled ? p.settledProbeGapMs : gapAt(p.probeGapsMs, ps.probeRound));
   ps.probeRound++;

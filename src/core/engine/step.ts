@@ -119,6 +119,7 @@ function onJoined(st: EngineState, r: JoinResponse, existing: PeerStats[], now: 
       ps.endpoint = ps.roamed = live.endpoint;
       ps.lastHandshakeMs = live.lastHandshakeMs;
       ps.since = 0;
+      ps.inBackend = true;
     }
     st.peers.set(peer.id, ps);
   }
@@ -297,13 +298,22 @@ function onProbe(st: EngineState, from: Endpoint, bytes: Uint8Array, now: number
     // A valid ping can be replayed by anyone who saw it before we did (one
     // sent before we knew its sender was never recorded as seen). Answer only
     // at an address the peer is known to use: never reflect to a stranger.
-    if (!knownAddress(ps, from.address)) return;
+    if (!knownAddress(ps, from.address)) {
+      fx.push(
+        log("debug", "ping from an address the peer never announced: not answered", {
+          peer: ps.peer.name,
+          from: formatEndpoint(from),
+        }),
+      );
+      return;
+    }
     fx.push({ type: "sendProbe", to: from, bytes: encodeProbe(pong(st, now, msg.nonce, from), ps.key) });
     ps.probeFrom = from;
     return;
   }
   const out = st.pingsOut.get(msg.echoNonce);
   if (!out || out.peerId !== ps.peer.id) return;
+  fx.push(log("debug", "pong", { peer: ps.peer.name, to: out.to, rttMs: now - out.sentAt }));
   st.pingsOut.delete(msg.echoNonce);
   const first = ps.answers.size === 0;
   ps.answers.set(out.to, { rttMs: Math.max(0, now - out.sentAt), at: now });

@@ -109,6 +109,8 @@ export interface PeerState {
   reportDueAt: number;
   /** Tell this peer we applied it (it joined): it re-triggers its handshake toward us. */
   announceApplied: boolean;
+  /** Some apply has configured this peer in the backend already (or it was adopted live). */
+  inBackend: boolean;
 }
 
 export interface EngineState {

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import type { ApplyResult, Backend, DesiredState, PeerStats } from "../../../src/core/backend.js";
-import { BackendWorker } from "../../../src/daemon/backend-worker.js";
+import { BackendWorker, TRIGGER_SPACING_MS } from "../../../src/daemon/backend-worker.js";
 
 /** A backend whose calls finish only when the test says so, recording what it was asked. */
 class SlowBackend implements Backend {
@@ -36,7 +36,7 @@ const state = (peers: [string, string | undefined][]): DesiredState => ({
 });
 
 describe("backend worker", () => {
-  it("coalesces applies, keeps a pending endpoint choice, triggers after the apply, one stats read", async () => {
+  it("coalesces applies, keeps a pending endpoint choice, one stats read, triggers spaced after the apply", async () => {
     const b = new SlowBackend();
     const w = new BackendWorker(b, {
       onApplied: () => undefined,
@@ -66,7 +66,54 @@ describe("backend worker", () => {
     await new Promise((r) => setTimeout(r, 0));
     b.finish();
     await w.idle();
-    expect(b.calls).to.deep.equal(["apply A=1.1.1.1:1", "apply A=-,B=2.2.2.2:2,C=-", "trigger B", "stats"]);
+    // B was added with an endpoint: WireGuard initiated by itself, so the trigger waits its turn.
+    expect(b.calls).to.deep.equal(["apply A=1.1.1.1:1", "apply A=-,B=2.2.2.2:2,C=-", "stats", "trigger B"]);
+  });
+
+  it("keeps TRIGGER_SPACING_MS between initiations toward one peer, and none for a peer already there", async () => {
+    const at: Record<string, number> = {};
+    const calls: string[] = [];
+    const backend: Backend & { triggerHandshake(k: string): Promise<void> } = {
+      name: "timed",
+      probe: async () => ({ usable: true, detail: "test" }),
+      apply: async () => {
+        at["apply"] = Date.now();
+        return { changes: [] };
+      },
+      stats: async () => [],
+      triggerHandshake: async (k: string) => {
+        calls.push(k);
+        at[`trigger ${k}`] = Date.now();
+      },
+      close: async () => undefined,
+    };
+    const w = new BackendWorker(backend, {
+      onApplied: () => undefined,
+      onStats: () => undefined,
+      onError: () => undefined,
+    });
+    w.apply(state([["A", "1.1.1.1:1"]]));
+    await w.idle();
+    await new Promise((r) => setTimeout(r, TRIGGER_SPACING_MS));
+    // A is in the backend for long enough: its trigger runs at once. B is new with an endpoint.
+    w.apply(
+      state([
+        ["A", undefined],
+        ["B", "2.2.2.2:2"],
+      ]),
+    );
+    w.trigger("A");
+    w.trigger("B");
+    await w.idle();
+    expect(calls).to.deep.equal(["A", "B"]);
+    expect((at["trigger A"] as number) - (at["apply"] as number)).to.be.below(TRIGGER_SPACING_MS);
+    expect((at["trigger B"] as number) - (at["apply"] as number)).to.be.at.least(TRIGGER_SPACING_MS - 1);
+    // A second trigger toward A right after the first waits as well.
+    const firstA = at["trigger A"] as number;
+    w.trigger("A");
+    await w.idle();
+    expect((at["trigger A"] as number) - firstA).to.be.at.least(TRIGGER_SPACING_MS - 1);
+    expect(calls).to.deep.equal(["A", "B", "A"]);
   });
 });
 

@@ -77,6 +77,29 @@ describe("join engine", () => {
     w.stop();
   });
 
+  it("leaves the first handshake to WireGuard when an apply adds a peer with an endpoint (no trigger)", () => {
+    // A trigger re-creates the peer a few ms after WireGuard's own initiation:
+    // the receiver drops the second within 20 ms and the first's answer is lost.
+    const w = new SimWorld(t.clock);
+    const a = w.add({ name: "a" });
+    const b = w.add({ name: "b" });
+    a.join();
+    b.join();
+    let added = false;
+    let triggeredAtAdd = false;
+    a.observe = (fx) => {
+      const adds = fx.some((e) => e.type === "applyPeers" && e.peers.some((p) => p.endpoint !== undefined));
+      if (adds && !added) {
+        added = true;
+        triggeredAtAdd = fx.some((e) => e.type === "triggerHandshake");
+      }
+    };
+    t.clock.advanceUntil(() => w.allDirect(), 5_000);
+    expect(added).to.equal(true);
+    expect(triggeredAtAdd).to.equal(false);
+    w.stop();
+  });
+
   it("configures no IPv4 guess for a peer behind a symmetric NAT, and no endpoint reported by others", () => {
     const w = new SimWorld(t.clock);
     const a = w.add({ name: "a", v6: false });

@@ -115,6 +115,25 @@ describe("join over a simulated network (fast profile)", () => {
     w.stop();
   });
 
+  it("a port-shifting newcomer reaches a port-restricted peer whose IPv6 is black-holed in < 1 s", () => {
+    // Only the reported WireGuard mapping works, and it has no probe round
+    // trip of its own: the answer at the newcomer's IPv4 address must be
+    // enough to leave the silent IPv6 candidate after its grace.
+    const w = new SimWorld(t.clock);
+    // IPv4-only, so its path with the newcomer shows the newcomer's IPv4 WireGuard mapping.
+    const pub = w.add({ name: "pub", v6: false });
+    const pr = w.add({ name: "pr", nat: "port-restricted", blackholeV6: true });
+    const ps = w.add({ name: "ps", nat: "port-shifting" });
+    pub.join();
+    pr.join();
+    t.clock.advanceUntil(() => w.allDirect(), 5_000);
+    ps.join();
+    const took = t.clock.advanceUntil(() => w.allDirect(), 20_000);
+    expect(took).to.be.lessThan(1_000);
+    expect(pr.peer("ps")?.endpoint).to.equal(`${ps.host.router?.wan}:${51820 ^ 0x400}`);
+    w.stop();
+  });
+
   it("prefers IPv6 behind NATs when both answer, and falls back to IPv4 when IPv6 is black-holed", () => {
     const w = new SimWorld(t.clock);
     const a = w.add({ name: "a", nat: "port-restricted" });

@@ -190,10 +190,14 @@ export class SimNode {
     this.join();
   }
 
+  /** Sees the effects of every step, before they run (a test's window into one step). */
+  observe: ((effects: readonly EngineEffect[]) => void) | undefined;
+
   dispatch(input: EngineInput): void {
     const now = this.world.clock.now();
     const r = step(this.st, input, now);
     this.st = r.state;
+    this.observe?.(r.effects);
     for (const e of r.effects) this.run(e, now);
     // A new pending peer makes a slow poll fast again (the daemon does the same).
     if (
