@@ -41,6 +41,8 @@ export class WgBackend implements Backend, HandshakeTrigger {
   readonly name = "wg";
   private iface: string | undefined;
   private cached: WgParts | undefined;
+  /** The link half (name, addresses, MTU) of the last apply that made the link match. */
+  private linkApplied: string | undefined;
 
   constructor(
     private readonly ctx: BackendContext,
@@ -66,10 +68,12 @@ export class WgBackend implements Backend, HandshakeTrigger {
     }
     const parts = await this.partsFor(name);
     const changes: string[] = [];
+    let created = false;
     try {
       let current = await parts.control.read();
       if (!current) {
         await parts.lifecycle.create();
+        created = true;
         changes.push(`interface ${name} created (${parts.flavour})`);
         current = await parts.control.read();
         if (!current) throw new Error("interface vanished right after creation");
@@ -78,16 +82,23 @@ export class WgBackend implements Backend, HandshakeTrigger {
       if (!isEmptyPlan(plan)) await parts.control.write(plan, want);
       changes.push(...plan.device.map(describeChange), ...plan.peers.map(describeChange));
 
-      const link = await readLink(this.env.runner, name);
-      if (!link) throw new Error(`ip does not see ${name}`);
-      const linkChanges = planLink(link, want);
-      await applyLink(this.env.runner, name, linkChanges);
-      changes.push(...linkChanges.map(describeChange));
+      // Most applies change peers only: read the link (a spawn of ip) only
+      // when its desired half changed or the interface is new.
+      const linkKey = JSON.stringify([name, [...want.iface.addresses].sort(), want.iface.mtu ?? null]);
+      if (created || linkKey !== this.linkApplied) {
+        this.linkApplied = undefined;
+        const link = await readLink(this.env.runner, name);
+        if (!link) throw new Error(`ip does not see ${name}`);
+        const linkChanges = planLink(link, want);
+        await applyLink(this.env.runner, name, linkChanges);
+        changes.push(...linkChanges.map(describeChange));
+        this.linkApplied = linkKey;
+      }
     } catch (err) {
       throw backendError(`wg: apply to ${name} failed after ${changes.length} change(s)`, err);
     }
     if (changes.length) this.ctx.logger.info("wg: applied", { iface: name, flavour: parts.flavour, changes });
-    return { changes };
+    return { changes, created };
   }
 
   async stats(): Promise<PeerStats[]> {
@@ -114,6 +125,7 @@ export class WgBackend implements Backend, HandshakeTrigger {
   }
 
   async close(options?: { remove?: boolean }): Promise<void> {
+    this.linkApplied = undefined;
     if (!options?.remove || !this.iface) return;
     const parts = await this.partsFor(this.iface);
     try {
