@@ -138,6 +138,7 @@ export class NetworkdBackend implements Backend, HandshakeTrigger {
     const name = want.iface.name;
     const control = new WgToolControl(this.env.runner, name);
     const changes: string[] = [];
+    let created = false;
     try {
       const netdevPath = `${this.dir}/${this.names.netdev}`;
       const onDisk = readNetdev(await this.env.fs.readFile(netdevPath), netdevPath);
@@ -161,6 +162,8 @@ export class NetworkdBackend implements Backend, HandshakeTrigger {
         placed.written.includes(this.names.network);
 
       if (!live) {
+        // Only files this apply wrote for the first time make the interface ours to remove.
+        created = onDisk === undefined;
         await this.env.networkctl.reload();
         changes.push(`interface ${name} handed to systemd-networkd (networkctl reload)`);
       } else {
@@ -178,7 +181,7 @@ export class NetworkdBackend implements Backend, HandshakeTrigger {
       throw backendError(`networkd: apply to ${name} failed after ${changes.length} change(s)`, err);
     }
     if (changes.length) this.ctx.logger.info("networkd: applied", { iface: name, changes });
-    return { changes };
+    return { changes, created };
   }
 
   async stats(): Promise<PeerStats[]> {

@@ -4,7 +4,7 @@
  */
 import type { z } from "zod";
 import { ScopeError } from "../core/errors.js";
-import { readIni, where, type IniFile } from "./ini-file.js";
+import { parseIni, readIni, where, type IniFile } from "./ini-file.js";
 import { EdgeConfig, RegistryConfig } from "./schema.js";
 
 export function validateIni<S extends z.ZodType>(file: IniFile, schema: S): z.infer<S> {
@@ -35,6 +35,9 @@ export function validateIni<S extends z.ZodType>(file: IniFile, schema: S): z.in
 export const loadRegistryConfig = (path: string): RegistryConfig =>
   validateIni(readIni(path), RegistryConfig);
 export const loadEdgeConfig = (path: string): EdgeConfig => validateIni(readIni(path), EdgeConfig);
+/** The same for text about to be written to path (errors name path). */
+export const parseEdgeConfig = (path: string, text: string): EdgeConfig =>
+  validateIni(parseIni(path, text), EdgeConfig);
 
 /** Used by `scope check`: a file's kind from its sections. */
 export function loadAnyConfig(path: string): {

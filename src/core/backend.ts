@@ -55,6 +55,8 @@ export interface PeerStats {
 export interface ApplyResult {
   /** Human-readable changes, innernet style ("peer AbCd… endpoint 1.2.3.4:1 => 5.6.7.8:2"); empty when nothing changed. Never a secret. */
   changes: string[];
+  /** This apply brought the interface into existence (a caller that fails right after may remove it again). */
+  created?: boolean;
 }
 
 export interface ProbeResult {

@@ -43,12 +43,19 @@ export class BackendWorker {
   private stopped = false;
   private failures = 0;
 
+  /** Settles when a call made on the backend before this worker (join --foreground) is done. */
+  private after: Promise<unknown> | undefined;
+  /** First delay before a failed apply is tried again (doubles up to 10 s). */
+  private readonly retryMs: number;
+
   constructor(
     private readonly backend: Backend,
     private readonly hooks: WorkerHooks,
-    /** First delay before a failed apply is tried again (doubles up to 10 s). */
-    private readonly retryMs = 500,
-  ) {}
+    options: { retryMs?: number; after?: Promise<unknown> | undefined } = {},
+  ) {
+    this.retryMs = options.retryMs ?? 500;
+    this.after = options.after?.catch(() => undefined);
+  }
 
   /** No more retries of failed applies (the daemon is stopping); what is queued still runs. */
   stop(): void {
@@ -101,6 +108,10 @@ export class BackendWorker {
   }
 
   private async loop(): Promise<void> {
+    if (this.after) {
+      await this.after;
+      this.after = undefined;
+    }
     for (;;) {
       if (this.desired) {
         const d = this.desired;

@@ -71,20 +71,59 @@ export function backendFor(c: EdgeConfig, logger: Logger): Promise<Backend> {
   });
 }
 
-export async function buildDaemon(c: EdgeConfig): Promise<Daemon> {
+/** A backend that is making the interface before the daemon runs (see prepareInterface). */
+export interface PreparedBackend {
+  logger: Logger;
+  backend: Backend;
+  /** Resolves true when the interface did not exist before (remove it again if the join fails). */
+  created: Promise<boolean>;
+}
+
+/**
+ * `scope join --foreground` has the interface made while its join request is
+ * on the wire: starting wireguard-go (or `ip link add`, or a networkd
+ * reload) is the slowest step of a first start, and it needs nothing from
+ * the registry. The tunnel address comes later, with the daemon's first
+ * apply. Nothing is touched when the interface already has peers: a live
+ * tunnel is the daemon's to adopt, as it is after a restart.
+ */
+export async function prepareInterface(c: EdgeConfig, wgPrivateKey: string): Promise<PreparedBackend> {
   const logger = createLogger(`edge/${c.network.name}`);
+  const backend = await backendFor(c, logger);
+  const create = async (): Promise<boolean> => {
+    const live = await backend.stats().catch(() => undefined);
+    if (live === undefined || live.length > 0) return false;
+    const { created } = await backend.apply({
+      iface: {
+        name: c.wireguard.interface,
+        privateKey: wgPrivateKey,
+        listenPort: c.wireguard.listen_port,
+        addresses: [],
+        ...(c.wireguard.mtu ? { mtu: c.wireguard.mtu } : {}),
+      },
+      peers: [],
+    });
+    return created === true;
+  };
+  // The daemon's own first apply repeats this one (and reports a failure).
+  return { logger, backend, created: create().catch(() => false) };
+}
+
+export async function buildDaemon(c: EdgeConfig, prepared?: PreparedBackend): Promise<Daemon> {
+  const logger = prepared?.logger ?? createLogger(`edge/${c.network.name}`);
   const [identity, wgKeys, joinState] = await Promise.all([
     loadIdentity(c.identity.key_file),
     loadWgKey(c.wireguard.private_key_file),
     readJoinState(stateDirFor(c)),
   ]);
-  const backend = await backendFor(c, logger);
+  const backend = prepared?.backend ?? (await backendFor(c, logger));
   return new Daemon({
     config: c,
     identity,
     wgKeys,
     join: joinState,
     backend,
+    ...(prepared ? { backendBusy: prepared.created } : {}),
     controlSocket: controlSocketFor(c),
     logger,
   });

@@ -45,6 +45,8 @@ export interface DaemonDeps {
   wgKeys: WgKeyPair;
   join: JoinState;
   backend: Backend;
+  /** Settles when a backend call made before the daemon (join --foreground's interface) is done. */
+  backendBusy?: Promise<unknown>;
   controlSocket: string;
   logger: Logger;
   clock?: Clock;
@@ -99,11 +101,15 @@ export class Daemon {
     });
     this.log = d.logger;
     this.done = new Promise((r) => (this.exit = r));
-    this.worker = new BackendWorker(d.backend, {
-      onApplied: (changes) => changes.forEach((change) => this.log.info("backend", { change })),
-      onStats: (stats) => this.dispatch({ type: "stats", stats }),
-      onError: (op, err) => this.log.error(`backend ${op} failed`, { error: err.message }),
-    });
+    this.worker = new BackendWorker(
+      d.backend,
+      {
+        onApplied: (changes) => changes.forEach((change) => this.log.info("backend", { change })),
+        onStats: (stats) => this.dispatch({ type: "stats", stats }),
+        onError: (op, err) => this.log.error(`backend ${op} failed`, { error: err.message }),
+      },
+      { after: d.backendBusy },
+    );
   }
 
   private get probePort(): number {
@@ -122,13 +128,15 @@ export class Daemon {
     // nothing to wait for: do it while the netcheck and the registry answer.
     // Only when no peer is live (a first start), so a restart never touches
     // a working tunnel before the engine has adopted it.
-    const early = this.d.backend.stats().then(
-      (live) => {
-        if (live.length === 0 && !this.abort.signal.aborted)
-          this.worker.apply({ iface: this.iface(), peers: [] });
-      },
-      () => undefined,
-    );
+    const early = Promise.resolve(this.d.backendBusy)
+      .then(() => this.d.backend.stats())
+      .then(
+        (live) => {
+          if (live.length === 0 && !this.abort.signal.aborted)
+            this.worker.apply({ iface: this.iface(), peers: [] });
+        },
+        () => undefined,
+      );
     await this.sock.open();
     this.sock.onProbe = (from, bytes) => this.dispatch({ type: "probeReceived", from, bytes });
     const addrs = localAddresses(this.d.config.wireguard.interface);
@@ -166,15 +174,24 @@ export class Daemon {
         });
         // Independent: one round trip for all three (the list may show our old
         // record; the engine takes `self` from the update's answer).
+        const took: Record<string, number> = {};
+        const timed = <T>(what: string, p: Promise<T>): Promise<T> =>
+          p.finally(() => (took[what] = this.clock.now() - t0));
         const [self, peers, existing] = await Promise.all([
-          this.client.updateSelf({
-            listenPort: this.d.config.wireguard.listen_port,
-            probePort: this.probePort,
-            candidates,
-            nat: natInfoOf(this.st.netcheck),
-          }),
-          this.client.listPeers(),
-          this.d.backend.stats().catch(() => []),
+          timed(
+            "updateSelfMs",
+            this.client.updateSelf({
+              listenPort: this.d.config.wireguard.listen_port,
+              probePort: this.probePort,
+              candidates,
+              nat: natInfoOf(this.st.netcheck),
+            }),
+          ),
+          timed("listPeersMs", this.client.listPeers()),
+          timed(
+            "statsMs",
+            this.d.backend.stats().catch(() => []),
+          ),
         ]);
         const response: JoinResponse = { ...this.d.join, self, peers, lastEventId: 0 };
         this.dispatch({ type: "joined", response, existing });
@@ -184,7 +201,7 @@ export class Daemon {
           peers: peers.length - 1,
           adopted: existing.length,
           ...this.startupMs,
-          registryMs: this.clock.now() - t0,
+          ...took,
         });
         const queued = this.queued ?? [];
         this.queued = undefined;

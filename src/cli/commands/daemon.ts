@@ -1,7 +1,10 @@
 import { setLogLevel } from "../../log.js";
-import { buildDaemon, resolveEdge } from "../../daemon/edge.js";
+import { buildDaemon, resolveEdge, type PreparedBackend } from "../../daemon/edge.js";
 import type { EdgeConfig } from "../../config/schema.js";
 import type { Command } from "../command.js";
+
+// `scope join --foreground` loads this module early and makes the interface with it.
+export { prepareInterface } from "../../daemon/edge.js";
 
 export const command: Command = {
   name: "daemon",
@@ -24,9 +27,13 @@ export const command: Command = {
  * exit code. Shared by `scope daemon` and `scope join --foreground`, which
  * hands over to the daemon without starting a second node process.
  */
-export async function runDaemon(config: EdgeConfig, configLogLevel: boolean): Promise<number> {
+export async function runDaemon(
+  config: EdgeConfig,
+  configLogLevel: boolean,
+  prepared?: PreparedBackend,
+): Promise<number> {
   if (configLogLevel) setLogLevel(config.daemon.log_level);
-  const daemon = await buildDaemon(config);
+  const daemon = await buildDaemon(config, prepared);
   let stopping = false;
   // Aborting the event stream at shutdown can surface as an unhandled
   // AbortError on its socket; that one is expected, anything else is fatal.

@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { existsSync, openSync } from "node:fs";
 import { readFile, writeFile, mkdir } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { loadEdgeConfig } from "../../config/load.js";
+import { loadEdgeConfig, parseEdgeConfig } from "../../config/load.js";
 import { ScopeError } from "../../core/errors.js";
 import { composeCandidates } from "../../core/netcheck.js";
 import { NetworkName, PeerName } from "../../core/protocol.js";
@@ -101,22 +101,47 @@ export const command: Command = {
 
     const iface = String(v.interface);
     const probePort = listenPort + 1;
-    const client = new RegistryClient({ url, network, identity });
-    const response = await client.join(token, {
-      name,
-      wgPublicKey: wg.publicKey,
+    const confPath = configPath(String(v["config-dir"]), network);
+    const confText = edgeConfigText({
+      url,
+      network,
+      stateDir,
+      iface,
       listenPort,
-      probePort,
-      candidates: composeCandidates({
-        probePort,
-        localAddresses: localAddresses(iface),
-        netcheck: undefined,
-        reported: [],
-      }),
-      // The daemon runs netcheck against the reflector (whose key the join answer brings) and updates this at once.
-      nat: { mapping: "unknown", ipv6: false },
-      role: "edge",
+      timers: String(v.timers),
+      backend: String(v.backend),
+      defaultState: stateDir === stateDirOf(DEFAULT_STATE_ROOT, network),
     });
+    // The interface is made while the join request is on the wire (daemon/edge.ts).
+    // A failure here is the daemon's to report, with its own retries.
+    const prepared =
+      v.foreground === true
+        ? daemonModule
+            ?.then((m) => m.prepareInterface(parseEdgeConfig(confPath, confText), wg.privateKey))
+            .catch(() => undefined)
+        : undefined;
+    const client = new RegistryClient({ url, network, identity });
+    const response = await client
+      .join(token, {
+        name,
+        wgPublicKey: wg.publicKey,
+        listenPort,
+        probePort,
+        candidates: composeCandidates({
+          probePort,
+          localAddresses: localAddresses(iface),
+          netcheck: undefined,
+          reported: [],
+        }),
+        // The daemon runs netcheck against the reflector (whose key the join answer brings) and updates this at once.
+        nat: { mapping: "unknown", ipv6: false },
+        role: "edge",
+      })
+      .catch(async (e: unknown) => {
+        const p = await prepared;
+        if (p && (await p.created)) await p.backend.close({ remove: true }).catch(() => undefined);
+        throw e;
+      });
     await writeJoinState(stateDir, {
       network: response.network,
       self: response.self,
@@ -124,22 +149,8 @@ export const command: Command = {
       reflectorPorts: response.reflectorPorts,
     });
 
-    const confPath = configPath(String(v["config-dir"]), network);
     await mkdir(String(v["config-dir"]), { recursive: true, mode: 0o755 });
-    await writeFile(
-      confPath,
-      edgeConfigText({
-        url,
-        network,
-        stateDir,
-        iface,
-        listenPort,
-        timers: String(v.timers),
-        backend: String(v.backend),
-        defaultState: stateDir === stateDirOf(DEFAULT_STATE_ROOT, network),
-      }),
-      { mode: 0o640 },
-    );
+    await writeFile(confPath, confText, { mode: 0o640 });
     io.stdout.write(
       `joined ${network} as ${response.self.name} (${response.self.address}), peer id ${response.self.id}, WireGuard key ${shortKey(wg.publicKey)}\n` +
         `config: ${confPath}\n`,
@@ -147,7 +158,7 @@ export const command: Command = {
     if (v.foreground === true) {
       // Hand over to the daemon in this process: no second node start-up.
       const { runDaemon } = await (daemonModule ?? import("./daemon.js"));
-      return runDaemon(loadEdgeConfig(confPath), args.values["log-level"] === undefined);
+      return runDaemon(loadEdgeConfig(confPath), args.values["log-level"] === undefined, await prepared);
     }
     return start(io, network, confPath, stateDir, v["no-start"] === true);
   },

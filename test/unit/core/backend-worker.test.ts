@@ -137,7 +137,7 @@ describe("backend worker, failing backend", () => {
     const w = new BackendWorker(
       backend,
       { onApplied: () => undefined, onStats: () => undefined, onError: (op) => errors.push(op) },
-      1,
+      { retryMs: 1 },
     );
     w.apply(state([["A", "1.1.1.1:1"]]));
     w.trigger("A");
