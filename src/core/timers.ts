@@ -62,7 +62,9 @@ export const TIMER_PROFILES: Readonly<Record<ProfileName, TimerProfile>> = {
     directGiveUpMs: 15_000,
     hopelessGiveUpMs: 0,
     confirmApplied: true,
-    statsPendingMs: 250,
+    // A handshake is only seen at the next read: while something is pending,
+    // read often (a UAPI get or a `wg show dump` costs a few ms).
+    statsPendingMs: 50,
     statsSettledMs: 5_000,
   },
   seed: {
@@ -80,7 +82,7 @@ export const TIMER_PROFILES: Readonly<Record<ProfileName, TimerProfile>> = {
     directGiveUpMs: 60_000,
     hopelessGiveUpMs: 60_000,
     confirmApplied: false,
-    statsPendingMs: 250,
+    statsPendingMs: 50,
     statsSettledMs: 5_000,
   },
 };
