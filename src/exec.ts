@@ -91,9 +91,16 @@ export function execRunner(options: ExecRunnerOptions = {}): CommandRunner & Dae
           opts?.stdin === undefined ? wrap(cmd, args) : wrap("sh", ["-c", 'cat | "$@"', "sh", cmd, ...args]);
         const child = spawn(file, argv, {
           stdio: ["pipe", "pipe", "pipe"],
-          timeout: opts?.timeoutMs ?? DEFAULT_TIMEOUT_MS,
           env: { ...process.env, ...STABLE_ENV },
         });
+        // Our own deadline, not spawn's `timeout`: Node leaves that timer
+        // running when the command does not exist (ENOENT), which kept a
+        // finished `scope join` alive for 30 s (no modprobe on the host).
+        const deadline = setTimeout(() => child.kill("SIGKILL"), opts?.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+        const done = (r: RunResult): void => {
+          clearTimeout(deadline);
+          resolve(r);
+        };
         let stdout = "";
         let stderr = "";
         child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
@@ -101,8 +108,8 @@ export function execRunner(options: ExecRunnerOptions = {}): CommandRunner & Dae
         // A tool that exits before reading stdin makes the write fail with EPIPE; its exit code tells the story.
         child.stdin.on("error", () => undefined);
         child.stdin.end(opts?.stdin ?? "");
-        child.on("error", (err) => resolve({ code: 127, stdout, stderr: stderr + String(err.message) }));
-        child.on("close", (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
+        child.on("error", (err) => done({ code: 127, stdout, stderr: stderr + String(err.message) }));
+        child.on("close", (code, signal) => done({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
       }),
     spawnDetached: (cmd, args, opts) =>
       new Promise((resolve, reject) => {
