@@ -7,6 +7,7 @@
 // `scope status` and in WireGuard itself, and stay healthy.
 
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { expect } from "chai";
 import { encodeProbe } from "../../src/core/probe/codec.js";
 import { skipUnlessLab } from "./lab.js";
@@ -171,6 +172,26 @@ describe("lab: forged and replayed probes", function () {
       return [...tampered, ...forged, ...garbage, ...lookalike];
     });
     expect(r.deviations).to.deep.equal([]);
+  });
+
+  it("a join the registry refuses (wrong token) leaves no interface behind", async function () {
+    // join --foreground makes the interface while its request is on the wire.
+    const s = sc as Scenario;
+    const dir = `${s.lab.dir}/refused`;
+    const args = ["join", s.registryUrl, "--network", "lab", "--token", "-", "--name", "refused"];
+    const local = ["--backend", "wg", "--interface", "sl-refused", "--listen-port", "52990"];
+    const files = ["--config-dir", dir, "--state-dir", `${dir}/state`, "--foreground"];
+    const refused = await s.scope("atk", [...args, ...local, ...files], "not-a-token-of-this-network").then(
+      () => undefined,
+      (e: Error) => e.message,
+    );
+    expect(refused, "scope join should fail").to.match(/scope: unknown join token/);
+    const link = await s.lab.exec("atk", ["ip", "link", "show", "sl-refused"]).then(
+      () => "present",
+      () => "absent",
+    );
+    expect(link).to.equal("absent");
+    expect(existsSync("/var/run/wireguard/sl-refused.sock"), "wireguard-go socket left").to.equal(false);
   });
 
   it("both daemons are still up and the tunnel still carries traffic", async function () {

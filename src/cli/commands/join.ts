@@ -138,6 +138,7 @@ export const command: Command = {
         role: "edge",
       })
       .catch(async (e: unknown) => {
+        client.close();
         const p = await prepared;
         if (p && (await p.created)) await p.backend.close({ remove: true }).catch(() => undefined);
         throw e;
