@@ -76,6 +76,9 @@ export class Scenario {
   private generation = 0;
   private readonly admin: AdminClient;
 
+  /** Daemon log level: debug for diagnosis; the join benchmark runs them as shipped (info). */
+  daemonLogLevel: "debug" | "info" = "debug";
+
   private constructor(
     readonly lab: Lab,
     readonly registryHost: string,
@@ -220,7 +223,7 @@ export class Scenario {
           "--state-dir",
           join(dir, "state"),
           "--log-level",
-          "debug",
+          this.daemonLogLevel,
           "--foreground",
         ],
         { stdio: ["pipe", fd, fd], env: DAEMON_ENV },
@@ -389,7 +392,7 @@ export class Scenario {
     await this.lab.teardown();
   }
 
-  /** Sets the lab-specific daemon keys of an edge config: its own control socket, timers, probe port, debug logs. */
+  /** Sets the lab-specific daemon keys of an edge config: its own control socket, timers, probe port, log level. */
   private writeLabKeys(edge: Edge): void {
     const text = readFileSync(edge.config, "utf8");
     writeFileSync(
@@ -399,7 +402,7 @@ export class Scenario {
           timers: edge.timers,
           probe_port: String(edge.probePort),
           control_socket: edge.controlSocket,
-          log_level: "debug",
+          log_level: this.daemonLogLevel,
         },
       }),
     );
