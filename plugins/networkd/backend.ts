@@ -181,7 +181,7 @@ export class NetworkdBackend implements Backend, HandshakeTrigger {
       throw backendError(`networkd: apply to ${name} failed after ${changes.length} change(s)`, err);
     }
     if (changes.length) this.ctx.logger.info("networkd: applied", { iface: name, changes });
-    return { changes, created };
+    return created ? { changes, created } : { changes };
   }
 
   async stats(): Promise<PeerStats[]> {

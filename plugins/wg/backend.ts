@@ -98,7 +98,7 @@ export class WgBackend implements Backend, HandshakeTrigger {
       throw backendError(`wg: apply to ${name} failed after ${changes.length} change(s)`, err);
     }
     if (changes.length) this.ctx.logger.info("wg: applied", { iface: name, flavour: parts.flavour, changes });
-    return { changes, created };
+    return created ? { changes, created } : { changes };
   }
 
   async stats(): Promise<PeerStats[]> {
