@@ -40,6 +40,8 @@ const CIDR = "10.88.0.0/16";
 
 // Daemon logs must keep the plain "ISO level message" shape that logErrors()
 // parses, even when the test runner itself runs under systemd.
+/** Extra node options for every daemon, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where a join's CPU goes. */
+const DAEMON_NODE_ARGS = (process.env["SCOPE_LAB_NODE_ARGS"] ?? "").split(" ").filter((a) => a !== "");
 const DAEMON_ENV: NodeJS.ProcessEnv = { ...LAB_ENV, JOURNAL_STREAM: "", INVOCATION_ID: "" };
 delete DAEMON_ENV["JOURNAL_STREAM"];
 delete DAEMON_ENV["INVOCATION_ID"];
@@ -201,6 +203,7 @@ export class Scenario {
         host,
         [
           process.execPath,
+          ...DAEMON_NODE_ARGS,
           SCOPE_CLI,
           "join",
           this.registryUrl,
@@ -411,7 +414,7 @@ export class Scenario {
   private spawnLogged(host: string, args: readonly string[], log: string): ChildProcess {
     const fd = openSync(log, "a");
     try {
-      return this.lab.spawn(host, [process.execPath, SCOPE_CLI, ...args], {
+      return this.lab.spawn(host, [process.execPath, ...DAEMON_NODE_ARGS, SCOPE_CLI, ...args], {
         stdio: ["ignore", fd, fd],
         env: DAEMON_ENV,
       });
