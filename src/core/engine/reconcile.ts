@@ -4,7 +4,7 @@
  * apply the peer set, only then trigger handshakes (WireGuard must know a
  * peer before its handshake arrives), then tell peers what we saw.
  */
-import { formatEndpoint, parseEndpoint } from "../ip.js";
+import { parseEndpoint } from "../ip.js";
 import { messageType, type PostMessage } from "../protocol.js";
 import { gapAt } from "../timers.js";
 import {
@@ -131,13 +131,6 @@ function probe(st: EngineState, ps: PeerState, now: number, fx: EngineEffect[]):
   const fams = probeFamilies(st, ps, now);
   const targets = candidatesOf(st, ps, fams).flatMap((c) => c.probes);
   sendPings(st, ps.peer.id, ps.key, targets, now, fx);
-  fx.push(
-    log("debug", "probe round", {
-      peer: ps.peer.name,
-      round: ps.probeRound,
-      to: targets.map(formatEndpoint),
-    }),
-  );
   const p = st.cfg.profile;
   ps.nextProbeAt = now + (ps.settled ? p.settledProbeGapMs : gapAt(p.probeGapsMs, ps.probeRound));
   ps.probeRound++;

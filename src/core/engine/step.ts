@@ -313,7 +313,6 @@ function onProbe(st: EngineState, from: Endpoint, bytes: Uint8Array, now: number
   }
   const out = st.pingsOut.get(msg.echoNonce);
   if (!out || out.peerId !== ps.peer.id) return;
-  fx.push(log("debug", "pong", { peer: ps.peer.name, to: out.to, rttMs: now - out.sentAt }));
   st.pingsOut.delete(msg.echoNonce);
   const first = ps.answers.size === 0;
   ps.answers.set(out.to, { rttMs: Math.max(0, now - out.sentAt), at: now });
