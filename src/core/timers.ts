@@ -82,7 +82,7 @@ export const TIMER_PROFILES: Readonly<Record<ProfileName, TimerProfile>> = {
     directGiveUpMs: 60_000,
     hopelessGiveUpMs: 60_000,
     confirmApplied: false,
-    statsPendingMs: 50,
+    statsPendingMs: 250,
     statsSettledMs: 5_000,
   },
 };
