@@ -113,6 +113,7 @@ export class BackendWorker {
       this.after = undefined;
     }
     for (;;) {
+      const ready = this.desired ? undefined : this.readyTrigger();
       if (this.desired) {
         const d = this.desired;
         this.desired = undefined;
@@ -137,12 +138,11 @@ export class BackendWorker {
           const wait = Math.min(10_000, this.retryMs * 2 ** this.failures++);
           await new Promise((r) => setTimeout(r, wait));
         }
-      } else if (this.readyTrigger() !== undefined) {
-        const key = this.readyTrigger() as string;
-        this.triggers.delete(key);
-        this.initiatedAt.set(key, Date.now());
+      } else if (ready !== undefined) {
+        this.triggers.delete(ready);
+        this.initiatedAt.set(ready, Date.now());
         if (canTriggerHandshake(this.backend))
-          await this.backend.triggerHandshake(key).catch((e: Error) => this.hooks.onError("trigger", e));
+          await this.backend.triggerHandshake(ready).catch((e: Error) => this.hooks.onError("trigger", e));
       } else if (this.statsWanted) {
         this.statsWanted = false;
         await this.backend.stats().then(

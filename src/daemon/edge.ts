@@ -21,7 +21,7 @@ import {
   readJoinState,
   stateDirOf,
 } from "./files.js";
-import { Daemon } from "./runtime.js";
+import { Daemon, desiredInterface } from "./runtime.js";
 
 export interface EdgeTarget {
   path: string;
@@ -93,16 +93,7 @@ export async function prepareInterface(c: EdgeConfig, wgPrivateKey: string): Pro
   const create = async (): Promise<boolean> => {
     const live = await backend.stats().catch(() => undefined);
     if (live === undefined || live.length > 0) return false;
-    const { created } = await backend.apply({
-      iface: {
-        name: c.wireguard.interface,
-        privateKey: wgPrivateKey,
-        listenPort: c.wireguard.listen_port,
-        addresses: [],
-        ...(c.wireguard.mtu ? { mtu: c.wireguard.mtu } : {}),
-      },
-      peers: [],
-    });
+    const { created } = await backend.apply({ iface: desiredInterface(c, wgPrivateKey, []), peers: [] });
     return created === true;
   };
   // The daemon's own first apply repeats this one (and reports a failure).

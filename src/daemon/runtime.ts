@@ -64,6 +64,19 @@ export type Status = EngineStatus & {
   registry: "connected" | "disconnected";
 };
 
+/** The interface half of a desired state, from the config; addresses come from the registry. */
+export const desiredInterface = (
+  c: EdgeConfig,
+  privateKey: string,
+  addresses: string[],
+): DesiredInterface => ({
+  name: c.wireguard.interface,
+  privateKey,
+  listenPort: c.wireguard.listen_port,
+  addresses,
+  ...(c.wireguard.mtu ? { mtu: c.wireguard.mtu } : {}),
+});
+
 export class Daemon {
   private st!: EngineState;
   private readonly clock: Clock;
@@ -333,16 +346,10 @@ export class Daemon {
     const self = this.st?.self ?? this.d.join.self;
     const prefix = net.cidr.split("/")[1];
     const prefix6 = net.cidr6?.split("/")[1];
-    return {
-      name: this.d.config.wireguard.interface,
-      privateKey: this.d.wgKeys.privateKey,
-      listenPort: this.d.config.wireguard.listen_port,
-      addresses: [
-        `${self.address}/${prefix}`,
-        ...(self.address6 && prefix6 ? [`${self.address6}/${prefix6}`] : []),
-      ],
-      ...(this.d.config.wireguard.mtu ? { mtu: this.d.config.wireguard.mtu } : {}),
-    };
+    return desiredInterface(this.d.config, this.d.wgKeys.privateKey, [
+      `${self.address}/${prefix}`,
+      ...(self.address6 && prefix6 ? [`${self.address6}/${prefix6}`] : []),
+    ]);
   }
 
   private pollStats(): void {
