@@ -41,6 +41,22 @@ export default tseslint.config(
           ],
         },
       ],
+      // Time and randomness are injected (DESIGN §2): only clock.ts touches the real ones.
+      "no-restricted-properties": [
+        "error",
+        { object: "Date", property: "now", message: "src/core reads time from an injected Clock." },
+        { object: "Math", property: "random", message: "src/core takes randomness from its caller." },
+      ],
+      "no-restricted-globals": [
+        "error",
+        { name: "setTimeout", message: "src/core schedules through an injected Clock." },
+        { name: "setInterval", message: "src/core schedules through an injected Clock." },
+        { name: "setImmediate", message: "src/core schedules through an injected Clock." },
+      ],
     },
+  },
+  {
+    files: ["src/core/clock.ts"],
+    rules: { "no-restricted-properties": "off", "no-restricted-globals": "off" },
   },
 );
