@@ -38,10 +38,10 @@ import type { Networkctl } from "../../networkd/networkctl.js";
 import { runChecked, type CommandRunner } from "../../src/exec.js";
 import { parseNetdev } from "../../networkd/parse.js";
 import { netdevModel, renderFiles, type RenderOptions } from "../../networkd/render.js";
-import { describeChange, isEmptyPlan, normalizeDesired, planDevice } from "../wg/diff.js";
-import type { DeviceState } from "../wg/model.js";
-import { backendError, peerStatsOf, retriggerPeer } from "../wg/control.js";
-import { WgToolControl } from "../wg/wgtool.js";
+import { describeChange, isEmptyPlan, normalizeDesired, planDevice } from "../../src/wireguard/diff.js";
+import type { DeviceState } from "../../src/wireguard/model.js";
+import { backendError, peerStatsOf, retriggerPeer } from "../../src/wireguard/control.js";
+import { WgToolControl } from "../../src/wireguard/wgtool.js";
 
 export interface NetworkdEnv {
   fs: FileSystem;

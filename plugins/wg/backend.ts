@@ -14,10 +14,16 @@ import type {
 } from "../../src/core/backend.js";
 import { ScopeError } from "../../src/core/errors.js";
 import { shortKey } from "../../src/crypto/keys.js";
-import { backendError, peerStatsOf, retriggerPeer, type WgControl } from "./control.js";
-import { describeChange, isEmptyPlan, normalizeDesired, planDevice, planLink } from "./diff.js";
+import { backendError, peerStatsOf, retriggerPeer, type WgControl } from "../../src/wireguard/control.js";
+import {
+  describeChange,
+  isEmptyPlan,
+  normalizeDesired,
+  planDevice,
+  planLink,
+} from "../../src/wireguard/diff.js";
 import { applyLink, readLink, type Lifecycle } from "./link.js";
-import type { Flavour } from "./model.js";
+import type { Flavour } from "../../src/wireguard/model.js";
 import type { CommandRunner, DaemonSpawner } from "../../src/exec.js";
 
 /** Everything that depends on the flavour and the interface name. */

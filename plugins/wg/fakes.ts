@@ -10,9 +10,9 @@
  * of ip(8) and wg(8) the backend uses and fails loudly on anything else.
  */
 import type { Host } from "./host.js";
-import { canonicalAddress } from "./ipnet.js";
+import { canonicalAddress } from "../../src/wireguard/ipnet.js";
 import type { CommandRunner, DaemonSpawner, RunResult } from "../../src/exec.js";
-import { keyFromHex, keyToHex, UapiUnavailableError, type UapiTransport } from "./uapi.js";
+import { keyFromHex, keyToHex, UapiUnavailableError, type UapiTransport } from "../../src/wireguard/uapi.js";
 
 interface FakePeer {
   psk?: string;

@@ -16,18 +16,18 @@ import {
 } from "../../src/core/backend.js";
 import { ScopeError } from "../../src/core/errors.js";
 import { WgBackend, type WgParts } from "./backend.js";
-import { UapiControl } from "./control.js";
+import { UapiControl } from "../../src/wireguard/control.js";
 import { nodeHost, type Host } from "./host.js";
 import { KernelLifecycle } from "./link.js";
-import type { Flavour } from "./model.js";
+import type { Flavour } from "../../src/wireguard/model.js";
 import { execRunner, type CommandRunner, type DaemonSpawner } from "../../src/exec.js";
-import { unixSocketTransport, type UapiTransport } from "./uapi.js";
+import { unixSocketTransport, type UapiTransport } from "../../src/wireguard/uapi.js";
 import { uapiSocketPath, WireguardGoLifecycle } from "./userspace.js";
-import { WgToolControl } from "./wgtool.js";
+import { WgToolControl } from "../../src/wireguard/wgtool.js";
 
 export { WgBackend } from "./backend.js";
 export type { CommandRunner } from "../../src/exec.js";
-export type { UapiTransport } from "./uapi.js";
+export type { UapiTransport } from "../../src/wireguard/uapi.js";
 
 /** Injectable effects; the defaults are the real ones. */
 export interface WgDeps {

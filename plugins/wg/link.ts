@@ -2,9 +2,9 @@
  * The link half of both flavours, through ip(8): read addresses/MTU/state,
  * apply LinkChanges, and create/delete a kernel WireGuard link.
  */
-import type { LinkChange } from "./diff.js";
-import { canonicalAddress } from "./ipnet.js";
-import type { LinkState } from "./model.js";
+import type { LinkChange } from "../../src/wireguard/diff.js";
+import { canonicalAddress } from "../../src/wireguard/ipnet.js";
+import type { LinkState } from "../../src/wireguard/model.js";
 import { CommandError, runChecked, type CommandRunner } from "../../src/exec.js";
 
 /** Creates and deletes the interface; one per flavour (userspace.ts for wireguard-go). */

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import type { Host } from "./host.js";
 import type { Lifecycle } from "./link.js";
 import type { CommandRunner, DaemonSpawner } from "../../src/exec.js";
-import { UapiUnavailableError, type UapiTransport } from "./uapi.js";
+import { UapiUnavailableError, type UapiTransport } from "../../src/wireguard/uapi.js";
 
 /** Where wireguard-go puts its UAPI socket (ipc/uapi_linux.go: socketDirectory). */
 export const UAPI_SOCKET_DIR = "/var/run/wireguard";

@@ -5,9 +5,9 @@ import {
   planDevice,
   planLink,
   type PeerChange,
-} from "../../../plugins/wg/diff.js";
-import { canonicalAddress, canonicalCidr, canonicalEndpoint } from "../../../plugins/wg/ipnet.js";
-import type { DeviceState, PeerState } from "../../../plugins/wg/model.js";
+} from "../../../src/wireguard/diff.js";
+import { canonicalAddress, canonicalCidr, canonicalEndpoint } from "../../../src/wireguard/ipnet.js";
+import type { DeviceState, PeerState } from "../../../src/wireguard/model.js";
 import {
   PEER_B,
   PEER_C,

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { normalizeDesired, planDevice } from "../../../plugins/wg/diff.js";
+import { normalizeDesired, planDevice } from "../../../src/wireguard/diff.js";
 import {
   checkErrno,
   encodeRetrigger,
@@ -9,7 +9,7 @@ import {
   keyToHex,
   parseGet,
   UapiError,
-} from "../../../plugins/wg/uapi.js";
+} from "../../../src/wireguard/uapi.js";
 import { hex, PEER_B, PEER_C, PRIVATE_A, PSK_1, peerB, peerC, stateWith } from "./fixtures.js";
 
 const ZERO = "0".repeat(64);

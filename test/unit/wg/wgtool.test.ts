@@ -1,6 +1,6 @@
 import { expect } from "chai";
-import { normalizeDesired, planDevice } from "../../../plugins/wg/diff.js";
-import { parseDump, wgSetCommands } from "../../../plugins/wg/wgtool.js";
+import { normalizeDesired, planDevice } from "../../../src/wireguard/diff.js";
+import { parseDump, wgSetCommands } from "../../../src/wireguard/wgtool.js";
 import { PEER_B, PEER_C, PRIVATE_A, PSK_1, SECRETS, peerB, stateWith } from "./fixtures.js";
 
 describe("wg wgtool: `wg show IFACE dump`", () => {

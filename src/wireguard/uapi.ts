@@ -9,7 +9,7 @@
  * behind UapiTransport so tests replay text without a daemon.
  */
 import { createConnection } from "node:net";
-import type { DesiredState } from "../../src/core/backend.js";
+import type { DesiredState } from "../core/backend.js";
 import { canonicalCidrs, canonicalEndpoint } from "./ipnet.js";
 import type { Plan } from "./diff.js";
 import type { DeviceState, PeerState } from "./model.js";

@@ -4,9 +4,9 @@
  * that `ip` handles in both flavours. Two implementations: UAPI for
  * wireguard-go (here) and wg(8) for kernel WireGuard (wgtool.ts).
  */
-import type { DesiredState, PeerStats } from "../../src/core/backend.js";
-import { ScopeError } from "../../src/core/errors.js";
-import { shortKey } from "../../src/crypto/keys.js";
+import type { DesiredState, PeerStats } from "../core/backend.js";
+import { ScopeError } from "../core/errors.js";
+import { shortKey } from "../crypto/keys.js";
 import type { Plan } from "./diff.js";
 import type { DeviceState, PeerState } from "./model.js";
 import {

@@ -7,8 +7,8 @@
  * DesiredState when they write it. So a change list can be logged, returned
  * in ApplyResult or JSON-dumped in a test without leaking anything.
  */
-import type { DesiredState } from "../../src/core/backend.js";
-import { shortKey, wgKeyPairFromPrivate } from "../../src/crypto/keys.js";
+import type { DesiredState } from "../core/backend.js";
+import { shortKey, wgKeyPairFromPrivate } from "../crypto/keys.js";
 import { canonicalAddress, canonicalCidrs, canonicalEndpoint, sameList } from "./ipnet.js";
 import type { DeviceState, LinkState } from "./model.js";
 

@@ -7,12 +7,12 @@
  * own `wg set ... /dev/stdin` invocation with the key on stdin, so no key is
  * ever on argv or on disk. Clearing a PSK uses /dev/null (wg(8)).
  */
-import type { DesiredState } from "../../src/core/backend.js";
+import type { DesiredState } from "../core/backend.js";
 import type { Plan } from "./diff.js";
 import type { WgControl } from "./control.js";
 import { canonicalCidrs, canonicalEndpoint } from "./ipnet.js";
 import type { DeviceState, PeerState } from "./model.js";
-import { CommandError, runChecked, type CommandRunner } from "../../src/exec.js";
+import { CommandError, runChecked, type CommandRunner } from "../exec.js";
 
 /** One wg invocation: args are public, stdin may hold one secret. */
 export interface WgCommand {
