@@ -1,5 +1,7 @@
-// Lint rules: the recommended sets, plus the boundary rule of DESIGN §2 —
-// src/core imports no I/O module, no plugin, no dbus/ or networkd/.
+// Lint rules: the recommended sets, plus the boundary rules of DESIGN §2 —
+// src/core imports no I/O module, no plugin, no dbus/ or networkd/;
+// src/wireguard (the library every backend uses) imports no plugin, dbus/ or networkd/;
+// a plugin imports src/**, dbus/, networkd/ and its own folder, never another plugin.
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
@@ -52,6 +54,42 @@ export default tseslint.config(
         { name: "setTimeout", message: "src/core schedules through an injected Clock." },
         { name: "setInterval", message: "src/core schedules through an injected Clock." },
         { name: "setImmediate", message: "src/core schedules through an injected Clock." },
+      ],
+    },
+  },
+  {
+    files: ["src/wireguard/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              regex: "(^|/)(plugins|dbus|networkd)(/|$)",
+              message:
+                "src/wireguard is shared by every backend: it imports no plugin, dbus/ or networkd/ (DESIGN §2).",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // plugins/X/... sits two levels below the root: "./x" is its own folder,
+    // "../../src/x" the core; "../Y/x" or ".../plugins/Y/x" is another plugin.
+    files: ["plugins/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              regex: "^\\.\\./(?!\\.\\./)|(^|/)plugins/",
+              message:
+                "Plugins never import each other: shared code goes to src/wireguard or src/core (DESIGN §2).",
+            },
+          ],
+        },
       ],
     },
   },
