@@ -10,8 +10,8 @@
  * - device-level change ([NetDev]/[WireGuard], the private key, or the
  *   .network: addresses) → write files, set what WireGuard can take live,
  *   then `networkctl reload`;
- * - peer change only → `wg set` with just the difference (the wg backend's
- *   diff and wg(8) encoder, plugins/wg) and rewrite the files for
+ * - peer change only → `wg set` with just the difference (src/wireguard's
+ *   diff and wg(8) encoder, shared with the wg backend) and rewrite the files for
  *   persistence and inspection, *without* a reload: a reload re-sends the
  *   whole peer list on systemd 257 and drops every session
  *   (systemd/systemd#38196), and adds nothing on 249-252 (#25547).

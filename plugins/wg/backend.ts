@@ -23,8 +23,10 @@ import {
   planLink,
 } from "../../src/wireguard/diff.js";
 import { applyLink, readLink, type Lifecycle } from "./link.js";
-import type { Flavour } from "../../src/wireguard/model.js";
 import type { CommandRunner, DaemonSpawner } from "../../src/exec.js";
+
+/** Which data plane runs the interface: kernel WireGuard (wg(8)) or wireguard-go (UAPI). */
+export type Flavour = "kernel" | "wireguard-go";
 
 /** Everything that depends on the flavour and the interface name. */
 export interface WgParts {

@@ -4,31 +4,16 @@
  * model of links and WireGuard devices, and records every effect as a line
  * of text so tests compare a scenario with expected text.
  *
- * The device model follows wireguard-go's set semantics (update_only,
- * remove, replace_allowed_ips, unknown key → errno=-22) closely enough that
- * a second apply sees what the first one wrote. It understands the subset
- * of ip(8) and wg(8) the backend uses and fails loudly on anything else.
+ * The WireGuard devices are src/wireguard's FakeWireGuard (UAPI and wg(8)
+ * as wireguard-go and wireguard-tools answer them); this file adds what is
+ * the wg backend's own: ip(8) links, kernel module detection, spawning
+ * wireguard-go, pid files. It fails loudly on anything it does not know.
  */
 import type { Host } from "./host.js";
 import { canonicalAddress } from "../../src/wireguard/ipnet.js";
 import type { CommandRunner, DaemonSpawner, RunResult } from "../../src/exec.js";
-import { keyFromHex, keyToHex, UapiUnavailableError, type UapiTransport } from "../../src/wireguard/uapi.js";
-
-interface FakePeer {
-  psk?: string;
-  endpoint?: string;
-  allowedIps: string[];
-  keepalive: number;
-  rx: number;
-  tx: number;
-  handshakeSec: number;
-}
-
-interface FakeDevice {
-  privateKey?: string;
-  listenPort?: number;
-  peers: Map<string, FakePeer>;
-}
+import { FakeWireGuard } from "../../src/wireguard/fakes.js";
+import { UapiUnavailableError, type UapiTransport } from "../../src/wireguard/uapi.js";
 
 interface FakeLink {
   up: boolean;
@@ -43,7 +28,9 @@ export class FakeWgHost implements CommandRunner, DaemonSpawner, Host {
   /** Every effect, one entry per command or UAPI request, in order. */
   readonly log: string[] = [];
   readonly links = new Map<string, FakeLink>();
-  readonly devices = new Map<string, FakeDevice>();
+  /** The WireGuard side: devices answering UAPI and wg(8) (src/wireguard/fakes.ts). */
+  readonly wireguard = new FakeWireGuard();
+  readonly devices = this.wireguard.devices;
   readonly files = new Map<string, string>();
   /** Every argv the runner saw, to assert that no secret ever was on one. */
   readonly argvs: string[][] = [];
@@ -58,7 +45,7 @@ export class FakeWgHost implements CommandRunner, DaemonSpawner, Host {
 
   /** WireGuard learned a new endpoint by itself (roaming). */
   roam(iface: string, publicKey: string, endpoint: string): void {
-    this.devices.get(iface)!.peers.get(publicKey)!.endpoint = endpoint;
+    this.wireguard.roam(iface, publicKey, endpoint);
   }
 
   // --- Host -----------------------------------------------------------------
@@ -90,7 +77,7 @@ export class FakeWgHost implements CommandRunner, DaemonSpawner, Host {
     const quiet = args[0] === "--version" || cmd === "modprobe";
     if (!quiet) this.log.push(opts?.stdin === undefined ? line : `${line} <stdin>`);
     if (cmd === "ip") return this.ip([...args]);
-    if (cmd === "wg") return this.wg([...args], opts?.stdin);
+    if (cmd === "wg") return this.wireguard.wg([...args], opts?.stdin);
     if (cmd === "wireguard-go" && args[0] === "--version") return ok("wireguard-go v0.0.20220316\n");
     if (cmd === "modprobe") return err("modprobe: FATAL: Module wireguard not found");
     throw new Error(`FakeWgHost: unexpected command ${line}`);
@@ -114,78 +101,15 @@ export class FakeWgHost implements CommandRunner, DaemonSpawner, Host {
           ? `uapi ${iface} get=1${dev ? "" : " (no socket)"}`
           : `uapi ${iface} ${text.trimEnd()}`,
       );
-      if (!dev) throw new UapiUnavailableError(path);
-      if (text === "get=1\n\n") return this.uapiGet(dev);
-      if (!text.startsWith("set=1\n") || !text.endsWith("\n\n")) return "errno=-71\n\n";
-      return `errno=${this.uapiSet(dev, text.slice(6, -2).split("\n"))}\n\n`;
+      const reply = this.wireguard.uapi(iface, text);
+      if (reply === undefined) throw new UapiUnavailableError(path);
+      return reply;
     },
   });
 
   private create(iface: string, mtu: number): void {
     this.links.set(iface, { up: false, mtu, addresses: [] });
-    this.devices.set(iface, { peers: new Map() });
-  }
-
-  private uapiGet(dev: FakeDevice): string {
-    const out: string[] = [];
-    if (dev.privateKey) out.push(`private_key=${keyToHex(dev.privateKey)}`);
-    if (dev.listenPort) out.push(`listen_port=${dev.listenPort}`);
-    for (const [pub, p] of dev.peers) {
-      out.push(`public_key=${keyToHex(pub)}`, `preshared_key=${p.psk ? keyToHex(p.psk) : "0".repeat(64)}`);
-      out.push("protocol_version=1");
-      if (p.endpoint) out.push(`endpoint=${p.endpoint}`);
-      out.push(`last_handshake_time_sec=${p.handshakeSec}`, "last_handshake_time_nsec=0");
-      out.push(`tx_bytes=${p.tx}`, `rx_bytes=${p.rx}`, `persistent_keepalive_interval=${p.keepalive}`);
-      out.push(...p.allowedIps.map((ip) => `allowed_ip=${ip}`));
-    }
-    return `${out.map((l) => `${l}\n`).join("")}errno=0\n\n`;
-  }
-
-  /** wireguard-go IpcSetOperation, reduced to what the model holds. Returns the errno. */
-  private uapiSet(dev: FakeDevice, lines: string[]): number {
-    let peer: FakePeer | undefined;
-    let pub: string | undefined;
-    for (const line of lines) {
-      const [key, value] = line.split("=", 2) as [string, string];
-      if (key === "public_key") {
-        pub = keyFromHex(value);
-        peer = dev.peers.get(pub);
-        if (!peer) dev.peers.set(pub, (peer = newPeer()));
-        continue;
-      }
-      if (!peer || !pub) {
-        if (key === "private_key") dev.privateKey = keyFromHex(value);
-        else if (key === "listen_port") dev.listenPort = Number(value);
-        else return -22;
-        continue;
-      }
-      switch (key) {
-        case "update_only":
-        case "protocol_version":
-          break;
-        case "remove":
-          dev.peers.delete(pub);
-          break;
-        case "preshared_key":
-          peer.psk = /^0+$/.test(value) ? undefined : keyFromHex(value);
-          break;
-        case "endpoint":
-          peer.endpoint = value;
-          break;
-        case "persistent_keepalive_interval":
-          peer.keepalive = Number(value);
-          break;
-        case "replace_allowed_ips":
-          peer.allowedIps = [];
-          break;
-        case "allowed_ip":
-          peer.allowedIps.push(value);
-          break;
-        default:
-          return -22;
-      }
-    }
-    return 0;
+    this.wireguard.create(iface);
   }
 
   private ip(args: string[]): RunResult {
@@ -213,7 +137,7 @@ export class FakeWgHost implements CommandRunner, DaemonSpawner, Host {
     }
     if (w === `link del dev ${dev}`) {
       this.links.delete(dev);
-      this.devices.delete(dev);
+      this.wireguard.delete(dev);
       return ok();
     }
     if (w === `link set dev ${dev} up`) link.up = true;
@@ -224,61 +148,4 @@ export class FakeWgHost implements CommandRunner, DaemonSpawner, Host {
     else throw new Error(`FakeWgHost: unexpected ip ${w}`);
     return ok();
   }
-
-  private wg(args: string[], stdin: string | undefined): RunResult {
-    if (args[0] === "--version") return ok("wireguard-tools v1.0.20210914\n");
-    const dev = this.devices.get(args[1]!);
-    if (!dev) return err(`Unable to access interface: No such device`);
-    if (args[0] === "show" && args[2] === "dump") return ok(this.dump(dev));
-    if (args[0] !== "set") throw new Error(`FakeWgHost: unexpected wg ${args.join(" ")}`);
-    const keyFile = (path: string): string | undefined => {
-      if (path === "/dev/null") return undefined;
-      if (path === "/dev/stdin" && stdin !== undefined) return stdin.trim();
-      throw new Error(`FakeWgHost: wg key file ${path} without stdin`);
-    };
-    let peer: FakePeer | undefined;
-    let pub: string | undefined;
-    for (let i = 2; i < args.length; i++) {
-      const word = args[i]!;
-      const next = (): string => args[++i]!;
-      if (word === "peer") {
-        pub = next();
-        peer = dev.peers.get(pub);
-        if (!peer) dev.peers.set(pub, (peer = newPeer()));
-      } else if (!peer || !pub) {
-        if (word === "private-key") dev.privateKey = keyFile(next());
-        else if (word === "listen-port") dev.listenPort = Number(next());
-        else throw new Error(`FakeWgHost: unexpected wg set word ${word}`);
-      } else if (word === "remove") {
-        dev.peers.delete(pub);
-      } else if (word === "endpoint") {
-        peer.endpoint = next();
-      } else if (word === "allowed-ips") {
-        peer.allowedIps = next().split(",").filter(Boolean);
-      } else if (word === "persistent-keepalive") {
-        const v = next();
-        peer.keepalive = v === "off" ? 0 : Number(v);
-      } else if (word === "preshared-key") {
-        peer.psk = keyFile(next());
-      } else {
-        throw new Error(`FakeWgHost: unexpected wg set peer word ${word}`);
-      }
-    }
-    return ok();
-  }
-
-  private dump(dev: FakeDevice): string {
-    const pubOf = "(derived)"; // the backend ignores field 2; no need to compute X25519 here
-    const lines = [[dev.privateKey ?? "(none)", pubOf, String(dev.listenPort ?? 0), "off"].join("\t")];
-    for (const [pub, p] of dev.peers) {
-      const ips = p.allowedIps.length ? p.allowedIps.join(",") : "(none)";
-      const ka = p.keepalive ? String(p.keepalive) : "off";
-      lines.push(
-        [pub, p.psk ?? "(none)", p.endpoint ?? "(none)", ips, p.handshakeSec, p.rx, p.tx, ka].join("\t"),
-      );
-    }
-    return `${lines.join("\n")}\n`;
-  }
 }
-
-const newPeer = (): FakePeer => ({ allowedIps: [], keepalive: 0, rx: 0, tx: 0, handshakeSec: 0 });

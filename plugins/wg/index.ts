@@ -15,11 +15,10 @@ import {
   type ProbeResult,
 } from "../../src/core/backend.js";
 import { ScopeError } from "../../src/core/errors.js";
-import { WgBackend, type WgParts } from "./backend.js";
+import { WgBackend, type Flavour, type WgParts } from "./backend.js";
 import { UapiControl } from "../../src/wireguard/control.js";
 import { nodeHost, type Host } from "./host.js";
 import { KernelLifecycle } from "./link.js";
-import type { Flavour } from "../../src/wireguard/model.js";
 import { execRunner, type CommandRunner, type DaemonSpawner } from "../../src/exec.js";
 import { unixSocketTransport, type UapiTransport } from "../../src/wireguard/uapi.js";
 import { uapiSocketPath, WireguardGoLifecycle } from "./userspace.js";

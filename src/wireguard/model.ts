@@ -36,5 +36,3 @@ export interface LinkState {
   /** Canonical "addr/len", sorted; link-local (scope link) addresses are left out: the kernel owns them. */
   addresses: string[];
 }
-
-export type Flavour = "kernel" | "wireguard-go";
