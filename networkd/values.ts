@@ -4,9 +4,10 @@
  * accepts is a file networkd accepts. Pure: no I/O.
  *
  * Each check returns an error message or undefined, so parse.ts can prefix
- * "file:line:" in one place.
+ * "file:line:" in one place. Addresses are checked by src/core/ip.ts, the
+ * one IP module (node:net's rules: no leading zeros in IPv4).
  */
-import { isIP } from "node:net";
+import { ipVersion, isIpv6, parsePrefix } from "../src/core/ip.js";
 
 /**
  * A WireGuard key is 32 bytes in standard base64: 43 significant characters
@@ -35,40 +36,28 @@ export const UINT32_MAX = 4294967295;
 
 export const parsePort = (s: string): number | undefined => parseUint(s, 1, 65535);
 
-export interface Cidr {
-  family: 4 | 6;
-  address: string;
-  prefix: number;
-}
-
 /**
  * "10.0.0.1/24", "fd00::/64", or a bare address (full-length prefix), as
- * systemd's in_addr_prefix_from_string_auto accepts them. Host bits are
- * allowed, as in systemd: the kernel masks them when it stores the route.
+ * systemd's in_addr_prefix_from_string_auto accepts them, read by the one IP
+ * module (src/core/ip.ts: parsePrefix). Host bits are allowed, as in
+ * systemd: the kernel masks them when it stores the route.
  */
-export function parseCidr(s: string): Cidr | undefined {
-  const slash = s.indexOf("/");
-  const address = slash < 0 ? s : s.slice(0, slash);
-  const family = isIP(address);
-  if (family !== 4 && family !== 6) return undefined;
-  const max = family === 4 ? 32 : 128;
-  if (slash < 0) return { family, address, prefix: max };
-  const prefix = parseUint(s.slice(slash + 1), 0, max);
-  return prefix === undefined ? undefined : { family, address, prefix };
-}
-
 export function checkCidr(s: string): string | undefined {
-  return parseCidr(s) ? undefined : `"${s}" is not an IPv4 or IPv6 address with an optional /prefix`;
+  return parsePrefix(s) ? undefined : `"${s}" is not an IPv4 or IPv6 address with an optional /prefix`;
 }
 
 /**
  * A DNS name as systemd's dns_name_is_valid sees it for our purpose: dot
  * separated labels of at most 63 bytes, 253 in all. systemd is laxer about
- * characters; Scope only ever writes IP literals, so this errs strict.
+ * characters; Scope only ever writes IP literals, so this errs strict. A
+ * name whose last label is all digits is no name (RFC 3696 §2): it is an
+ * address the IP module refused (e.g. "010.1.1.1", which getaddrinfo would
+ * read as octal), not something to resolve.
  */
 const LABEL = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
 const isHostname = (h: string): boolean =>
   h.length > 0 &&
+  !/(^|\.)[0-9]+\.?$/.test(h) &&
   h.length <= 253 &&
   h
     .replace(/\.$/, "")
@@ -85,13 +74,11 @@ export function checkEndpoint(s: string): string | undefined {
   if (parsePort(s.slice(colon + 1)) === undefined) return `endpoint "${s}" has no valid port (1..65535)`;
   if (host.startsWith("[") && host.endsWith("]")) {
     const inner = host.slice(1, -1);
-    return isIP(inner.split("%")[0] as string) === 6 && !inner.endsWith("%")
-      ? undefined
-      : `endpoint "${s}": "${inner}" is not an IPv6 address`;
+    return isIpv6(inner) ? undefined : `endpoint "${s}": "${inner}" is not an IPv6 address`;
   }
-  if (isIP(host) === 6)
-    return `endpoint "${s}": an IPv6 address must be in brackets, e.g. [2001:db8::1]:51820`;
-  if (isIP(host) === 4 || isHostname(host)) return undefined;
+  const version = ipVersion(host);
+  if (version === 6) return `endpoint "${s}": an IPv6 address must be in brackets, e.g. [2001:db8::1]:51820`;
+  if (version === 4 || isHostname(host)) return undefined;
   return `endpoint "${s}": "${host}" is neither an IP address nor a host name`;
 }
 

@@ -10,7 +10,7 @@
  * wireguard-go, pid files. It fails loudly on anything it does not know.
  */
 import type { Host } from "./host.js";
-import { canonicalAddress } from "../../src/wireguard/ipnet.js";
+import { canonicalAddress } from "../../src/core/ip.js";
 import type { CommandRunner, DaemonSpawner, RunResult } from "../../src/exec.js";
 import { FakeWireGuard } from "../../src/wireguard/fakes.js";
 import { UapiUnavailableError, type UapiTransport } from "../../src/wireguard/uapi.js";

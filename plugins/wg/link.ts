@@ -3,7 +3,7 @@
  * apply LinkChanges, and create/delete a kernel WireGuard link.
  */
 import type { LinkChange } from "../../src/wireguard/diff.js";
-import { canonicalAddress } from "../../src/wireguard/ipnet.js";
+import { canonicalAddress } from "../../src/core/ip.js";
 import type { LinkState } from "../../src/wireguard/model.js";
 import { CommandError, runChecked, type CommandRunner } from "../../src/exec.js";
 

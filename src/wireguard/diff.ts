@@ -9,7 +9,7 @@
  */
 import type { DesiredState } from "../core/backend.js";
 import { shortKey, wgKeyPairFromPrivate } from "../crypto/keys.js";
-import { canonicalAddress, canonicalCidrs, canonicalEndpoint, sameList } from "./ipnet.js";
+import { canonicalAddress, canonicalCidrs, canonicalEndpoint, sameList } from "../core/ip.js";
 import type { DeviceState, LinkState } from "./model.js";
 
 export type DeviceChange =

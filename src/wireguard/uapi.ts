@@ -10,7 +10,7 @@
  */
 import { createConnection } from "node:net";
 import type { DesiredState } from "../core/backend.js";
-import { canonicalCidrs, canonicalEndpoint } from "./ipnet.js";
+import { canonicalCidrs, canonicalEndpoint } from "../core/ip.js";
 import type { Plan } from "./diff.js";
 import type { DeviceState, PeerState } from "./model.js";
 

@@ -10,7 +10,7 @@
 import type { DesiredState } from "../core/backend.js";
 import type { Plan } from "./diff.js";
 import type { WgControl } from "./control.js";
-import { canonicalCidrs, canonicalEndpoint } from "./ipnet.js";
+import { canonicalCidrs, canonicalEndpoint } from "../core/ip.js";
 import type { DeviceState, PeerState } from "./model.js";
 import { CommandError, runChecked, type CommandRunner } from "../exec.js";
 

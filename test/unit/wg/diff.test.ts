@@ -6,7 +6,7 @@ import {
   planLink,
   type PeerChange,
 } from "../../../src/wireguard/diff.js";
-import { canonicalAddress, canonicalCidr, canonicalEndpoint } from "../../../src/wireguard/ipnet.js";
+import { canonicalAddress, canonicalCidr, canonicalEndpoint } from "../../../src/core/ip.js";
 import type { DeviceState, PeerState } from "../../../src/wireguard/model.js";
 import {
   PEER_B,
@@ -30,7 +30,7 @@ const live = (p: Partial<PeerState> & { publicKey: string }): PeerState => ({
 const device = (peers: PeerState[]): DeviceState => ({ privateKey: PRIVATE_A, listenPort: 51820, peers });
 const B = "AgICAgIC…";
 
-describe("wg ipnet: canonical spelling", () => {
+describe("wg diff: canonical spelling (src/core/ip.ts)", () => {
   const rows: [string, (s: string) => string, string, string][] = [
     ["masks host bits", canonicalCidr, "10.1.2.3/16", "10.1.0.0/16"],
     ["bare v4 is a /32", canonicalCidr, "10.1.2.3", "10.1.2.3/32"],
