@@ -1,7 +1,8 @@
 // Lint rules: the recommended sets, plus the boundary rules of DESIGN §2 —
 // src/core imports no I/O module, no plugin, no dbus/ or networkd/;
 // src/wireguard (the library every backend uses) imports no plugin, dbus/ or networkd/;
-// a plugin imports src/**, dbus/, networkd/ and its own folder, never another plugin.
+// a plugin imports src/**, dbus/, networkd/ and its own folder, never another plugin;
+// src/crypto is a leaf: it imports nothing from src/core (the core may use it).
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
@@ -68,6 +69,22 @@ export default tseslint.config(
               regex: "(^|/)(plugins|dbus|networkd)(/|$)",
               message:
                 "src/wireguard is shared by every backend: it imports no plugin, dbus/ or networkd/ (DESIGN §2).",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ["src/crypto/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              regex: "(^|/)(core|plugins|dbus|networkd)(/|$)",
+              message: "src/crypto is a leaf: what it needs from the protocol lives in src/crypto.",
             },
           ],
         },

@@ -286,14 +286,12 @@ export type ErrorBody = z.infer<typeof ErrorBody>;
 // ---- request signing -------------------------------------------------------
 
 /**
- * Member requests carry these headers; the signature is Ed25519 over
- * canonicalRequest() (src/crypto/signing.ts). The registry accepts a
- * timestamp within SIGNATURE_WINDOW_MS of its clock and each nonce once.
+ * Member requests carry the headers SIGNATURE_HEADERS names; the signature
+ * is Ed25519 over canonicalRequest(). Both belong to the signing scheme and
+ * live in src/crypto/signing.ts (crypto depends on nothing in src/core);
+ * they are re-exported here because they are part of the wire protocol.
+ * The registry accepts a timestamp within SIGNATURE_WINDOW_MS of its clock
+ * and each nonce once.
  */
-export const SIGNATURE_HEADERS = {
-  peer: "x-scope-peer",
-  time: "x-scope-time",
-  nonce: "x-scope-nonce",
-  signature: "x-scope-signature",
-} as const;
+export { SIGNATURE_HEADERS } from "../crypto/signing.js";
 export const SIGNATURE_WINDOW_MS = 60_000;

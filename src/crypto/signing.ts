@@ -4,8 +4,15 @@
  * neither be replayed (timestamp window + nonce seen once) nor altered.
  */
 import { randomBytes } from "node:crypto";
-import { SIGNATURE_HEADERS } from "../core/protocol.js";
 import { sha256Hex, signMessage, verifyMessage, type Identity } from "./keys.js";
+
+/** The headers a signed member request carries (docs/protocol.md lists them). */
+export const SIGNATURE_HEADERS = {
+  peer: "x-scope-peer",
+  time: "x-scope-time",
+  nonce: "x-scope-nonce",
+  signature: "x-scope-signature",
+} as const;
 
 export interface RequestParts {
   method: string;
