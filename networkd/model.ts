@@ -47,16 +47,10 @@ export interface NetworkConfig {
 
 /**
  * Network names become file names and must keep one network's files apart
- * from another's: no "." (our separator), no "/" and nothing a shell or
- * systemd specifier would read ("%").
+ * from another's: no "." (our separator), no "/", nothing a shell or systemd
+ * specifier would read ("%"). The one rule (src/core/names.ts) guarantees it.
  */
-const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
-
-export function checkNetworkName(network: string): string | undefined {
-  return NETWORK_NAME.test(network)
-    ? undefined
-    : `network name "${network}" must be letters, digits, "-" or "_" (at most 64, starting with a letter or digit)`;
-}
+export { checkNetworkName } from "../src/core/names.js";
 
 export const DEFAULT_NETWORK_DIR = "/etc/systemd/network";
 

@@ -8,6 +8,7 @@
  * one IP module (node:net's rules: no leading zeros in IPv4).
  */
 import { ipVersion, isIpv6, parsePrefix } from "../src/core/ip.js";
+import { checkInterfaceName } from "../src/core/names.js";
 
 /**
  * A WireGuard key is 32 bytes in standard base64: 43 significant characters
@@ -82,9 +83,5 @@ export function checkEndpoint(s: string): string | undefined {
   return `endpoint "${s}": "${host}" is neither an IP address nor a host name`;
 }
 
-/** Interface names: 1..15 bytes (IFNAMSIZ), no "/", ":" or whitespace, not "." or "..". */
-export function checkIfname(s: string): string | undefined {
-  if (s.length === 0 || Buffer.byteLength(s) > 15) return "interface names are 1 to 15 bytes";
-  if (/[/:\s%]/.test(s) || s === "." || s === "..") return `"${s}" is not a valid interface name`;
-  return undefined;
-}
+/** Interface names: the one rule of src/core/names.ts (IFNAMSIZ, kernel and systemd characters). */
+export const checkIfname = checkInterfaceName;

@@ -13,6 +13,7 @@ import type {
   ProbeResult,
 } from "../../src/core/backend.js";
 import { ScopeError } from "../../src/core/errors.js";
+import { checkInterfaceName } from "../../src/core/names.js";
 import { shortKey } from "../../src/crypto/keys.js";
 import { backendError, peerStatsOf, retriggerPeer, type WgControl } from "../../src/wireguard/control.js";
 import {
@@ -42,9 +43,6 @@ export interface WgBackendEnv {
   parts(iface: string): Promise<WgParts>;
 }
 
-/** Linux IFNAMSIZ minus the NUL; and no "/" since the name becomes a socket path. */
-const IFACE_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
-
 export class WgBackend implements Backend, HandshakeTrigger {
   readonly name = "wg";
   private iface: string | undefined;
@@ -66,8 +64,8 @@ export class WgBackend implements Backend, HandshakeTrigger {
 
   async apply(desired: DesiredState): Promise<ApplyResult> {
     const name = desired.iface.name;
-    if (!IFACE_NAME.test(name))
-      throw new ScopeError("config", `invalid interface name ${JSON.stringify(name)}`);
+    const badName = checkInterfaceName(name);
+    if (badName) throw new ScopeError("config", `wg: invalid interface name: ${badName}`);
     let want: DesiredState;
     try {
       want = normalizeDesired(desired);

@@ -5,6 +5,7 @@
  * default is documented in docs/configuration.md.
  */
 import { z } from "zod";
+import { checkInterfaceName } from "../core/names.js";
 import { NetworkName } from "../core/protocol.js";
 import { LOG_LEVELS } from "../log.js";
 
@@ -66,7 +67,10 @@ export const EdgeConfig = z.strictObject({
   wireguard: z.strictObject({
     interface: z
       .string()
-      .regex(/^[A-Za-z0-9_.-]{1,15}$/, "1-15 of A-Z a-z 0-9 _ . -")
+      .check((ctx) => {
+        const problem = checkInterfaceName(ctx.value);
+        if (problem) ctx.issues.push({ code: "custom", message: problem, input: ctx.value });
+      })
       .default("scope0"),
     listen_port: port.default(51820),
     private_key_file: absPath,

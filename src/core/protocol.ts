@@ -8,6 +8,7 @@
  * (what the registry keeps and returns), as innernet does.
  */
 import { z } from "zod";
+import { isNetworkName, NETWORK_NAME_RE, NETWORK_NAME_RULE } from "./names.js";
 
 export const MESSAGE_PREFIX = "cc.ltgc.scope:";
 export const API_PREFIX = "/v1";
@@ -16,8 +17,11 @@ export const MAX_BODY_BYTES = 64 * 1024;
 
 // ---- scalars -------------------------------------------------------------
 
-/** Network names end up in file names, unit instances and interface names. */
-export const NetworkName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,14}$/, "1-15 of a-z 0-9 -, starting alnum");
+/** Network names end up in file names, unit instances and interface names: src/core/names.ts. */
+export const NetworkName = z
+  .string()
+  .regex(NETWORK_NAME_RE, NETWORK_NAME_RULE)
+  .refine(isNetworkName, NETWORK_NAME_RULE);
 export const PeerName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "1-63 of A-Z a-z 0-9 . _ -");
 /** 32-byte key, standard base64 (WireGuard and Ed25519 public keys). */
 export const Key32 = z.base64().length(44);
