@@ -4,6 +4,7 @@ import { UnitFileError, parseNetdev, parseNetwork, parseUnitFile } from "../../.
 import { formatNetdev, netdevModel, networkModel } from "../../../networkd/render.js";
 import { ALICE, BOB, alice, bob, hub, mesh } from "./fixtures.js";
 import { readGolden } from "./golden.js";
+import { prng } from "../prng.js";
 
 const problems = (text: string, parse = parseNetdev): string[] => {
   try {
@@ -185,18 +186,6 @@ describe("networkd parseNetdev", () => {
     ]);
   });
 });
-
-/** mulberry32: small, seeded, good enough to spread test cases. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomModel(rand: () => number): NetdevConfig {
   const int = (n: number) => Math.floor(rand() * n);
