@@ -5,21 +5,36 @@
  * default is documented in docs/configuration.md.
  */
 import { z } from "zod";
+import { isIpv4, isIpv6 } from "../core/ip.js";
 import { checkInterfaceName } from "../core/names.js";
 import { NetworkName } from "../core/protocol.js";
 import { LOG_LEVELS } from "../log.js";
 
-/** "ADDR:PORT", "[v6]:PORT" or ":PORT" (all addresses). */
-export const ListenAddress = z
-  .string()
-  .regex(
-    /^(\[[0-9a-fA-F:.]+\]|[0-9.]+|[A-Za-z0-9.-]+)?:\d{1,5}$/,
-    'expected ADDR:PORT, e.g. "[::]:8470" or "0.0.0.0:8470"',
-  )
-  .refine((s) => {
-    const port = Number(s.slice(s.lastIndexOf(":") + 1));
-    return port >= 1 && port <= 65535;
-  }, "port must be 1-65535");
+const LISTEN_EXPECTED = 'expected ADDR:PORT, e.g. "[::]:8470" or "0.0.0.0:8470"';
+
+/** What is wrong with a listen address, by the one IP module (src/core/ip.ts); undefined when fine. */
+function listenProblem(s: string): string | undefined {
+  const colon = s.lastIndexOf(":");
+  const portText = s.slice(colon + 1);
+  if (colon < 0 || !/^\d{1,5}$/.test(portText)) return LISTEN_EXPECTED;
+  const host = s.slice(0, colon);
+  const hostOk =
+    host === "" ||
+    (host.startsWith("[") && host.endsWith("]")
+      ? isIpv6(host.slice(1, -1))
+      : /^[0-9.]+$/.test(host)
+        ? isIpv4(host) // "010.1.1.1" is no address (and no host name to resolve)
+        : /^[A-Za-z0-9.-]+$/.test(host));
+  if (!hostOk) return LISTEN_EXPECTED;
+  const port = Number(portText);
+  return port >= 1 && port <= 65535 ? undefined : "port must be 1-65535";
+}
+
+/** "ADDR:PORT", "[v6]:PORT", "HOSTNAME:PORT" or ":PORT" (all addresses). */
+export const ListenAddress = z.string().check((ctx) => {
+  const problem = listenProblem(ctx.value);
+  if (problem) ctx.issues.push({ code: "custom", message: problem, input: ctx.value });
+});
 
 const port = z.coerce.number().int().min(1).max(65535);
 const bool = z

@@ -63,6 +63,11 @@ describe("config", () => {
     ],
     ["unknown section", "[log]\nlevel = info\n[regsitry]\n", /:3: unknown section \[regsitry\]$/],
     ["bad port", "[registry]\nlisten = 0.0.0.0:70000\n", /:2: listen: port must be 1-65535$/],
+    [
+      "a leading zero (src/core/ip.ts)",
+      "[registry]\nlisten = 010.1.1.1:8470\n",
+      /:2: listen: expected ADDR:PORT/,
+    ],
     ["bad level", "[log]\nlevel = loud\n", /:2: level: /],
     ["relative path", "[registry]\ndata = var/lib\n", /:2: data: must be an absolute path$/],
     ["bad duration", "[registry]\nevent_retention = soon\n", /:2: event_retention: expected a duration/],
