@@ -13,6 +13,8 @@ import type { RunResult } from "../exec.js";
 import { keyFromHex, keyToHex, UapiUnavailableError, type UapiTransport } from "./uapi.js";
 
 export interface FakePeer {
+  /** Counts peer creations across the fake: a new number means a re-created peer, i.e. a lost session. */
+  generation: number;
   psk?: string;
   endpoint?: string;
   allowedIps: string[];
@@ -33,10 +35,24 @@ const err = (stderr: string, code = 1): RunResult => ({ code, stdout: "", stderr
 
 export class FakeWireGuard {
   readonly devices = new Map<string, FakeDevice>();
+  private generation = 0;
 
   /** A new device with no key, port or peers (what `ip link add` or a fresh wireguard-go gives). */
   create(iface: string): void {
     this.devices.set(iface, { peers: new Map() });
+  }
+
+  /** A peer as `wg set ... peer` or UAPI public_key= would create it (with a new generation). */
+  newPeer(fields: Partial<Omit<FakePeer, "generation">> = {}): FakePeer {
+    return {
+      allowedIps: [],
+      keepalive: 0,
+      rx: 0,
+      tx: 0,
+      handshakeSec: 0,
+      ...fields,
+      generation: ++this.generation,
+    };
   }
 
   delete(iface: string): void {
@@ -95,7 +111,7 @@ export class FakeWireGuard {
       if (key === "public_key") {
         pub = keyFromHex(value);
         peer = dev.peers.get(pub);
-        if (!peer) dev.peers.set(pub, (peer = newPeer()));
+        if (!peer) dev.peers.set(pub, (peer = this.newPeer()));
         continue;
       }
       if (!peer || !pub) {
@@ -153,7 +169,7 @@ export class FakeWireGuard {
       if (word === "peer") {
         pub = next();
         peer = dev.peers.get(pub);
-        if (!peer) dev.peers.set(pub, (peer = newPeer()));
+        if (!peer) dev.peers.set(pub, (peer = this.newPeer()));
       } else if (!peer || !pub) {
         if (word === "private-key") dev.privateKey = keyFile(next());
         else if (word === "listen-port") dev.listenPort = Number(next());
@@ -189,5 +205,3 @@ export class FakeWireGuard {
     return `${lines.join("\n")}\n`;
   }
 }
-
-const newPeer = (): FakePeer => ({ allowedIps: [], keepalive: 0, rx: 0, tx: 0, handshakeSec: 0 });
