@@ -33,7 +33,17 @@ export class UapiError extends Error {
   }
 }
 
-/** The socket seam. One request per call; resolves with the full reply text (ending "errno=N\n\n"). */
+/**
+ * The socket seam. Contract:
+ * - one request per call: `text` is a whole "get=1\n\n" or "set=1\n...\n\n";
+ * - resolves with the whole reply, ending "errno=N\n\n" (a reply with
+ *   errno != 0 resolves too: checkErrno/parseGet turn it into a UapiError);
+ * - rejects with UapiUnavailableError when nothing listens (the interface
+ *   does not exist), with any other Error for a transport failure (timeout,
+ *   connection closed mid-reply);
+ * - holds no state between calls, so concurrent requests are independent.
+ * Real: unixSocketTransport; fake: FakeWireGuard.transport (fakes.ts).
+ */
 export interface UapiTransport {
   request(text: string): Promise<string>;
 }
