@@ -145,6 +145,17 @@ describe("networkd parseNetdev", () => {
       `[WireGuardPeer]\nPublicKey=${ALICE}\nEndpoint=192.0.2.1`,
       "t.netdev:6: Endpoint=: endpoint",
     ],
+    // Leading zeros: octal to inet_aton, refused by the one IP module (src/core/ip.ts), also as a "host name".
+    [
+      "a leading zero in an allowed IP",
+      `[WireGuardPeer]\nPublicKey=${ALICE}\nAllowedIPs=010.0.0.1/32`,
+      't.netdev:6: AllowedIPs=: "010.0.0.1/32"',
+    ],
+    [
+      "a leading zero in an endpoint",
+      `[WireGuardPeer]\nPublicKey=${ALICE}\nEndpoint=010.1.1.1:51820`,
+      "neither an IP address nor a host name",
+    ],
     ["bare IPv6 endpoint", `[WireGuardPeer]\nPublicKey=${ALICE}\nEndpoint=2001:db8::1:51820`, "brackets"],
     ["endpoint port 0", `[WireGuardPeer]\nPublicKey=${ALICE}\nEndpoint=[::1]:0`, "no valid port"],
     [
