@@ -174,3 +174,28 @@ export function describeChange(c: DeviceChange | PeerChange | LinkChange): strin
     }
   }
 }
+
+/**
+ * For backends that persist the peer set (networkd files, NetworkManager
+ * profiles): the desired state with an endpoint for every peer where one
+ * is known. An absent desired endpoint means "keep what WireGuard
+ * roamed to" for the live device, but a stored peer without an endpoint
+ * has nowhere to send to after a reboot. So such a peer gets the first
+ * endpoint found in `known`, in the order given (e.g. the live device,
+ * then what was stored before).
+ */
+export function withKnownEndpoints(
+  want: DesiredState,
+  ...known: (readonly { publicKey: string; endpoint?: string }[] | undefined)[]
+): DesiredState {
+  const found = new Map<string, string>();
+  for (const list of [...known].reverse())
+    for (const p of list ?? []) if (p.endpoint) found.set(p.publicKey, p.endpoint);
+  return {
+    ...want,
+    peers: want.peers.map((p) => {
+      const endpoint = p.endpoint ?? found.get(p.publicKey);
+      return endpoint === undefined ? p : { ...p, endpoint };
+    }),
+  };
+}
