@@ -50,8 +50,8 @@ import {
   withKnownEndpoints,
 } from "../../src/wireguard/diff.js";
 import type { DeviceState } from "../../src/wireguard/model.js";
-import { backendError, peerStatsOf, retriggerPeer } from "../../src/wireguard/control.js";
-import { WgToolControl } from "../../src/wireguard/wgtool.js";
+import { backendError } from "../../src/wireguard/control.js";
+import { WgToolControl, wgToolRetrigger, wgToolStats } from "../../src/wireguard/wgtool.js";
 import { ActiveState, NmActiveConnection, onActiveStateChanged } from "../../dbus/active.js";
 import type { NmClient, NmLifecycleEvent } from "../../dbus/client.js";
 import {
@@ -201,16 +201,12 @@ export class NetworkManagerBackend implements Backend, HandshakeTrigger, ActiveS
   }
 
   async stats(): Promise<PeerStats[]> {
-    const iface = await this.knownIface();
-    if (!iface) return [];
-    return peerStatsOf(await new WgToolControl(this.env.runner, iface).read());
+    return wgToolStats(this.env.runner, await this.knownIface());
   }
 
   /** As the other backends: re-create the peer live so WireGuard initiates now; NM's profile is not touched. */
   async triggerHandshake(publicKey: string): Promise<void> {
-    const iface = await this.knownIface();
-    if (!iface) throw new ScopeError("backend", "networkmanager: triggerHandshake before apply");
-    await retriggerPeer(new WgToolControl(this.env.runner, iface), publicKey, "networkmanager", iface);
+    await wgToolRetrigger(this.env.runner, await this.knownIface(), publicKey, "networkmanager");
   }
 
   /**

@@ -7,9 +7,10 @@
  * own `wg set ... /dev/stdin` invocation with the key on stdin, so no key is
  * ever on argv or on disk. Clearing a PSK uses /dev/null (wg(8)).
  */
-import type { DesiredState } from "../core/backend.js";
+import type { DesiredState, PeerStats } from "../core/backend.js";
+import { ScopeError } from "../core/errors.js";
 import type { Plan } from "./diff.js";
-import type { WgControl } from "./control.js";
+import { peerStatsOf, retriggerPeer, type WgControl } from "./control.js";
 import { canonicalCidrs, canonicalEndpoint } from "../core/ip.js";
 import type { DeviceState, PeerState } from "./model.js";
 import { CommandError, runChecked, type CommandRunner } from "../exec.js";
@@ -163,4 +164,23 @@ export class WgToolControl implements WgControl {
     for (const c of cmds)
       await runChecked(this.runner, "wg", c.args, c.stdin === undefined ? undefined : { stdin: c.stdin });
   }
+}
+
+/**
+ * Backend.stats() for a backend whose kernel device is read with wg(8)
+ * (networkd, networkmanager): empty while the interface is unknown or absent.
+ */
+export async function wgToolStats(runner: CommandRunner, iface: string | undefined): Promise<PeerStats[]> {
+  return iface ? peerStatsOf(await new WgToolControl(runner, iface).read()) : [];
+}
+
+/** Backend.triggerHandshake() over wg(8); `who` prefixes errors ("networkmanager"). */
+export async function wgToolRetrigger(
+  runner: CommandRunner,
+  iface: string | undefined,
+  publicKey: string,
+  who: string,
+): Promise<void> {
+  if (!iface) throw new ScopeError("backend", `${who}: triggerHandshake before apply`);
+  await retriggerPeer(new WgToolControl(runner, iface), publicKey, who, iface);
 }
