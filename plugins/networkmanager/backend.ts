@@ -376,14 +376,21 @@ export class NetworkManagerBackend implements Backend, HandshakeTrigger, ActiveS
 
   // ---- finding the profile, following its state ---------------------------------------
 
-  /** The profile's current path; undefined when there is none yet. Throws when it was deleted by hand. */
-  private async findProfile(): Promise<string | undefined> {
+  /**
+   * The profile's current path; undefined when there is none yet. Throws
+   * when it was deleted by hand. `judge` false (background refreshes):
+   * a remembered profile NM does not list is not declared deleted yet,
+   * since a restarting NM may still be loading its profiles; the next
+   * apply() decides.
+   */
+  private async findProfile(judge = true): Promise<string | undefined> {
     if (this.deletedByHand) throw this.deletedError();
     if (this.profilePath) return this.profilePath;
     this.uuid ??= await this.env.store.load();
     if (this.uuid === undefined) return undefined;
     const path = await this.settings.connectionByUuid(this.uuid);
     if (path === undefined) {
+      if (!judge) return undefined;
       this.markDeleted("it is gone from NetworkManager");
       throw this.deletedError();
     }
@@ -469,7 +476,7 @@ export class NetworkManagerBackend implements Backend, HandshakeTrigger, ActiveS
 
   private async refreshActive(): Promise<void> {
     if (this.deletedByHand || this.removing) return;
-    const path = await this.findProfile().catch(() => undefined);
+    const path = await this.findProfile(false);
     if (path === undefined) return;
     this.report(await this.isActive(path));
   }
@@ -499,7 +506,7 @@ export class NetworkManagerBackend implements Backend, HandshakeTrigger, ActiveS
   /** After a restart before the first apply: the option, else the stored profile's interface-name. */
   private async knownIface(): Promise<string | undefined> {
     if (this.iface) return this.iface;
-    const path = await this.findProfile().catch(() => undefined);
+    const path = await this.findProfile(false).catch(() => undefined);
     if (!path) return undefined;
     const p = decodeProfile(
       await new NmConnection(this.env.client, path, `"${this.profileId}"`).getSettings(),

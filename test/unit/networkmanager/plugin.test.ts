@@ -272,6 +272,26 @@ describe("networkmanager plugin", () => {
     expect(seen).to.deep.equal([true, false]);
   });
 
+  it("a restarted NM that has not loaded the profile yet is not taken for a deletion", async () => {
+    const { nm, backend, ctx } = setup();
+    await backend.apply(mesh([alice]));
+    backend.onActiveChange(() => undefined);
+    await settle();
+    const saved = nm.profiles.splice(0);
+    nm.restart();
+    await settle();
+    nm.profiles.push(...saved);
+    expect(ctx.lines.filter((l) => l.level === "warn").map((l) => l.msg)).to.deep.equal([
+      "networkmanager: NetworkManager left the bus; waiting for it to come back",
+    ]);
+    nm.clearLines();
+    await backend.apply(mesh([alice, bob]));
+    expect(nm.effects()).to.deep.equal([
+      `Connection.Update2 "${PROFILE}" to-disk|no-reapply`,
+      `wg set scope0 peer ${B} allowed-ips 10.88.0.9/32`,
+    ]);
+  });
+
   it("bus restart: the client reconnects on its clock, re-adds its matches and the plugin carries on", async () => {
     const { nm, backend, clock } = setup();
     await backend.apply(mesh([alice, hub]));
