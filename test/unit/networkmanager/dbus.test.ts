@@ -123,6 +123,27 @@ describe("dbus: wireguard settings codec", () => {
     client.close();
   });
 
+  it("the fake models NM's traps the plugin must avoid: PSK without flags 0 dropped, Update2 re-enabling autoconnect", async () => {
+    const nm = new FakeNetworkManager();
+    const client = new NmClient(nm.factory);
+    const noFlags = encodeProfile(profile);
+    const peers = noFlags.wireguard!.peers!.value as Record<string, Variant>[];
+    delete peers[0]!["preshared-key-flags"];
+    const path = await new NmSettings(client).addConnection(noFlags, ADD2_TO_DISK, "p");
+    const conn = new NmConnection(client, path, "p");
+    expect(
+      decodeProfile(await conn.getSettings(), await conn.getSecrets("wireguard"))!.peers[0]!.presharedKey,
+    ).to.equal(undefined);
+    expect(nm.wireguard.devices.get("scope0")!.peers.get(ALICE)!.psk).to.equal(undefined);
+
+    nm.userDeactivate("Scope corp");
+    await conn.update2(encodeProfile(profile), UPDATE2_TO_DISK | UPDATE2_NO_REAPPLY);
+    expect(nm.activeOf("Scope corp"), "an Update2 without block-autoconnect brings it back").not.to.equal(
+      undefined,
+    );
+    client.close();
+  });
+
   it("a call with the wrong method signature is InvalidArgs", async () => {
     const nm = new FakeNetworkManager();
     const client = new NmClient(nm.factory);
