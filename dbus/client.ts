@@ -31,7 +31,7 @@ import {
   type Signal,
   type SignalMatch,
 } from "./bus.js";
-import { nmError } from "./errors.js";
+import { NmError, nmError } from "./errors.js";
 
 export const NM_NAME = "org.freedesktop.NetworkManager";
 export const NM_PATH = "/org/freedesktop/NetworkManager";
@@ -74,6 +74,27 @@ export class NmClient {
   /** A method call on NetworkManager; `what` prefixes the error message. */
   async call(path: string, iface: string, member: string, signature: string, body: unknown[], what: string) {
     return this.callOn(NM_NAME, path, iface, member, signature, body, what);
+  }
+
+  /**
+   * A lookup that NM answers with an error when there is nothing to find
+   * (GetConnectionByUuid, GetDeviceByIpIface): undefined when the error
+   * name matches `absent`, else like call().
+   */
+  async lookup(
+    path: string,
+    iface: string,
+    member: string,
+    signature: string,
+    body: unknown[],
+    absent: RegExp,
+  ): Promise<unknown | undefined> {
+    try {
+      return (await this.call(path, iface, member, signature, body, `${member} ${body.join(" ")}`))[0];
+    } catch (err) {
+      if (err instanceof NmError && err.dbusName !== undefined && absent.test(err.dbusName)) return undefined;
+      throw err;
+    }
   }
 
   /** org.freedesktop.DBus.Properties.Get, unwrapped from its Variant. */

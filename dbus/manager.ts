@@ -50,20 +50,15 @@ export class NmManager {
   }
 
   async deviceByIpIface(iface: string): Promise<string | undefined> {
-    try {
-      const [path] = await this.nm.call(
-        NM_PATH,
-        MANAGER_IFACE,
-        "GetDeviceByIpIface",
-        "s",
-        [iface],
-        `GetDeviceByIpIface ${iface}`,
-      );
-      return path as string;
-    } catch (err) {
-      if (/\.UnknownDevice$/.test((err as { dbusName?: string }).dbusName ?? "")) return undefined;
-      throw err;
-    }
+    const path = await this.nm.lookup(
+      NM_PATH,
+      MANAGER_IFACE,
+      "GetDeviceByIpIface",
+      "s",
+      [iface],
+      /\.UnknownDevice$/,
+    );
+    return path as string | undefined;
   }
 
   async activeConnections(): Promise<string[]> {

@@ -77,21 +77,15 @@ export class NmSettings {
 
   /** The profile's path, or undefined when NM has no profile with that uuid. */
   async connectionByUuid(uuid: string): Promise<string | undefined> {
-    try {
-      const [path] = await this.nm.call(
-        SETTINGS_PATH,
-        SETTINGS_IFACE,
-        "GetConnectionByUuid",
-        "s",
-        [uuid],
-        `GetConnectionByUuid ${uuid}`,
-      );
-      return path as string;
-    } catch (err) {
-      const name = (err as { dbusName?: string }).dbusName ?? "";
-      if (/\.(InvalidConnection|UnknownConnection)$/.test(name)) return undefined;
-      throw err;
-    }
+    const path = await this.nm.lookup(
+      SETTINGS_PATH,
+      SETTINGS_IFACE,
+      "GetConnectionByUuid",
+      "s",
+      [uuid],
+      /\.(InvalidConnection|UnknownConnection)$/,
+    );
+    return path as string | undefined;
   }
 
   /** ConnectionRemoved(o) for any profile; resolves once the match is in place. */
