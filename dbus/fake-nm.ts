@@ -108,7 +108,7 @@ class FakeBusConnection implements BusConnection {
 
   async call(c: DBusCall): Promise<unknown[]> {
     if (!this.open) throw new Error("D-Bus connection is closed");
-    return this.nm.handle(c, this);
+    return this.nm.handle(c);
   }
 
   async subscribe(match: SignalMatch, handler: (s: Signal) => void): Promise<() => Promise<void>> {
@@ -297,7 +297,7 @@ export class FakeNetworkManager {
 
   // ---- the bus side -------------------------------------------------------------------------
 
-  handle(c: DBusCall, _bus: FakeBusConnection): unknown[] {
+  handle(c: DBusCall): unknown[] {
     const key = `${c.interface}.${c.member}`;
     const want = METHODS[key];
     if (want === undefined || (!this.hasAddConnection2 && c.member === "AddConnection2"))

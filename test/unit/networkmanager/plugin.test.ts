@@ -377,14 +377,14 @@ describe("networkmanager plugin", () => {
     await backend.apply(mesh([alice]));
     // NM refuses the next Update2, echoing a secret as some NM errors echo values.
     const handle = nm.handle.bind(nm);
-    nm.handle = (c, bus) => {
+    nm.handle = (c) => {
       if (c.member === "Update2") {
         throw new DBusErrorReply(
           "org.freedesktop.NetworkManager.Settings.Connection.InvalidProperty",
           `wireguard.peers[0]: invalid key ${PSK_ALICE_NEXT}`,
         );
       }
-      return handle(c, bus);
+      return handle(c);
     };
     const err = (await backend
       .apply(mesh([{ ...alice, presharedKey: PSK_ALICE_NEXT }]))
