@@ -122,6 +122,8 @@ export class NetworkManagerBackend implements Backend, HandshakeTrigger, ActiveS
   /** The profile was deleted outside Scope; set until allowRecreate(). */
   private deletedByHand = false;
   private removing = false;
+  /** Created by Scope, its first ActivateConnection not yet through. */
+  private activationPending = false;
   private active: boolean | undefined;
   /** Each listener with the state it was last told. */
   private readonly listeners = new Map<(active: boolean) => void, boolean | undefined>();
@@ -278,7 +280,14 @@ export class NetworkManagerBackend implements Backend, HandshakeTrigger, ActiveS
     changes.push(
       `profile "${this.profileId}" created (${want.peers.length} peer(s), interface ${want.iface.name})`,
     );
+    await this.activateNew(path, changes);
+  }
+
+  /** The first activation of a profile Scope created; retried by the next apply() if NM refused it. */
+  private async activateNew(path: string, changes: string[]): Promise<void> {
+    this.activationPending = true;
     await this.manager.activateConnection(path, `"${this.profileId}"`);
+    this.activationPending = false;
     this.active = true;
     changes.push(`profile "${this.profileId}" activated`);
   }
@@ -306,6 +315,12 @@ export class NetworkManagerBackend implements Backend, HandshakeTrigger, ActiveS
     ).filter((c) => c.kind !== "up");
     const renamed = stored.interfaceName !== next.interfaceName;
 
+    if (!active && this.activationPending) {
+      // Scope created it and NM refused the activation: not the user's switch, so try again.
+      if (profileChanged) await conn.update2(encodeProfile(next), UPDATE2_TO_DISK | UPDATE2_NO_REAPPLY);
+      await this.activateNew(path, changes);
+      return;
+    }
     if (!active) {
       if (profileChanged) {
         const flags = UPDATE2_TO_DISK | UPDATE2_NO_REAPPLY | UPDATE2_BLOCK_AUTOCONNECT;
@@ -379,9 +394,10 @@ export class NetworkManagerBackend implements Backend, HandshakeTrigger, ActiveS
   /**
    * The profile's current path; undefined when there is none yet. Throws
    * when it was deleted by hand. `judge` false (background refreshes):
-   * a remembered profile NM does not list is not declared deleted yet,
-   * since a restarting NM may still be loading its profiles; the next
-   * apply() decides.
+   * a remembered profile NM does not list is not declared deleted there;
+   * the next apply() decides. (NM takes its bus name only after reading
+   * every profile, Settings.NewConnection's documentation says, so this
+   * is caution, e.g. for a profile hidden by permissions.)
    */
   private async findProfile(judge = true): Promise<string | undefined> {
     if (this.deletedByHand) throw this.deletedError();

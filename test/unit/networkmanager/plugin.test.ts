@@ -242,6 +242,27 @@ describe("networkmanager plugin", () => {
     ]);
   });
 
+  it("a first activation NM refused is retried by the next apply (it was not the user's switch)", async () => {
+    const { nm, backend } = setup();
+    const handle = nm.handle.bind(nm);
+    let refuse = true;
+    nm.handle = (c) => {
+      if (c.member === "ActivateConnection" && refuse) {
+        refuse = false;
+        throw new DBusErrorReply("org.freedesktop.NetworkManager.Failed", "activation refused");
+      }
+      return handle(c);
+    };
+    const err = (await backend.apply(mesh([alice])).catch((e: unknown) => e)) as ScopeError;
+    expect(err.message).to.match(
+      /failed after 1 change\(s\): ActivateConnection of "Scope corp": .*activation refused/,
+    );
+    nm.clearLines();
+    await backend.apply(mesh([alice]));
+    expect(nm.effects()).to.deep.equal([`Manager.ActivateConnection "${PROFILE}"`]);
+    expect(nm.activeOf(PROFILE)).not.to.equal(undefined);
+  });
+
   it("deleted while the daemon was down: the remembered uuid is gone, so apply refuses to recreate", async () => {
     const { nm, backend } = setup({}, UUID1);
     const err = await backend.apply(mesh([alice])).catch((e: unknown) => e);
