@@ -53,6 +53,8 @@ export interface NmClientOptions {
 }
 
 export class NmClient {
+  /** What this NetworkManager turned out not to support, learned from its answers (connection.ts). */
+  readonly quirks = { update2NoReapply: true };
   private bus: BusConnection | undefined;
   private connecting: Promise<BusConnection> | undefined;
   private readonly watches = new Set<Watch>();

@@ -16,7 +16,10 @@
  *   becomes eligible to autoconnect right away), 0x40 NO_REAPPLY (NM 1.20:
  *   changes to an active profile do not touch the device, not even
  *   connection.zone / connection.metered, until it is reactivated or
- *   reapplied). Unknown flags fail the call.
+ *   reapplied). Unknown flags fail the call
+ *   (org.freedesktop.NetworkManager.Settings.InvalidArguments): on NM
+ *   1.12-1.18 update2() therefore retries once without NO_REAPPLY and
+ *   leaves it off for that client from then on.
  *   Without NO_REAPPLY an Update2 still does not reconfigure the device
  *   (only zone/metered are reapplied): a device change needs
  *   Device.Reapply or a reactivation (Device.Reapply's documentation).
@@ -25,6 +28,7 @@
  *   is gone; Settings.ConnectionRemoved says the same).
  */
 import type { NmClient } from "./client.js";
+import type { NmError } from "./errors.js";
 import type { SettingsDict } from "./wireguard-settings.js";
 
 export const CONNECTION_IFACE = "org.freedesktop.NetworkManager.Settings.Connection";
@@ -86,14 +90,24 @@ export class NmConnection {
   }
 
   async update2(settings: SettingsDict, flags: number): Promise<void> {
-    await this.nm.call(
-      this.path,
-      CONNECTION_IFACE,
-      "Update2",
-      "a{sa{sv}}ua{sv}",
-      [settings, flags, {}],
-      `Update2 (${update2FlagNames(flags)}) of ${this.what}`,
-    );
+    const send = (f: number) =>
+      this.nm.call(
+        this.path,
+        CONNECTION_IFACE,
+        "Update2",
+        "a{sa{sv}}ua{sv}",
+        [settings, f, {}],
+        `Update2 (${update2FlagNames(f)}) of ${this.what}`,
+      );
+    if (!this.nm.quirks.update2NoReapply) flags &= ~UPDATE2_NO_REAPPLY;
+    try {
+      await send(flags);
+    } catch (err) {
+      const older = flags & UPDATE2_NO_REAPPLY && /\.InvalidArguments$/.test((err as NmError).dbusName ?? "");
+      if (!older) throw err;
+      this.nm.quirks.update2NoReapply = false;
+      await send(flags & ~UPDATE2_NO_REAPPLY);
+    }
   }
 
   async delete(): Promise<void> {

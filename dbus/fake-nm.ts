@@ -167,6 +167,8 @@ export class FakeNetworkManager {
   state = 70;
   /** NM < 1.20: no AddConnection2 (UnknownMethod). */
   hasAddConnection2 = true;
+  /** NM < 1.20: Update2 knows no NO_REAPPLY (0x40) and fails on it. */
+  hasNoReapply = true;
   /** NM 1.52: Reapply sets the peers without their PSKs. */
   reapplyDropsPsks = true;
   private readonly buses = new Set<FakeBusConnection>();
@@ -423,7 +425,7 @@ export class FakeNetworkManager {
         const p = this.profileAt(c.path);
         const flags = body[1] as number;
         rec(`${this.label(c.path)} ${update2FlagNames(flags)}`);
-        if (flags & ~UPDATE2_FLAGS)
+        if (flags & ~(this.hasNoReapply ? UPDATE2_FLAGS : UPDATE2_FLAGS & ~0x40))
           throw nmErr("Settings.InvalidArguments", `unknown flags 0x${flags.toString(16)}`);
         const settings = body[0] as SettingsDict;
         checkSettings(settings);

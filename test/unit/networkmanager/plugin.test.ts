@@ -351,6 +351,22 @@ describe("networkmanager plugin", () => {
     expect(nm.wireguard.devices.get("scope0")!.peers.get(ALICE)!.psk).to.equal(PSK_ALICE);
   });
 
+  it("NetworkManager before 1.20: Update2 without NO_REAPPLY after NM refused the flag, once", async () => {
+    const { nm, backend } = setup();
+    nm.hasNoReapply = false;
+    await backend.apply(mesh([alice]));
+    nm.clearLines();
+    await backend.apply(mesh([alice, hub]));
+    await backend.apply(mesh([alice, hub, bob]));
+    expect(nm.lines.filter((l) => /Update2|InvalidArguments/.test(l))).to.deep.equal([
+      `Connection.Update2 "${PROFILE}" to-disk|no-reapply`,
+      "  -> org.freedesktop.NetworkManager.Settings.InvalidArguments: unknown flags 0x41",
+      `Connection.Update2 "${PROFILE}" to-disk`,
+      `Connection.Update2 "${PROFILE}" to-disk`,
+    ]);
+    expect(nm.wireguard.devices.get("scope0")!.peers.has(BOB)).to.equal(true);
+  });
+
   it("stats and triggerHandshake work on the kernel device through wg", async () => {
     const { nm, backend } = setup();
     expect(await backend.stats()).to.deep.equal([]);
