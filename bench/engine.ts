@@ -67,7 +67,7 @@ const REKEY_MS = 120_000;
 const CHANGING_HANDSHAKES = 5;
 
 /** Inputs per batch at most: a cheap input must not make the untimed preparation dominate the run. */
-const MAX_BATCH = 1500;
+const MAX_BATCH = 400;
 const TARGET_RATIO = 2;
 const TARGET_REJECT_US = 20;
 
