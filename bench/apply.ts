@@ -340,7 +340,11 @@ async function main(): Promise<number> {
     // The same apply onto an interface that does not exist yet: the backend starts wireguard-go itself.
     const creator = createWgBackend(ctx, { runner: execRunner({ netns: NS }) });
     ifaces.add(cIf);
-    s.create.push(await timed(() => creator.apply(desired(peers, cIf))));
+    const created = {
+      ...desired(peers, cIf),
+      iface: { ...desired(peers, cIf).iface, listenPort: 53000 + rep },
+    };
+    s.create.push(await timed(() => creator.apply(created)));
 
     console.log(
       `  rep ${rep}: backend ${ms(s.backend.at(-1) ?? NaN)}, floor ${ms(s.floor.at(-1) ?? NaN)}, ` +
