@@ -97,8 +97,31 @@ function parsePrefix(text: string): Prefix | undefined {
   return { bytes, bits: Number(bitsText) };
 }
 
+/**
+ * Remembered results of the canonical forms. Every apply() spells out the
+ * whole peer set twice, in the desired state and in the UAPI get reply, and
+ * parsing each prefix and endpoint again was about half of the CPU of
+ * adding one peer to a 1 000-peer interface (bench:apply, docs/benchmarks.md).
+ * The same strings come back on every apply, so a lookup replaces the parse.
+ * Bounded: cleared when full (a 10 000-peer mesh has ~30 000 strings).
+ * Only successes are kept; garbage is parsed (and refused) every time.
+ */
+const MEMO_MAX = 65_536;
+function memo(f: (text: string) => string): (text: string) => string {
+  const seen = new Map<string, string>();
+  return (text) => {
+    let out = seen.get(text);
+    if (out === undefined) {
+      out = f(text);
+      if (seen.size >= MEMO_MAX) seen.clear();
+      seen.set(text, out);
+    }
+    return out;
+  };
+}
+
 /** "10.0.0.5/24" → "10.0.0.0/24"; a bare address gets its full length. Throws on garbage. */
-export function canonicalCidr(text: string): string {
+export const canonicalCidr = memo(function canonicalCidr(text: string): string {
   const p = parsePrefix(text.trim());
   if (!p) throw new Error(`not an IP prefix: ${JSON.stringify(text)}`);
   const masked = p.bytes.map((b, i) => {
@@ -106,7 +129,7 @@ export function canonicalCidr(text: string): string {
     return b & ((0xff << (8 - keep)) & 0xff);
   });
   return `${formatIp(masked)}/${p.bits}`;
-}
+});
 
 /** "fd00:0::5/64" → "fd00::5/64": host bits kept, as `ip address` shows them. */
 export function canonicalAddress(text: string): string {
@@ -116,7 +139,7 @@ export function canonicalAddress(text: string): string {
 }
 
 /** "1.2.3.4:5" or "[v6]:5" in canonical form; throws on a host name (WireGuard's UAPI wants literals). */
-export function canonicalEndpoint(text: string): string {
+export const canonicalEndpoint = memo(function canonicalEndpoint(text: string): string {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text.trim());
   const host = m?.[1] ?? m?.[2];
   const bytes = host === undefined ? undefined : parseIp(host.replace(/%.*$/, ""));
@@ -124,7 +147,7 @@ export function canonicalEndpoint(text: string): string {
   if (!bytes || !(port > 0 && port < 65536))
     throw new Error(`not an IP:port endpoint: ${JSON.stringify(text)}`);
   return bytes.length === 4 ? `${formatIp(bytes)}:${port}` : `[${formatIp(bytes)}]:${port}`;
-}
+});
 
 /** Sorted canonical list, so two lists compare by value whatever the input order. */
 export function canonicalCidrs(list: readonly string[]): string[] {
