@@ -289,17 +289,40 @@ export function maskPrefix(p: Prefix): Prefix {
 }
 
 /**
+ * Remembered results of a canonical form. Every apply() spells out the whole
+ * peer set twice, in the desired state and in the device's reply, and
+ * parsing each prefix and endpoint again was about half of the CPU of adding
+ * one peer to a 1 000-peer interface (bench:apply, docs/benchmarks.md). The
+ * same strings come back on every apply, so a lookup replaces the parse.
+ * Bounded: cleared when full (a 10 000-peer mesh has ~30 000 strings). Only
+ * successes are kept; garbage is parsed (and refused) every time.
+ */
+const REMEMBERED_MAX = 65_536;
+function remembered(f: (text: string) => string): (text: string) => string {
+  const seen = new Map<string, string>();
+  return (text) => {
+    let out = seen.get(text);
+    if (out === undefined) {
+      out = f(text);
+      if (seen.size >= REMEMBERED_MAX) seen.clear();
+      seen.set(text, out);
+    }
+    return out;
+  };
+}
+
+/**
  * Canonical text for WireGuard and ip(8) output, so the diff compares like
  * with like: apply() would otherwise "change" `fd00:0::1/128` into
  * `fd00::1/128` on every run. WireGuard stores allowed IPs masked
  * (10.0.0.5/24 reads back as 10.0.0.0/24), so canonicalCidr masks;
  * interface addresses are host addresses and keep their host bits.
  */
-export function canonicalCidr(text: string): string {
+export const canonicalCidr = remembered(function canonicalCidr(text: string): string {
   const p = parsePrefix(text.trim());
   if (!p) throw new Error(`not an IP prefix: ${JSON.stringify(text)}`);
   return `${formatIp(maskPrefix(p).bytes)}/${p.bits}`;
-}
+});
 
 /** "fd00:0::5/64" → "fd00::5/64": host bits kept, as `ip address` shows them. Throws on garbage. */
 export function canonicalAddress(text: string): string {
@@ -384,12 +407,12 @@ export function parseEndpoint(s: string): Endpoint | undefined {
  * as IPv6 (WireGuard's own spelling); throws on a host name (WireGuard's
  * UAPI wants literals).
  */
-export function canonicalEndpoint(text: string): string {
+export const canonicalEndpoint = remembered(function canonicalEndpoint(text: string): string {
   const hp = splitHostPort(text.trim());
   const b = hp && (hp.bracketed ? tryParseIpv6(hp.host) : tryParseIpv4(hp.host));
   if (!hp || !b) throw new Error(`not an IP:port endpoint: ${JSON.stringify(text)}`);
   return b.length === 4 ? `${formatIpv4(b)}:${hp.port}` : `[${formatIpv6(b)}]:${hp.port}`;
-}
+});
 
 export const endpointFamily = (s: string): Family => (s.startsWith("[") ? "ipv6" : "ipv4");
 
