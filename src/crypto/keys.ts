@@ -10,7 +10,7 @@ import {
   createHash,
   createPrivateKey,
   createPublicKey,
-  generateKeyPairSync,
+  randomBytes,
   sign,
   verify,
   type KeyObject,
@@ -26,9 +26,16 @@ export interface Identity {
   readonly secretKey: Uint8Array;
 }
 
+/*
+ * New keys come from randomBytes, not generateKeyPairSync: on Node 20.20.2
+ * a garbage collection during the JWK export of a freshly generated pair
+ * can hang the main thread for good (seen twice by bench:apply, gdb in
+ * KeyGenJob::~KeyGenJob under ExportJWK). An Ed25519 seed and an X25519
+ * private key are 32 random bytes by definition (RFC 8032, RFC 7748), so
+ * nothing is lost.
+ */
 export function generateIdentity(): Identity {
-  const { privateKey } = generateKeyPairSync("ed25519");
-  return identityFromSecret(Buffer.from(privateKey.export({ format: "jwk" }).d as string, "base64url"));
+  return identityFromSecret(randomBytes(32));
 }
 
 export function identityFromSecret(secretKey: Uint8Array): Identity {
@@ -104,10 +111,11 @@ export interface WgKeyPair {
 }
 
 export function generateWgKeyPair(): WgKeyPair {
-  const { privateKey } = generateKeyPairSync("x25519");
-  return wgKeyPairFromPrivate(
-    Buffer.from(privateKey.export({ format: "jwk" }).d as string, "base64url").toString("base64"),
-  );
+  // Clamped as `wg genkey` does (X25519 clamps anyway; the stored key then reads like wg's).
+  const k = randomBytes(32);
+  k[0] = (k[0] ?? 0) & 248;
+  k[31] = ((k[31] ?? 0) & 127) | 64;
+  return wgKeyPairFromPrivate(k.toString("base64"));
 }
 
 export function wgKeyPairFromPrivate(privateKey: string): WgKeyPair {
