@@ -3,7 +3,7 @@
 // would destroy a live lab. A lock file holding the owner's pid queues labs
 // instead; a lock whose pid is dead is stale (crashed run) and taken over.
 
-import { openSync, readFileSync, unlinkSync, writeSync, closeSync } from "node:fs";
+import { linkSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { waitFor } from "./wait.js";
 import { LAB_PREFIX } from "./world.js";
 
@@ -35,13 +35,19 @@ export function labLockHolder(): number | undefined {
 
 /** One attempt: true when this process now holds the lock. */
 function tryLock(): boolean {
+  // The pid is written to a file of our own first and then linked into
+  // place: link() is atomic and fails if the lock exists, so the lock file is
+  // never seen empty. (Created with "wx" and written after, a waiter reading
+  // it in between took it for stale and a second lab destroyed the first.)
+  const mine = `${LAB_LOCK}.${process.pid}`;
   try {
-    const fd = openSync(LAB_LOCK, "wx"); // exclusive create: atomic between processes
-    writeSync(fd, `${process.pid}\n`);
-    closeSync(fd);
+    writeFileSync(mine, `${process.pid}\n`);
+    linkSync(mine, LAB_LOCK);
     return true;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+  } finally {
+    rmSync(mine, { force: true });
   }
   const pid = owner();
   if (pid === process.pid) return true;
