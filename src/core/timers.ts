@@ -95,3 +95,22 @@ export const gapAt = (gaps: readonly number[], i: number): number =>
 export const HANDSHAKE_FRESH_MS = 180_000;
 /** Keepalive configured on every peer so NAT mappings stay open (WireGuard's usual advice). */
 export const PERSISTENT_KEEPALIVE_S = 25;
+
+/*
+ * Engine constants that do not differ between profiles. Every duration the
+ * core uses is here or in a profile above (protocol.ts keeps the registry's
+ * SIGNATURE_WINDOW_MS beside the signing rules it belongs to).
+ */
+
+/** WireGuard (and some backends) report handshake times in whole seconds: allow the rounding. */
+export const HANDSHAKE_SLACK_MS = 1_000;
+/** Retrigger gap toward a peer already settled as not direct: keepalives do most of the work. */
+export const SETTLED_RETRIGGER_MS = 30_000;
+/** An unanswered ping is forgotten after this long. */
+export const PING_TTL_MS = 10_000;
+/** Accepted probe clock skew, unless the config says otherwise. */
+export const PROBE_WINDOW_MS = 30_000;
+/** Outstanding pings and seen nonces are pruned at most this often (not on every input). */
+export const PROBE_PRUNE_EVERY_MS = 1_000;
+/** A probe round trip is the lowest of this many recent answers: it follows the path, not a busy moment. */
+export const RTT_SAMPLES = 4;

@@ -37,7 +37,7 @@ describe("join engine", () => {
       new Uint8Array(32),
     );
     const peerB = () => a.st.peers.get(b.id);
-    const before = JSON.stringify([...(peerB()?.answers ?? [])]);
+    const before = JSON.stringify([...(peerB()?.probe.answers ?? [])]);
     for (const bytes of [wrongKey, forgedPong, new Uint8Array(5)]) {
       expect(
         step(a.st, { type: "probeReceived", from, bytes }, t.clock.now()).effects.filter(
@@ -58,7 +58,7 @@ describe("join engine", () => {
         (e) => e.type === "sendProbe",
       ),
     ).to.have.length(0);
-    expect(JSON.stringify([...(peerB()?.answers ?? [])])).to.equal(before);
+    expect(JSON.stringify([...(peerB()?.probe.answers ?? [])])).to.equal(before);
     w.stop();
   });
 
@@ -73,7 +73,7 @@ describe("join engine", () => {
       t.clock.now(),
     );
     expect(fx.effects.filter((e) => e.type === "sendProbe")).to.have.length(0);
-    expect(a.st.peers.get(b.id)?.probeFrom).to.not.deep.equal(stranger);
+    expect(a.st.peers.get(b.id)?.probe.source).to.not.deep.equal(stranger);
     w.stop();
   });
 
@@ -109,11 +109,17 @@ describe("join engine", () => {
     a.join();
     const ps = a.st.peers.get(s.id);
     if (!ps) throw new Error("a does not know s");
-    // Someone else's view of s's WireGuard mapping (valid toward them only).
-    ps.reported = [{ address: s.host.v4, port: 1137, kind: "reported" }];
-    ps.peer.candidates = [...ps.peer.candidates, { address: "203.0.113.77", port: 1138, kind: "reported" }];
-    step(a.st, { type: "timer", name: "tick" }, t.clock.now());
-    expect(a.st.peers.get(s.id)?.endpoint).to.equal(undefined);
+    // Someone else's view of s's WireGuard mapping (valid toward them only),
+    // as a report and as a reported candidate in its record.
+    const now = t.clock.now();
+    const ev = { id: 1_000, network: "lab", ts: now, from: "0000000000000001" };
+    const about = { about: s.id, wgEndpoint: { address: s.host.v4, port: 1137 } };
+    step(a.st, { type: "event", event: { ...ev, type: "cc.ltgc.scope:peerReport", body: about } }, now);
+    const reported = { address: "203.0.113.77", port: 1138, kind: "reported" as const };
+    const body = { ...ps.peer, candidates: [...ps.peer.candidates, reported] };
+    step(a.st, { type: "event", event: { ...ev, id: 1_001, type: "cc.ltgc.scope:peerUpdate", body } }, now);
+    expect(a.st.peers.get(s.id)?.paths.evidence.map((e) => e.source)).to.deep.equal(["reported"]);
+    expect(a.st.peers.get(s.id)?.paths.endpoint).to.equal(undefined);
     t.clock.advance(5_000);
     // s initiates toward the public host; WireGuard roams to s's real mapping.
     expect(a.peer("s")?.path).to.equal("direct");

@@ -5,6 +5,8 @@ const c = (endpoint: string, rttMs: number | null, extra: Partial<PathCandidate>
   endpoint,
   family: endpoint.startsWith("[") ? "ipv6" : "ipv4",
   kind: "reflexive",
+  source: rttMs === null ? "guessed" : "answered",
+  shifted: false,
   rttMs,
   probes: [],
   private: endpoint.startsWith("10."),
