@@ -273,6 +273,12 @@ export function decidePath(
     Object.assign(s, { path: "direct", settled: true, reason: null });
     return false;
   }
+  if (handshakeProves(ps, now)) {
+    // The session lives, but WireGuard uses another endpoint than the proven
+    // one (a late apply undid a roam): not direct until it is back there.
+    Object.assign(s, { settled: false, reason: null, path: hubExists ? "hub" : "pending" });
+    return changed;
+  }
   if (!s.settled && now >= giveUpAt(st, ps)) {
     s.settled = true;
     s.reason = notDirectReason(st, ps);

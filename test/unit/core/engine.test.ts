@@ -127,6 +127,37 @@ describe("join engine", () => {
     w.stop();
   });
 
+  it("never calls a path direct while WireGuard uses an old choice of ours instead of the proven endpoint", () => {
+    // A late apply of an endpoint we chose before (here the silent IPv6
+    // guess) lands after WireGuard roamed to where the peer really is.
+    const w = new SimWorld(t.clock);
+    const a = w.add({ name: "a" });
+    const b = w.add({ name: "b", nat: "port-restricted", blackholeV6: true });
+    a.join();
+    b.join();
+    t.clock.advanceUntil(() => w.allDirect(), 5_000);
+    const ps = a.st.peers.get(b.id);
+    const proven = ps?.paths.wg.endpoint;
+    const old = ps?.applied.named.find((e) => e !== proven);
+    if (!ps || !proven || !old) throw new Error(`no abandoned choice (named ${ps?.applied.named.join()})`);
+    const stats = [
+      {
+        publicKey: b.wgKeys.publicKey,
+        endpoint: old,
+        lastHandshakeMs: ps.paths.wg.lastHandshakeMs,
+        rxBytes: 0,
+        txBytes: 0,
+      },
+    ];
+    const fx = step(a.st, { type: "stats", stats }, t.clock.now()).effects;
+    expect(a.peer("b")?.path, "direct while WireGuard is elsewhere").to.not.equal("direct");
+    const applied = fx.flatMap((e) => (e.type === "applyPeers" ? e.peers : []));
+    expect(applied.find((p) => p.publicKey === b.wgKeys.publicKey)?.endpoint).to.equal(proven);
+    expect(t.clock.advanceUntil(() => w.allDirect(), 1_000)).to.be.lessThan(1_000);
+    expect(a.peer("b")).to.include({ path: "direct", endpoint: proven });
+    w.stop();
+  });
+
   it("routes through a direct hub when two edges cannot go direct", () => {
     const w = new SimWorld(t.clock);
     const hub = w.add({ name: "hub", v6: false }, "fast", "hub");

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { useFakeClock } from "../helpers/fake-clock.js";
-import { SimWorld } from "../helpers/sim-world.js";
+import { LISTEN_PORT, SimWorld, type SimNode } from "../helpers/sim-world.js";
 import type { SimNatKind } from "../helpers/simnet.js";
 
 describe("join over a simulated network (fast profile)", () => {
@@ -57,6 +57,72 @@ describe("join over a simulated network (fast profile)", () => {
     expect(pr.peer("ps")?.endpoint).to.equal(`${ps.host.router?.wan}:${51820 ^ 0x400}`);
     w.stop();
   });
+
+  // The demo bug (issue 9): public and full-cone edges kept a port-shifting
+  // edge at its configured port while its NAT maps it elsewhere, and said
+  // direct. Whatever the order of joins, the latency and how late applies
+  // land, both must end on the NAT-mapped port, never configure the
+  // configured one, and never call the path direct while WireGuard uses
+  // another endpoint.
+  const orders = [
+    ["pub", "fc", "ps"],
+    ["ps", "pub", "fc"],
+    ["fc", "ps", "pub"],
+  ];
+  for (const latency of [1, 5, 20])
+    for (const applyDelay of [0, 7, 30])
+      for (const order of orders)
+        it(`public and full-cone edges reach a port-shifting peer at its mapped port (latency ${latency} ms, applies +${applyDelay} ms, joins ${order.join(" ")})`, () => {
+          const w = new SimWorld(t.clock, latency);
+          const nodes = {
+            pub: w.add({ name: "pub", v6: false }),
+            fc: w.add({ name: "fc", nat: "full-cone", v6: false }),
+            ps: w.add({ name: "ps", nat: "port-shifting", v6: false }),
+          };
+          for (const n of Object.values(nodes)) {
+            // A backend that takes a while: applies and the triggers after them land late, in order.
+            const [apply, trigger] = [n.wg.apply.bind(n.wg), n.wg.trigger.bind(n.wg)];
+            if (applyDelay > 0) {
+              n.wg.apply = (d) => {
+                t.clock.setTimer(applyDelay, () => n.running && apply(d));
+                return [];
+              };
+              n.wg.trigger = (k) => {
+                t.clock.setTimer(applyDelay, () => n.running && trigger(k));
+              };
+            }
+          }
+          const ps = nodes.ps;
+          const mapped = `${ps.host.router?.wan}:${LISTEN_PORT ^ 0x400}`;
+          const guess = `${ps.host.router?.wan}:${LISTEN_PORT}`;
+          const inUse = (n: SimNode) => {
+            const e = n.wg.peers.get(ps.wgKeys.publicKey)?.endpoint;
+            return e ? `${e.address}:${e.port}` : undefined;
+          };
+          const lies: string[] = [];
+          const honest = () => {
+            for (const n of [nodes.pub, nodes.fc]) {
+              // What the engine last read from WireGuard (stats lag by one poll).
+              const seen = n.st.peers.get(ps.id)?.paths.wg.endpoint;
+              if (n.peer("ps")?.path === "direct" && seen === inUse(n) && seen !== mapped)
+                lies.push(`${n.host.name}: direct at ${seen}`);
+            }
+            return w.allDirect();
+          };
+          for (const name of order) {
+            nodes[name as keyof typeof nodes].join();
+            t.clock.advance(latency * 3);
+          }
+          expect(t.clock.advanceUntil(honest, 20_000), "all direct").to.be.lessThan(20_000);
+          t.clock.advanceUntil(() => (honest(), false), 3_000);
+          for (const n of [nodes.pub, nodes.fc]) {
+            expect(n.peer("ps")?.endpoint, n.host.name).to.equal(mapped);
+            expect(inUse(n), `${n.host.name}'s WireGuard`).to.equal(mapped);
+            expect([...n.wg.configured], `${n.host.name} configured`).to.not.include(guess);
+          }
+          expect(lies).to.deep.equal([]);
+          w.stop();
+        });
 
   it("keeps a working roamed endpoint when a peer republishes its candidates", () => {
     const w = new SimWorld(t.clock);
