@@ -17,6 +17,7 @@ import {
   type Family,
 } from "./ip.js";
 import type { Candidate, Endpoint, Peer } from "./protocol.js";
+import { V6_RTT_ALLOWANCE_MS } from "./timers.js";
 
 export type PathKind = Candidate["kind"] | "roamed";
 
@@ -73,8 +74,7 @@ const KIND_RANK: Readonly<Record<PathKind, number>> = {
   reflexive: 3,
   local: 4,
 };
-/** IPv6 wins over IPv4 unless it is slower by more than this. */
-export const V6_RTT_ALLOWANCE_MS = 10;
+export { V6_RTT_ALLOWANCE_MS };
 
 /**
  * True if a is a better path than b (tailscale's betterAddr): an answered

@@ -17,8 +17,13 @@ export interface TimerProfile {
    * registry event does, and those are dropped unverified.
    */
   readonly probeGapsMs: readonly number[];
-  /** Probe gap toward a settled peer: WireGuard keepalives carry liveness, probes only refresh latency. */
-  readonly settledProbeGapMs: number;
+  /**
+   * Probe gaps toward a settled peer; the last one repeats. WireGuard
+   * keepalives carry liveness, probes only refresh latency: a few rounds soon
+   * after settling replace the round trips measured while the join kept the
+   * CPUs busy, then the last gap keeps an idle mesh cheap.
+   */
+  readonly settledProbeGapsMs: readonly number[];
   /** Probe IPv4 from the start (true) or only after v4FallbackMs for peers silent on IPv6 (seed). */
   readonly probeAllFamilies: boolean;
   /** Happy eyeballs: after IPv4 answers, wait this long for IPv6 before configuring IPv4. */
@@ -50,7 +55,7 @@ export const TIMER_PROFILES: Readonly<Record<ProfileName, TimerProfile>> = {
   fast: {
     name: "fast",
     probeGapsMs: [100, 200, 400, 800, 1000],
-    settledProbeGapMs: 30_000,
+    settledProbeGapsMs: [1_000, 2_000, 4_000, 30_000],
     probeAllFamilies: true,
     v6GraceMs: 75,
     v4FallbackMs: 2_000,
@@ -70,7 +75,7 @@ export const TIMER_PROFILES: Readonly<Record<ProfileName, TimerProfile>> = {
   seed: {
     name: "seed",
     probeGapsMs: [2_000],
-    settledProbeGapMs: 2_000,
+    settledProbeGapsMs: [2_000],
     probeAllFamilies: false,
     v6GraceMs: 0,
     v4FallbackMs: 8_000,
@@ -112,5 +117,7 @@ export const PING_TTL_MS = 10_000;
 export const PROBE_WINDOW_MS = 30_000;
 /** Outstanding pings and seen nonces are pruned at most this often (not on every input). */
 export const PROBE_PRUNE_EVERY_MS = 1_000;
+/** IPv6 wins over IPv4 unless its probe round trip is slower by more than this. */
+export const V6_RTT_ALLOWANCE_MS = 10;
 /** A probe round trip is the lowest of this many recent answers: it follows the path, not a busy moment. */
 export const RTT_SAMPLES = 4;

@@ -304,7 +304,13 @@ export function pathDeadlines(st: EngineState, ps: PeerState, out: number[]): vo
 /** Starts a new attempt: paths and probing start over, and reports are due again. */
 export function restartAttempt(st: EngineState, ps: PeerState, now: number): void {
   restartPaths(ps, now);
-  Object.assign(ps.probe, { round: 0, nextAt: now, answers: new Map(), firstV4AnswerAt: undefined });
+  Object.assign(ps.probe, {
+    round: 0,
+    settledRound: 0,
+    nextAt: now,
+    answers: new Map(),
+    firstV4AnswerAt: undefined,
+  });
   ps.report.dueAt = now + st.cfg.profile.reportAfterMs;
   st.unsettled.add(ps.peer.id);
   st.dirty.peers.add(ps.peer.id);

@@ -31,6 +31,7 @@ export const newProbeBook = (): ProbeBook => ({
 
 export const newProbeState = (now: number): ProbeState => ({
   round: 0,
+  settledRound: 0,
   nextAt: now,
   answers: new Map(),
   firstV4AnswerAt: undefined,
@@ -86,8 +87,10 @@ export function probePeer(st: EngineState, ps: PeerState, now: number, fx: Engin
     });
   }
   const p = st.cfg.profile;
-  ps.probe.nextAt = now + (ps.paths.settled ? p.settledProbeGapMs : gapAt(p.probeGapsMs, ps.probe.round));
-  ps.probe.round++;
+  const q = ps.probe;
+  q.nextAt =
+    now +
+    (ps.paths.settled ? gapAt(p.settledProbeGapsMs, q.settledRound++) : gapAt(p.probeGapsMs, q.round++));
 }
 
 const sameEndpoint = (a: Endpoint, b: Endpoint): boolean => a.address === b.address && a.port === b.port;

@@ -108,7 +108,9 @@ export interface PathState {
 
 /** The probing slice of one peer (probing.ts). */
 export interface ProbeState {
+  /** Probe rounds in this attempt while pending, and since settling. */
   round: number;
+  settledRound: number;
   nextAt: number;
   /** Answers by probe target "ip:port". */
   answers: Map<string, ProbeAnswer>;

@@ -1,5 +1,7 @@
 import { expect } from "chai";
 import { step } from "../../../src/core/engine/index.js";
+import { PAUSED_REASON } from "../../../src/core/engine/admin.js";
+import { newProbeState, recordRtt } from "../../../src/core/engine/probing.js";
 import { encodeProbe } from "../../../src/core/probe/codec.js";
 import { probePairKey } from "../../../src/core/probe/mac.js";
 import { useFakeClock } from "../helpers/fake-clock.js";
@@ -59,6 +61,30 @@ describe("join engine", () => {
       ),
     ).to.have.length(0);
     expect(JSON.stringify([...(peerB()?.probe.answers ?? [])])).to.equal(before);
+    w.stop();
+  });
+
+  it("a rejected probe returns before any reconcile: no effect at all, not even pruning", () => {
+    const { w, a, b } = joinedPair();
+    const from = { address: b.host.v4, port: PROBE_PORT };
+    const key = probePairKey(b.identity.secretKey, b.identity.publicKey, a.identity.publicKey);
+    const now = t.clock.now();
+    const ping = { type: "ping" as const, sender: b.id, nonce: "00000000feedf00d", time: now };
+    // Pruning is overdue: any reconcile would do it now, a rejected probe must not.
+    a.st.probes.prunedAt = 0;
+    const junk = [
+      encodeProbe(ping, new Uint8Array(32)), // bad MAC
+      encodeProbe({ ...ping, nonce: "00000000feedf00e", time: now - 60_000 }, key), // stale
+      encodeProbe({ ...ping, sender: "00000000000000ff" }, key), // unknown sender
+      new Uint8Array(5),
+    ];
+    for (const bytes of junk)
+      expect(step(a.st, { type: "probeReceived", from, bytes }, now).effects).to.deep.equal([]);
+    const good = encodeProbe(ping, key);
+    step(a.st, { type: "probeReceived", from: { address: "192.0.2.99", port: 1 }, bytes: good }, now);
+    // replayed: the nonce is seen now
+    expect(step(a.st, { type: "probeReceived", from, bytes: good }, now).effects).to.deep.equal([]);
+    expect(a.st.probes.prunedAt, "a reconcile ran").to.equal(0);
     w.stop();
   });
 
@@ -170,6 +196,75 @@ describe("join engine", () => {
     const hubPeer = [...a.wg.peers.values()].find((p) => p.allowedIps.includes("10.88.0.0/16"));
     expect(hubPeer, "hub carries the network CIDR").to.not.equal(undefined);
     expect(a.wg.peers.get(b.wgKeys.publicKey)?.allowedIps).to.deep.equal([]);
+    w.stop();
+  });
+});
+
+describe("join engine, latency", () => {
+  const t = useFakeClock();
+
+  it("a round trip is the lowest of the last few answers, with fractions: it follows the path, not the first answer", () => {
+    const p = newProbeState(0);
+    recordRtt(p, "192.0.2.1:1", 26, 1);
+    expect(p.answers.get("192.0.2.1:1")?.rttMs).to.equal(26);
+    for (const [i, ms] of [0.9, 1.4, 0.62].entries()) recordRtt(p, "192.0.2.1:1", ms, 2 + i);
+    expect(p.answers.get("192.0.2.1:1")?.rttMs).to.equal(0.62);
+    for (let i = 0; i < 4; i++) recordRtt(p, "192.0.2.1:1", 3 + i, 10 + i);
+    expect(p.answers.get("192.0.2.1:1")?.rttMs, "old answers age out").to.equal(3);
+  });
+
+  it("shows a latency for every direct pair, toward a symmetric NAT too, and keeps the shown endpoint", () => {
+    const w = new SimWorld(t.clock);
+    const pub = w.add({ name: "pub", v6: false });
+    const sym = w.add({ name: "sym", nat: "symmetric", v6: false });
+    const fc = w.add({ name: "fc", nat: "full-cone", v6: false });
+    for (const n of [pub, sym, fc]) n.join();
+    t.clock.advanceUntil(() => w.allDirect(), 5_000);
+    const shown = new Map<string, (string | null)[]>();
+    for (let i = 0; i < 40; i++) {
+      t.clock.advance(250);
+      for (const n of [pub, sym, fc])
+        for (const p of n.status().peers) {
+          const k = `${n.host.name} → ${p.name}`;
+          shown.set(k, [...(shown.get(k) ?? []), p.endpoint]);
+          expect(p.path, k).to.equal("direct");
+          expect(p.latencyMs, `${k} latency`).to.be.a("number");
+        }
+    }
+    for (const [k, eps] of shown) expect(new Set(eps).size, `${k} endpoint flips: ${eps.join()}`).to.equal(1);
+    w.stop();
+  });
+});
+
+describe("join engine, admin: the user pauses the tunnel", () => {
+  const t = useFakeClock();
+
+  it("makes no applies, triggers or probes while paused, says so, and re-applies and re-attempts on resume", () => {
+    const w = new SimWorld(t.clock);
+    const a = w.add({ name: "a", nat: "port-restricted", v6: false });
+    const b = w.add({ name: "b", nat: "full-cone", v6: false });
+    a.join();
+    b.join();
+    t.clock.advanceUntil(() => w.allDirect(), 5_000);
+    const seen: string[] = [];
+    a.observe = (fx) => fx.forEach((e) => seen.push(e.type));
+    a.dispatch({ type: "backendActive", active: false });
+    expect(a.peer("b")).to.include({ path: "none", reason: PAUSED_REASON, latencyMs: null });
+    // The user's NetworkManager took the interface down: WireGuard forgets everything.
+    a.wg.apply([]);
+    b.leave();
+    const c = w.add({ name: "c", nat: "full-cone", v6: false });
+    c.join(); // a new peer arrives while paused
+    t.clock.advance(40_000);
+    expect(
+      seen.filter((e) => e === "applyPeers" || e === "triggerHandshake" || e === "sendProbe"),
+    ).to.deep.equal([]);
+    expect(a.peer("c")).to.include({ reason: PAUSED_REASON });
+    a.dispatch({ type: "backendActive", active: true });
+    expect(seen).to.include("applyPeers");
+    expect(t.clock.advanceUntil(() => a.peer("c")?.path === "direct", 5_000)).to.be.lessThan(1_000);
+    // c, settled long ago, sees the handshake at its next (slow) stats read.
+    expect(t.clock.advanceUntil(() => w.allDirect(), 10_000)).to.be.at.most(5_000);
     w.stop();
   });
 });
