@@ -205,6 +205,13 @@ export function hopeless(st: EngineState, ps: PeerState): boolean {
   return bothSym && candidatesOf(st, ps, new Set<Family>(["ipv6"])).length === 0;
 }
 
+/** Since when the chosen endpoint counts as tried: a handshake of this attempt proved the path at its time. */
+function triedSince(ps: PeerState): number {
+  const { endpointSince, wg, staleHandshakeMs } = ps.paths;
+  const hs = wg.lastHandshakeMs;
+  return hs !== undefined && hs !== staleHandshakeMs ? Math.max(endpointSince, hs) : endpointSince;
+}
+
 const giveUpAt = (st: EngineState, ps: PeerState): number =>
   ps.paths.since + (hopeless(st, ps) ? st.cfg.profile.hopelessGiveUpMs : st.cfg.profile.directGiveUpMs);
 
@@ -244,9 +251,7 @@ export function decidePath(
   }
   let changed = false;
   if (!isDirect(ps, now)) {
-    // A handshake proves the endpoint in use at its time: time out from then.
-    const tried = Math.max(s.endpointSince, handshakeProves(ps, now) ? (s.wg.lastHandshakeMs ?? 0) : 0);
-    if (s.endpoint !== undefined && now >= tried + p.handshakeTimeoutMs) s.failed.add(s.endpoint);
+    if (s.endpoint !== undefined && now >= triedSince(ps) + p.handshakeTimeoutMs) s.failed.add(s.endpoint);
     const next = choose(st, ps, now);
     if (next !== s.endpoint) {
       fx.push(log("debug", "trying endpoint", { peer: ps.peer.name, endpoint: next }));
@@ -296,7 +301,7 @@ export function pathDeadlines(st: EngineState, ps: PeerState, out: number[]): vo
   // A direct path ends when its handshake gets too old (no stats change tells).
   if (hs !== undefined && hs !== s.staleHandshakeMs) out.push(hs + HANDSHAKE_FRESH_MS);
   if (s.path === "direct") return;
-  if (s.endpoint !== undefined) out.push(s.nextTriggerAt, s.endpointSince + p.handshakeTimeoutMs);
+  if (s.endpoint !== undefined) out.push(s.nextTriggerAt, triedSince(ps) + p.handshakeTimeoutMs);
   out.push(v6Deadline(st, ps));
   if (!s.settled) out.push(giveUpAt(st, ps));
 }

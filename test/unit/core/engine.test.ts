@@ -6,19 +6,12 @@ import { encodeProbe } from "../../../src/core/probe/codec.js";
 import { probePairKey } from "../../../src/core/probe/mac.js";
 import { useFakeClock } from "../helpers/fake-clock.js";
 import { SimWorld, PROBE_PORT } from "../helpers/sim-world.js";
+import { directPair } from "./sim-pairs.js";
 
 describe("join engine", () => {
   const t = useFakeClock();
 
-  function joinedPair() {
-    const w = new SimWorld(t.clock);
-    const a = w.add({ name: "a" });
-    const b = w.add({ name: "b" });
-    a.join();
-    b.join();
-    t.clock.advanceUntil(() => w.allDirect(), 5_000);
-    return { w, a, b };
-  }
+  const joinedPair = () => directPair(t.clock, { name: "a" }, { name: "b" });
 
   it("ignores forged, wrong-key and replayed probes: no effect, no state change", () => {
     const { w, a, b } = joinedPair();
@@ -156,12 +149,11 @@ describe("join engine", () => {
   it("never calls a path direct while WireGuard uses an old choice of ours instead of the proven endpoint", () => {
     // A late apply of an endpoint we chose before (here the silent IPv6
     // guess) lands after WireGuard roamed to where the peer really is.
-    const w = new SimWorld(t.clock);
-    const a = w.add({ name: "a" });
-    const b = w.add({ name: "b", nat: "port-restricted", blackholeV6: true });
-    a.join();
-    b.join();
-    t.clock.advanceUntil(() => w.allDirect(), 5_000);
+    const { w, a, b } = directPair(
+      t.clock,
+      { name: "a" },
+      { name: "b", nat: "port-restricted", blackholeV6: true },
+    );
     const ps = a.st.peers.get(b.id);
     const proven = ps?.paths.wg.endpoint;
     const old = ps?.applied.named.find((e) => e !== proven);
@@ -240,12 +232,8 @@ describe("join engine, admin: the user pauses the tunnel", () => {
   const t = useFakeClock();
 
   it("makes no applies, triggers or probes while paused, says so, and re-applies and re-attempts on resume", () => {
-    const w = new SimWorld(t.clock);
-    const a = w.add({ name: "a", nat: "port-restricted", v6: false });
-    const b = w.add({ name: "b", nat: "full-cone", v6: false });
-    a.join();
-    b.join();
-    t.clock.advanceUntil(() => w.allDirect(), 5_000);
+    const pr = { name: "a", nat: "port-restricted", v6: false } as const;
+    const { w, a, b } = directPair(t.clock, pr, { name: "b", nat: "full-cone", v6: false });
     const seen: string[] = [];
     a.observe = (fx) => fx.forEach((e) => seen.push(e.type));
     a.dispatch({ type: "backendActive", active: false });

@@ -1,6 +1,7 @@
 import { expect } from "chai";
 import { useFakeClock } from "../helpers/fake-clock.js";
 import { LISTEN_PORT, SimWorld, type SimNode } from "../helpers/sim-world.js";
+import { directPair } from "./sim-pairs.js";
 import type { SimNatKind } from "../helpers/simnet.js";
 
 describe("join over a simulated network (fast profile)", () => {
@@ -250,12 +251,8 @@ describe("join over a simulated network (fast profile)", () => {
   });
 
   it("a new local address (docker0, a VPN) re-announces but leaves working sessions alone, on both sides", () => {
-    const w = new SimWorld(t.clock);
-    const a = w.add({ name: "a", nat: "port-restricted", v6: false });
-    const b = w.add({ name: "b", nat: "full-cone", v6: false });
-    a.join();
-    b.join();
-    t.clock.advanceUntil(() => w.allDirect(), 5_000);
+    const pr = { name: "a", nat: "port-restricted", v6: false } as const;
+    const { w, a, b } = directPair(t.clock, pr, { name: "b", nat: "full-cone", v6: false });
     const triggered: string[] = [];
     for (const n of [a, b]) {
       const trigger = n.wg.trigger.bind(n.wg);
