@@ -109,6 +109,12 @@ export const PERSISTENT_KEEPALIVE_S = 25;
 
 /** WireGuard (and some backends) report handshake times in whole seconds: allow the rounding. */
 export const HANDSHAKE_SLACK_MS = 1_000;
+/**
+ * An apply may land this long after the engine made it (a serial backend
+ * worker, a slow wg(8)): WireGuard at an endpoint we named within this time
+ * is our doing; later, it is WireGuard roaming there by itself.
+ */
+export const APPLY_LANDING_MS = 2_000;
 /** Retrigger gap toward a peer already settled as not direct: keepalives do most of the work. */
 export const SETTLED_RETRIGGER_MS = 30_000;
 /** An unanswered ping is forgotten after this long. */

@@ -58,7 +58,11 @@ export const steering = (ps: PeerState): boolean =>
  * the bookkeeping that the backend now has it. entries: fresh entries of the
  * peers looked at in this step; others keep their last one.
  */
-export function applyAll(st: EngineState, entries: ReadonlyMap<string, DesiredPeer>): DesiredPeer[] {
+export function applyAll(
+  st: EngineState,
+  entries: ReadonlyMap<string, DesiredPeer>,
+  now: number,
+): DesiredPeer[] {
   const out: DesiredPeer[] = [];
   for (const ps of st.peers.values()) {
     const a = ps.applied;
@@ -68,7 +72,7 @@ export function applyAll(st: EngineState, entries: ReadonlyMap<string, DesiredPe
     const ep = ps.paths.endpoint;
     if (ep !== undefined && steering(ps)) {
       a.endpoint = ep;
-      a.named = [ep, ...a.named.filter((n) => n !== ep)].slice(0, NAMED_KEPT);
+      a.named = [{ endpoint: ep, at: now }, ...a.named.filter((n) => n.endpoint !== ep)].slice(0, NAMED_KEPT);
       out.push({ ...entry, endpoint: ep });
     } else out.push(entry);
   }

@@ -14,7 +14,7 @@ import type { PeerStats } from "../backend.js";
 import { endpointFamily, familyOf, formatEndpoint, parseEndpoint, type Family } from "../ip.js";
 import { chooseEndpoint, evidenceCandidate, pathCandidates, type PathCandidate } from "../path.js";
 import type { Candidate, Endpoint, Peer } from "../protocol.js";
-import { HANDSHAKE_FRESH_MS, HANDSHAKE_SLACK_MS } from "../timers.js";
+import { APPLY_LANDING_MS, HANDSHAKE_FRESH_MS, HANDSHAKE_SLACK_MS } from "../timers.js";
 import { log } from "./log.js";
 import type { EngineEffect, EngineState, PathState, PeerState } from "./types.js";
 
@@ -99,7 +99,8 @@ export function noteStats(ps: PeerState, s: PeerStats, now: number): boolean {
   if (wg.endpoint === s.endpoint && wg.lastHandshakeMs === s.lastHandshakeMs) return false;
   ps.paths.wg = { endpoint: s.endpoint, lastHandshakeMs: s.lastHandshakeMs };
   if (s.endpoint === undefined) return true;
-  if (!ps.applied.named.includes(s.endpoint)) learnRoamed(ps, s.endpoint, now);
+  const ours = ps.applied.named.some((n) => n.endpoint === s.endpoint && now - n.at < APPLY_LANDING_MS);
+  if (!ours) learnRoamed(ps, s.endpoint, now);
   // What the backend has now. If that is an endpoint we named before and no
   // longer want (a late apply undid a roam), the choice differs from it and
   // the next apply names the choice again.

@@ -69,7 +69,7 @@ export function reconcile(st: EngineState, now: number, fx: EngineEffect[]): voi
   if (changed) {
     for (const ps of st.peers.values())
       if (!ps.applied.inBackend && ps.paths.endpoint !== undefined) addedWithEndpoint.add(ps);
-    fx.push({ type: "applyPeers", peers: applyAll(st, entries) });
+    fx.push({ type: "applyPeers", peers: applyAll(st, entries, now) });
     for (const ps of st.peers.values()) ps.applied.inBackend = true;
   }
 

@@ -140,8 +140,11 @@ export interface AppliedState {
   entry: DesiredPeer | undefined;
   /** The endpoint the backend has as far as we know: the chosen one at the last apply, or what stats showed. */
   endpoint: string | undefined;
-  /** Endpoints our applies named lately, newest first: WireGuard at one of them is our doing, not roaming. */
-  named: string[];
+  /**
+   * Endpoints our applies named lately, newest first, and when: WireGuard at
+   * one of them within APPLY_LANDING_MS is our doing (a late apply), not roaming.
+   */
+  named: { endpoint: string; at: number }[];
 }
 
 export interface PeerState {

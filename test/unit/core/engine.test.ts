@@ -4,6 +4,7 @@ import { PAUSED_REASON } from "../../../src/core/engine/admin.js";
 import { newProbeState, recordRtt } from "../../../src/core/engine/probing.js";
 import { encodeProbe } from "../../../src/core/probe/codec.js";
 import { probePairKey } from "../../../src/core/probe/mac.js";
+import { APPLY_LANDING_MS } from "../../../src/core/timers.js";
 import { useFakeClock } from "../helpers/fake-clock.js";
 import { SimWorld, PROBE_PORT } from "../helpers/sim-world.js";
 import { directPair } from "./sim-pairs.js";
@@ -156,8 +157,8 @@ describe("join engine", () => {
     );
     const ps = a.st.peers.get(b.id);
     const proven = ps?.paths.wg.endpoint;
-    const old = ps?.applied.named.find((e) => e !== proven);
-    if (!ps || !proven || !old) throw new Error(`no abandoned choice (named ${ps?.applied.named.join()})`);
+    const old = ps?.applied.named.find((n) => n.endpoint !== proven)?.endpoint;
+    if (!ps || !proven || !old) throw new Error("no abandoned choice");
     const stats = [
       {
         publicKey: b.wgKeys.publicKey,
@@ -173,6 +174,14 @@ describe("join engine", () => {
     expect(applied.find((p) => p.publicKey === b.wgKeys.publicKey)?.endpoint).to.equal(proven);
     expect(t.clock.advanceUntil(() => w.allDirect(), 1_000)).to.be.lessThan(1_000);
     expect(a.peer("b")).to.include({ path: "direct", endpoint: proven });
+    // Long after our last apply named it, WireGuard at that endpoint is a
+    // real roam: trusted, not fought (no flapping between two endpoints).
+    t.clock.advance(APPLY_LANDING_MS);
+    const later = step(a.st, { type: "stats", stats: [{ ...stats[0], endpoint: old }] }, t.clock.now());
+    expect(a.peer("b")).to.include({ path: "direct", endpoint: old });
+    expect(
+      later.effects.filter((e) => e.type === "applyPeers" && e.peers.some((p) => p.endpoint)),
+    ).to.deep.equal([]);
     w.stop();
   });
 
