@@ -21,6 +21,7 @@ export interface EngineStatus {
 function peerStatus(st: EngineState, ps: PeerState): PeerStatus {
   const paused = !st.admin.active;
   const endpoint = shownEndpoint(ps);
+  const latency = latencyOf(ps);
   return {
     id: ps.peer.id,
     name: ps.peer.name,
@@ -28,7 +29,8 @@ function peerStatus(st: EngineState, ps: PeerState): PeerStatus {
     path: paused ? "none" : ps.paths.path,
     endpoint: endpoint ?? null,
     family: endpoint ? endpointFamily(endpoint) : null,
-    latencyMs: paused ? null : latencyOf(ps),
+    // Microseconds are as far as a probe round trip means anything.
+    latencyMs: paused || latency === null ? null : Math.round(latency * 1_000) / 1_000,
     lastHandshakeMs: ps.paths.wg.lastHandshakeMs ?? null,
     reason: paused ? PAUSED_REASON : ps.paths.reason,
     settled: paused || ps.paths.settled,

@@ -267,7 +267,7 @@ export function decidePath(
         log("info", "direct path", {
           peer: ps.peer.name,
           endpoint: s.wg.endpoint ?? s.endpoint,
-          ...(s.since > 0 ? { ms: now - s.since } : { adopted: true }),
+          ...(s.since > 0 ? { ms: Math.round(now - s.since) } : { adopted: true }),
         }),
       );
     }

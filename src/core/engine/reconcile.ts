@@ -117,7 +117,7 @@ function maybePeerConn(st: EngineState, now: number, fx: EngineEffect[]): void {
   if ((p.peerConnWhenSettled && allSettled) || now >= st.joinedAt + p.peerConnAfterMs) {
     st.peerConnSent = true;
     post(fx, { type: messageType("peerConn") as "cc.ltgc.scope:peerConn", body: { peerId: st.self.id } });
-    fx.push(log("info", "peerConn sent", { ms: now - st.joinedAt, settled: allSettled }));
+    fx.push(log("info", "peerConn sent", { ms: Math.round(now - st.joinedAt), settled: allSettled }));
   }
 }
 
