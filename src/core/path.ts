@@ -223,14 +223,15 @@ export function chooseEndpoint(cands: readonly PathCandidate[], ctx: ChoiceConte
   // guess must not replace it before it has failed once.
   const roamed = cands.find((c) => c.source === "roamed" && !ctx.failed.has(c.endpoint));
   if (roamed) return { endpoint: roamed.endpoint, startOver: false };
-  // A port-shifting NAT's WireGuard port cannot be guessed: configuring the
-  // guess sends nowhere, and an apply of it landing after WireGuard roamed
-  // would undo the one working endpoint (docs/join.md, port-shifting).
-  const rest = cands.filter((c) => c.source !== "roamed" && !c.shifted);
+  const rest = cands.filter((c) => c.source !== "roamed");
   // A private address of another LAN leads nowhere; use one only if it answered
   // (same LAN) or if nothing public exists at all.
   const reachable = rest.filter((c) => !c.private || c.rttMs !== null);
-  const all = reachable.some((c) => !c.private) ? reachable : rest;
+  // A port-shifting NAT's WireGuard port cannot be guessed: configuring the
+  // guess sends nowhere, and an apply of it landing after WireGuard roamed
+  // would undo the one working endpoint (docs/join.md, port-shifting). It
+  // still shows the peer is public there, so no private address is tried.
+  const all = (reachable.some((c) => !c.private) ? reachable : rest).filter((c) => !c.shifted);
   if (all.length === 0) return { endpoint: undefined, startOver: false };
   let usable = all.filter((c) => !ctx.failed.has(c.endpoint));
   const startOver = usable.length === 0;

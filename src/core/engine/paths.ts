@@ -99,8 +99,10 @@ export function noteStats(ps: PeerState, s: PeerStats, now: number): boolean {
   if (wg.endpoint === s.endpoint && wg.lastHandshakeMs === s.lastHandshakeMs) return false;
   ps.paths.wg = { endpoint: s.endpoint, lastHandshakeMs: s.lastHandshakeMs };
   if (s.endpoint === undefined) return true;
+  // WireGuard moves an endpoint only on an authenticated packet: with no
+  // handshake at all, an endpoint is what some apply of ours left there.
   const ours = ps.applied.named.some((n) => n.endpoint === s.endpoint && now - n.at < APPLY_LANDING_MS);
-  if (!ours) learnRoamed(ps, s.endpoint, now);
+  if (!ours && s.lastHandshakeMs !== undefined) learnRoamed(ps, s.endpoint, now);
   // What the backend has now. If that is an endpoint we named before and no
   // longer want (a late apply undid a roam), the choice differs from it and
   // the next apply names the choice again.

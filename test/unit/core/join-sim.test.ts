@@ -120,6 +120,8 @@ describe("join over a simulated network (fast profile)", () => {
             expect(n.peer("ps")?.endpoint, n.host.name).to.equal(mapped);
             expect(inUse(n), `${n.host.name}'s WireGuard`).to.equal(mapped);
             expect([...n.wg.configured], `${n.host.name} configured`).to.not.include(guess);
+            // Nor a private address of ps's LAN, which nobody here shares.
+            expect([...n.wg.configured].filter((e) => e.startsWith("10."))).to.deep.equal([]);
           }
           expect(lies).to.deep.equal([]);
           w.stop();

@@ -49,6 +49,7 @@ describe("chooseEndpoint (one evidence type: roamed > reported / answered / gues
   const answered = c("198.51.100.7:51820", 3);
   const shifted = c("203.0.113.9:51820", null, { shifted: true });
   const v6 = c("[2001:db8::7]:51820", null);
+  const privateLan = c("10.2.0.12:51820", null, { kind: "local" });
   const rows: [string, PathCandidate[], Partial<typeof ctx>, string | undefined][] = [
     ["roamed beats an answered guess", [answered, roamed], {}, roamed.endpoint],
     ["roamed beats a silent IPv6 guess", [v6, roamed], { v6Deadline: 1_000 }, roamed.endpoint],
@@ -62,6 +63,7 @@ describe("chooseEndpoint (one evidence type: roamed > reported / answered / gues
     ["reported beats a silent guess", [guess, reported], {}, reported.endpoint],
     ["a shifted port is never configured", [shifted], {}, undefined],
     ["a shifted port gives way to a report", [shifted, reported], {}, reported.endpoint],
+    ["a shifted port makes no private address worth a guess", [shifted, privateLan], {}, undefined],
     ["silent IPv6 first while its grace runs", [answered, v6], { v6Deadline: 1_000 }, v6.endpoint],
     ["answered IPv4 after IPv6's grace", [answered, v6], { v6Deadline: 50 }, answered.endpoint],
     ["nothing at all", [], {}, undefined],
