@@ -82,6 +82,57 @@ describe("join engine", () => {
     w.stop();
   });
 
+  it("a valid pong looks at its own peer only: no walk over the peer set", () => {
+    const w = new SimWorld(t.clock);
+    const nodes = Array.from({ length: 6 }, (_, i) => w.add({ name: `n${i}`, v6: false }));
+    for (const n of nodes) n.join();
+    t.clock.advanceUntil(() => w.allDirect(), 5_000);
+    const [a, b] = [nodes[0], nodes[1]];
+    if (!a || !b) throw new Error("no nodes");
+    const key = probePairKey(b.identity.secretKey, b.identity.publicKey, a.identity.publicKey);
+    // An outstanding ping of a to b, as a probe round would leave it.
+    const nonce = "00000000abcdef01";
+    a.st.probes.pingsOut.set(nonce, {
+      peerId: b.id,
+      to: `${b.host.v4}:${PROBE_PORT}`,
+      sentAt: t.clock.now() - 1,
+    });
+    let walks = 0;
+    const peers = a.st.peers;
+    for (const m of ["values", "entries", "keys", "forEach", Symbol.iterator] as const) {
+      const f = (peers as unknown as Record<PropertyKey, (...x: unknown[]) => unknown>)[m];
+      if (!f) continue;
+      Object.defineProperty(peers, m, {
+        value: (...x: unknown[]) => {
+          walks++;
+          return f.apply(peers, x);
+        },
+        configurable: true,
+      });
+    }
+    const observed = { address: a.host.v4, port: PROBE_PORT };
+    const pong = {
+      type: "pong" as const,
+      sender: b.id,
+      nonce: "00000000abcdef02",
+      time: t.clock.now(),
+      echoNonce: nonce,
+      observed,
+    };
+    step(
+      a.st,
+      {
+        type: "probeReceived",
+        from: { address: b.host.v4, port: PROBE_PORT },
+        bytes: encodeProbe(pong, key),
+      },
+      t.clock.now(),
+    );
+    expect(a.st.peers.get(b.id)?.probe.answers.size, "the pong counted").to.be.greaterThan(0);
+    expect(walks, "walks over the peer set").to.equal(0);
+    w.stop();
+  });
+
   it("never answers a valid ping that comes from an address the peer does not use (no reflection)", () => {
     const { w, a, b } = joinedPair();
     const key = probePairKey(b.identity.secretKey, b.identity.publicKey, a.identity.publicKey);
