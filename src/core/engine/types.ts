@@ -165,7 +165,7 @@ export interface ProbeBook {
   pingsOut: Map<string, { peerId: string; to: string; sentAt: number }>;
   seenNonces: Map<string, number>;
   nonceCounter: number;
-  /** When pingsOut and seenNonces were last pruned (at most every PRUNE_EVERY_MS). */
+  /** When pingsOut and seenNonces were last pruned (at most every PROBE_PRUNE_EVERY_MS). */
   prunedAt: number;
 }
 
@@ -185,7 +185,11 @@ export interface EngineState {
   probes: ProbeBook;
   routing: RoutingState;
   admin: AdminState;
-  /** Peers whose facts changed since the last reconcile; all: every peer (a global fact changed). */
+  /**
+   * Peers whose facts changed since the last reconcile; all: every peer (a
+   * global fact changed); membership: peers came or went, so the next
+   * reconcile applies even if no entry changed.
+   */
   dirty: { peers: Set<string>; all: boolean; membership: boolean };
   /** Ids of peers not settled, so anyPending and peerConn need no scan. */
   unsettled: Set<string>;
