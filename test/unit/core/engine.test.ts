@@ -7,7 +7,7 @@ import { probePairKey } from "../../../src/core/probe/mac.js";
 import { APPLY_LANDING_MS } from "../../../src/core/timers.js";
 import { useFakeClock } from "../helpers/fake-clock.js";
 import { SimWorld, PROBE_PORT } from "../helpers/sim-world.js";
-import { directPair } from "./sim-pairs.js";
+import { directMesh, directPair } from "./sim-pairs.js";
 
 describe("join engine", () => {
   const t = useFakeClock();
@@ -83,10 +83,8 @@ describe("join engine", () => {
   });
 
   it("a valid pong looks at its own peer only: no walk over the peer set", () => {
-    const w = new SimWorld(t.clock);
-    const nodes = Array.from({ length: 6 }, (_, i) => w.add({ name: `n${i}`, v6: false }));
-    for (const n of nodes) n.join();
-    t.clock.advanceUntil(() => w.allDirect(), 5_000);
+    const specs = Array.from({ length: 6 }, (_, i) => ({ name: `n${i}`, v6: false }));
+    const { w, nodes } = directMesh(t.clock, specs);
     const [a, b] = [nodes[0], nodes[1]];
     if (!a || !b) throw new Error("no nodes");
     const key = probePairKey(b.identity.secretKey, b.identity.publicKey, a.identity.publicKey);
@@ -266,16 +264,15 @@ describe("join engine, latency", () => {
   });
 
   it("shows a latency for every direct pair, toward a symmetric NAT too, and keeps the shown endpoint", () => {
-    const w = new SimWorld(t.clock);
-    const pub = w.add({ name: "pub", v6: false });
-    const sym = w.add({ name: "sym", nat: "symmetric", v6: false });
-    const fc = w.add({ name: "fc", nat: "full-cone", v6: false });
-    for (const n of [pub, sym, fc]) n.join();
-    t.clock.advanceUntil(() => w.allDirect(), 5_000);
+    const { w, nodes } = directMesh(t.clock, [
+      { name: "pub", v6: false },
+      { name: "sym", nat: "symmetric", v6: false },
+      { name: "fc", nat: "full-cone", v6: false },
+    ]);
     const shown = new Map<string, (string | null)[]>();
     for (let i = 0; i < 40; i++) {
       t.clock.advance(250);
-      for (const n of [pub, sym, fc])
+      for (const n of nodes)
         for (const p of n.status().peers) {
           const k = `${n.host.name} → ${p.name}`;
           shown.set(k, [...(shown.get(k) ?? []), p.endpoint]);

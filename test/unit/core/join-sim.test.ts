@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { useFakeClock } from "../helpers/fake-clock.js";
 import { LISTEN_PORT, SimWorld, type SimNode } from "../helpers/sim-world.js";
-import { directPair } from "./sim-pairs.js";
+import { directMesh, directPair } from "./sim-pairs.js";
 import type { SimNatKind } from "../helpers/simnet.js";
 
 describe("join over a simulated network (fast profile)", () => {
@@ -128,12 +128,14 @@ describe("join over a simulated network (fast profile)", () => {
         });
 
   it("keeps a working roamed endpoint when a peer republishes its candidates", () => {
-    const w = new SimWorld(t.clock);
-    const pub = w.add({ name: "pub", v6: false });
-    const pr = w.add({ name: "pr", nat: "port-restricted", v6: false });
-    const ps = w.add({ name: "ps", nat: "port-shifting", v6: false });
-    for (const n of [pub, pr, ps]) n.join();
-    t.clock.advanceUntil(() => w.allDirect(), 10_000);
+    const specs = [
+      { name: "pub", v6: false },
+      { name: "pr", nat: "port-restricted", v6: false },
+      { name: "ps", nat: "port-shifting", v6: false },
+    ] as const;
+    const { w, nodes } = directMesh(t.clock, [...specs], 10_000);
+    const [pr, ps] = [nodes[1], nodes[2]];
+    if (!pr || !ps) throw new Error("no nodes");
     const working = pr.peer("ps")?.endpoint;
     // ps restarts with one candidate more: pr starts a new attempt toward it.
     const record = w.registry.records.get(ps.id);
