@@ -206,6 +206,11 @@ export interface ChoiceContext {
   v6Deadline: number;
   /** The peer's IPv4 address answered probes in this attempt. */
   v4Answered: boolean;
+  /**
+   * The choice goes into the apply that adds the peer to WireGuard. Only
+   * then may a shifted guess be configured (see chooseEndpoint).
+   */
+  addsPeer: boolean;
 }
 
 export interface Choice {
@@ -227,11 +232,16 @@ export function chooseEndpoint(cands: readonly PathCandidate[], ctx: ChoiceConte
   // A private address of another LAN leads nowhere; use one only if it answered
   // (same LAN) or if nothing public exists at all.
   const reachable = rest.filter((c) => !c.private || c.rttMs !== null);
-  // A port-shifting NAT's WireGuard port cannot be guessed: configuring the
-  // guess sends nowhere, and an apply of it landing after WireGuard roamed
-  // would undo the one working endpoint (docs/join.md, port-shifting). It
+  // A port-shifting NAT's WireGuard port cannot be guessed, and an apply of
+  // the guess landing after WireGuard roamed would undo the one working
+  // endpoint (docs/join.md, port-shifting). In the apply that adds the peer
+  // it is harmless (WireGuard cannot have roamed for a peer it did not know)
+  // and useful: the initiation it sends opens this host's own NAT toward the
+  // peer's address, which an address-restricted cone needs. Never later. It
   // still shows the peer is public there, so no private address is tried.
-  const all = (reachable.some((c) => !c.private) ? reachable : rest).filter((c) => !c.shifted);
+  const all = (reachable.some((c) => !c.private) ? reachable : rest).filter(
+    (c) => ctx.addsPeer || !c.shifted,
+  );
   if (all.length === 0) return { endpoint: undefined, startOver: false };
   let usable = all.filter((c) => !ctx.failed.has(c.endpoint));
   const startOver = usable.length === 0;

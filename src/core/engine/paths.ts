@@ -184,6 +184,7 @@ function choose(st: EngineState, ps: PeerState, now: number): string | undefined
     failed: ps.paths.failed,
     v6Deadline: v6Deadline(st, ps),
     v4Answered: ps.probe.firstV4AnswerAt !== undefined,
+    addsPeer: !ps.applied.inBackend,
   });
   // Every candidate timed out once: start over rather than stop trying.
   if (choice.startOver) ps.paths.failed.clear();

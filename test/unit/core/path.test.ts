@@ -42,7 +42,7 @@ describe("betterPath", () => {
 });
 
 describe("chooseEndpoint (one evidence type: roamed > reported / answered / guessed)", () => {
-  const ctx = { now: 100, failed: new Set<string>(), v6Deadline: 0, v4Answered: false };
+  const ctx = { now: 100, failed: new Set<string>(), v6Deadline: 0, v4Answered: false, addsPeer: false };
   const roamed = c("203.0.113.9:52894", null, { kind: "roamed", source: "roamed" });
   const reported = c("203.0.113.9:52894", null, { kind: "reported", source: "reported" });
   const guess = c("203.0.113.9:51870", null);
@@ -61,7 +61,8 @@ describe("chooseEndpoint (one evidence type: roamed > reported / answered / gues
     ],
     ["answered beats reported (no round trip of its own)", [reported, answered], {}, answered.endpoint],
     ["reported beats a silent guess", [guess, reported], {}, reported.endpoint],
-    ["a shifted port is never configured", [shifted], {}, undefined],
+    ["a shifted port is never steered to", [shifted], {}, undefined],
+    ["a shifted port only in the apply that adds the peer", [shifted], { addsPeer: true }, shifted.endpoint],
     ["a shifted port gives way to a report", [shifted, reported], {}, reported.endpoint],
     ["a shifted port makes no private address worth a guess", [shifted, privateLan], {}, undefined],
     ["silent IPv6 first while its grace runs", [answered, v6], { v6Deadline: 1_000 }, v6.endpoint],
