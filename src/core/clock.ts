@@ -14,7 +14,10 @@ export interface Clock {
   clearTimer(id: TimerId): void;
 }
 
-/** The real clock, for entry points (daemon, registry). */
+/**
+ * The real clock, for entry points. now() is Date.now(): whole ms, as the
+ * registry stores and signs (its schemas want integers).
+ */
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimer: (ms, fn) => {
@@ -23,4 +26,15 @@ export const systemClock: Clock = {
     return Number(t[Symbol.toPrimitive]());
   },
   clearTimer: (id) => clearTimeout(id),
+};
+
+/**
+ * The real clock with fractional milliseconds (monotonic, from the process's
+ * time origin), for the edge daemon: probe round trips on a LAN or in the lab
+ * are well under a millisecond. Encoders floor where the wire wants whole ms
+ * (probe/codec.ts).
+ */
+export const preciseClock: Clock = {
+  ...systemClock,
+  now: () => performance.timeOrigin + performance.now(),
 };

@@ -17,8 +17,13 @@ export interface TimerProfile {
    * registry event does, and those are dropped unverified.
    */
   readonly probeGapsMs: readonly number[];
-  /** Probe gap toward a settled peer: WireGuard keepalives carry liveness, probes only refresh latency. */
-  readonly settledProbeGapMs: number;
+  /**
+   * Probe gaps toward a settled peer; the last one repeats. WireGuard
+   * keepalives carry liveness, probes only refresh latency: a few rounds soon
+   * after settling replace the round trips measured while the join kept the
+   * CPUs busy, then the last gap keeps an idle mesh cheap.
+   */
+  readonly settledProbeGapsMs: readonly number[];
   /** Probe IPv4 from the start (true) or only after v4FallbackMs for peers silent on IPv6 (seed). */
   readonly probeAllFamilies: boolean;
   /** Happy eyeballs: after IPv4 answers, wait this long for IPv6 before configuring IPv4. */
@@ -50,7 +55,7 @@ export const TIMER_PROFILES: Readonly<Record<ProfileName, TimerProfile>> = {
   fast: {
     name: "fast",
     probeGapsMs: [100, 200, 400, 800, 1000],
-    settledProbeGapMs: 30_000,
+    settledProbeGapsMs: [1_000, 2_000, 4_000, 30_000],
     probeAllFamilies: true,
     v6GraceMs: 75,
     v4FallbackMs: 2_000,
@@ -70,7 +75,7 @@ export const TIMER_PROFILES: Readonly<Record<ProfileName, TimerProfile>> = {
   seed: {
     name: "seed",
     probeGapsMs: [2_000],
-    settledProbeGapMs: 2_000,
+    settledProbeGapsMs: [2_000],
     probeAllFamilies: false,
     v6GraceMs: 0,
     v4FallbackMs: 8_000,
@@ -95,3 +100,30 @@ export const gapAt = (gaps: readonly number[], i: number): number =>
 export const HANDSHAKE_FRESH_MS = 180_000;
 /** Keepalive configured on every peer so NAT mappings stay open (WireGuard's usual advice). */
 export const PERSISTENT_KEEPALIVE_S = 25;
+
+/*
+ * Engine constants that do not differ between profiles. Every duration the
+ * core uses is here or in a profile above (protocol.ts keeps the registry's
+ * SIGNATURE_WINDOW_MS beside the signing rules it belongs to).
+ */
+
+/** WireGuard (and some backends) report handshake times in whole seconds: allow the rounding. */
+export const HANDSHAKE_SLACK_MS = 1_000;
+/**
+ * An apply may land this long after the engine made it (a serial backend
+ * worker, a slow wg(8)): WireGuard at an endpoint we named within this time
+ * is our doing; later, it is WireGuard roaming there by itself.
+ */
+export const APPLY_LANDING_MS = 2_000;
+/** Retrigger gap toward a peer already settled as not direct: keepalives do most of the work. */
+export const SETTLED_RETRIGGER_MS = 30_000;
+/** An unanswered ping is forgotten after this long. */
+export const PING_TTL_MS = 10_000;
+/** Accepted probe clock skew, unless the config says otherwise. */
+export const PROBE_WINDOW_MS = 30_000;
+/** Outstanding pings and seen nonces are pruned at most this often (not on every input). */
+export const PROBE_PRUNE_EVERY_MS = 1_000;
+/** IPv6 wins over IPv4 unless its probe round trip is slower by more than this. */
+export const V6_RTT_ALLOWANCE_MS = 10;
+/** A probe round trip is the lowest of this many recent answers: it follows the path, not a busy moment. */
+export const RTT_SAMPLES = 4;

@@ -4,8 +4,10 @@
  * tests do the same over a simulated network.
  */
 import { natInfoOf } from "../netcheck.js";
-import { peerStatus } from "./peer.js";
-import type { EngineState, PeerStatus, SelfStatus } from "./types.js";
+import { endpointFamily } from "../ip.js";
+import { PAUSED_REASON } from "./admin.js";
+import { latencyOf, shownEndpoint } from "./paths.js";
+import type { EngineState, PeerState, PeerStatus, SelfStatus } from "./types.js";
 
 export { createEngineState, selfCandidates, step } from "./step.js";
 export * from "./types.js";
@@ -14,6 +16,25 @@ export interface EngineStatus {
   network: string | null;
   self: SelfStatus | null;
   peers: PeerStatus[];
+}
+
+function peerStatus(st: EngineState, ps: PeerState): PeerStatus {
+  const paused = !st.admin.active;
+  const endpoint = shownEndpoint(ps);
+  const latency = latencyOf(ps);
+  return {
+    id: ps.peer.id,
+    name: ps.peer.name,
+    address: ps.peer.address,
+    path: paused ? "none" : ps.paths.path,
+    endpoint: endpoint ?? null,
+    family: endpoint ? endpointFamily(endpoint) : null,
+    // Microseconds are as far as a probe round trip means anything.
+    latencyMs: paused || latency === null ? null : Math.round(latency * 1_000) / 1_000,
+    lastHandshakeMs: ps.paths.wg.lastHandshakeMs ?? null,
+    reason: paused ? PAUSED_REASON : ps.paths.reason,
+    settled: paused || ps.paths.settled,
+  };
 }
 
 /** The engine's half of `scope status` (the daemon adds nothing it does not know). */
@@ -30,9 +51,9 @@ export function engineStatus(st: EngineState): EngineStatus {
           nat: self.nat ?? natInfoOf(st.netcheck),
         }
       : null,
-    peers: [...st.peers.values()].map(peerStatus).sort((a, b) => (a.name < b.name ? -1 : 1)),
+    peers: [...st.peers.values()].map((ps) => peerStatus(st, ps)).sort((a, b) => (a.name < b.name ? -1 : 1)),
   };
 }
 
 /** Whether any peer is still pending: the runtime polls backend stats faster then. */
-export const anyPending = (st: EngineState): boolean => [...st.peers.values()].some((p) => !p.settled);
+export const anyPending = (st: EngineState): boolean => st.admin.active && st.unsettled.size > 0;

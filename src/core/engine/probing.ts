@@ -1,58 +1,161 @@
 /**
- * Probe bookkeeping shared by the reducer's handlers and reconcile: nonces,
- * outstanding pings, and the log-effect helper.
+ * The probing part of the paths slice: probe rounds toward each peer, the
+ * nonce and outstanding-ping bookkeeping, and received probes.
+ *
+ * A received probe that fails any check (unknown sender, bad MAC, stale,
+ * replayed, a pong nobody asked for) returns false before anything else
+ * runs: step() then does no reconcile at all, so a flood of junk costs a
+ * MAC check per datagram and nothing that grows with the mesh.
  */
-import { formatEndpoint } from "../ip.js";
-import { encodeProbe, pruneSeen, type ProbeMessage } from "../probe/codec.js";
+import { familyOf, formatEndpoint, parseEndpoint } from "../ip.js";
+import {
+  acceptFresh,
+  decodeProbe,
+  encodeProbe,
+  probeSender,
+  pruneSeen,
+  type ProbeMessage,
+} from "../probe/codec.js";
 import type { Endpoint } from "../protocol.js";
-import type { EngineEffect, EngineState, LogLevel } from "./types.js";
+import { gapAt, PING_TTL_MS, PROBE_PRUNE_EVERY_MS, PROBE_WINDOW_MS, RTT_SAMPLES } from "../timers.js";
+import { log } from "./log.js";
+import { candidatesOf, selfFamilies } from "./paths.js";
+import type { EngineEffect, EngineState, PeerState, ProbeBook, ProbeState } from "./types.js";
 
-const PING_TTL_MS = 10_000;
+export const newProbeBook = (): ProbeBook => ({
+  pingsOut: new Map(),
+  seenNonces: new Map(),
+  nonceCounter: 0,
+  prunedAt: 0,
+});
 
-export function nextNonce(st: EngineState): string {
-  st.nonceCounter = (st.nonceCounter + 1) >>> 0;
-  return st.cfg.nonceSalt + st.nonceCounter.toString(16).padStart(8, "0");
+export const newProbeState = (now: number): ProbeState => ({
+  round: 0,
+  settledRound: 0,
+  nextAt: now,
+  answers: new Map(),
+  firstV4AnswerAt: undefined,
+  source: undefined,
+});
+
+function nextNonce(st: EngineState): string {
+  st.probes.nonceCounter = (st.probes.nonceCounter + 1) >>> 0;
+  return st.cfg.nonceSalt + st.probes.nonceCounter.toString(16).padStart(8, "0");
 }
 
-export function pong(st: EngineState, now: number, echoNonce: string, observed: Endpoint): ProbeMessage {
-  return {
-    type: "pong" as const,
-    sender: st.self?.id ?? "",
-    nonce: nextNonce(st),
-    time: now,
-    echoNonce,
-    observed,
-  };
+function pong(st: EngineState, now: number, echoNonce: string, observed: Endpoint): ProbeMessage {
+  return { type: "pong", sender: st.self?.id ?? "", nonce: nextNonce(st), time: now, echoNonce, observed };
 }
 
-/** Pings every target; records them so pongs can be matched and timed. */
-export function sendPings(
-  st: EngineState,
-  peerId: string,
-  key: Uint8Array,
-  targets: Endpoint[],
-  now: number,
-  fx: EngineEffect[],
-): void {
+/** Forgets old pings and nonces, at most every PROBE_PRUNE_EVERY_MS. */
+export function pruneProbeBook(st: EngineState, now: number): void {
+  const b = st.probes;
+  if (now < b.prunedAt + PROBE_PRUNE_EVERY_MS) return;
+  b.prunedAt = now;
+  for (const [n, p] of b.pingsOut) if (now - p.sentAt > PING_TTL_MS) b.pingsOut.delete(n);
+  pruneSeen(b.seenNonces, now);
+}
+
+/** Families to probe now: seed probes IPv6 alone first and IPv4 only for peers silent on IPv6 at 8 s. */
+function probeFamilies(st: EngineState, ps: PeerState, now: number): Set<string> {
+  const mine = selfFamilies(st);
+  if (st.cfg.profile.probeAllFamilies || !mine.has("ipv6")) return mine;
+  const v6 = candidatesOf(st, ps, new Set(["ipv6"])).filter((c) => c.source !== "roamed");
+  if (v6.length === 0) return mine;
+  if (now < ps.paths.since + st.cfg.profile.v4FallbackMs || v6.some((c) => c.rttMs !== null))
+    return new Set(["ipv6"]);
+  return mine;
+}
+
+/** A probe round toward ps if one is due. */
+export function probePeer(st: EngineState, ps: PeerState, now: number, fx: EngineEffect[]): void {
+  const key = ps.key;
+  if (!key || now < ps.probe.nextAt) return;
+  const fams = probeFamilies(st, ps, now);
+  const targets = candidatesOf(st, ps, fams as Set<"ipv4" | "ipv6">).flatMap((c) => c.probes);
+  // Where the peer's pings come from answers too: behind a symmetric NAT it
+  // is the only address that does, and it gives the pair a latency.
+  const src = ps.probe.source;
+  if (src && fams.has(familyOf(src.address)) && !targets.some((t) => sameEndpoint(t, src))) targets.push(src);
   for (const to of targets) {
     const nonce = nextNonce(st);
-    st.pingsOut.set(nonce, { peerId, to: formatEndpoint(to), sentAt: now });
+    st.probes.pingsOut.set(nonce, { peerId: ps.peer.id, to: formatEndpoint(to), sentAt: now });
     fx.push({
       type: "sendProbe",
       to,
       bytes: encodeProbe({ type: "ping", sender: st.self?.id ?? "", nonce, time: now }, key),
     });
   }
+  const p = st.cfg.profile;
+  const q = ps.probe;
+  q.nextAt =
+    now +
+    (ps.paths.settled ? gapAt(p.settledProbeGapsMs, q.settledRound++) : gapAt(p.probeGapsMs, q.round++));
 }
 
-export function pruneProbeState(st: EngineState, now: number): void {
-  for (const [n, p] of st.pingsOut) if (now - p.sentAt > PING_TTL_MS) st.pingsOut.delete(n);
-  pruneSeen(st.seenNonces, now);
+const sameEndpoint = (a: Endpoint, b: Endpoint): boolean => a.address === b.address && a.port === b.port;
+
+/** from is one of the peer's published addresses, or one WireGuard saw it use. */
+function knownAddress(ps: PeerState, address: string): boolean {
+  return (
+    ps.peer.candidates.some((c) => c.address === address) ||
+    ps.paths.evidence.some((e) => parseEndpoint(e.endpoint)?.address === address) ||
+    (ps.paths.wg.endpoint !== undefined && parseEndpoint(ps.paths.wg.endpoint)?.address === address)
+  );
 }
 
-export const log = (level: LogLevel, msg: string, fields?: Record<string, unknown>): EngineEffect => ({
-  type: "log",
-  level,
-  msg,
-  ...(fields ? { fields } : {}),
-});
+/**
+ * One received datagram on the probe socket. Returns the peer whose facts
+ * changed (step reconciles only it), or undefined: rejected, or nothing new.
+ */
+export function receiveProbe(
+  st: EngineState,
+  from: Endpoint,
+  bytes: Uint8Array,
+  now: number,
+  fx: EngineEffect[],
+): PeerState | undefined {
+  const sender = probeSender(bytes);
+  const ps = sender === undefined ? undefined : st.peers.get(sender);
+  if (!ps?.key) return undefined;
+  const msg = decodeProbe(bytes, ps.key);
+  // Forged, stale or replayed: dropped without a trace in the state.
+  if (!msg || !acceptFresh(st.probes.seenNonces, msg, now, st.cfg.probeWindowMs ?? PROBE_WINDOW_MS))
+    return undefined;
+  if (msg.type === "ping") {
+    // A valid ping can be replayed by anyone who saw it before we did (one
+    // sent before we knew its sender was never recorded as seen). Answer only
+    // at an address the peer is known to use: never reflect to a stranger.
+    if (!knownAddress(ps, from.address)) {
+      fx.push(
+        log("debug", "ping from an address the peer never announced: not answered", {
+          peer: ps.peer.name,
+          from: formatEndpoint(from),
+        }),
+      );
+      return undefined;
+    }
+    fx.push({ type: "sendProbe", to: from, bytes: encodeProbe(pong(st, now, msg.nonce, from), ps.key) });
+    const old = ps.probe.source;
+    if (old && sameEndpoint(old, from)) return undefined;
+    ps.probe.source = from;
+    return ps;
+  }
+  const out = st.probes.pingsOut.get(msg.echoNonce);
+  if (!out || out.peerId !== ps.peer.id) return undefined;
+  st.probes.pingsOut.delete(msg.echoNonce);
+  const first = ps.probe.answers.size === 0;
+  recordRtt(ps.probe, out.to, Math.max(0, now - out.sentAt), now);
+  if (familyOf(parseEndpoint(out.to)?.address ?? "") === "ipv4") ps.probe.firstV4AnswerAt ??= now;
+  // First sign of life: WireGuard may have dropped our handshake before the
+  // peer knew us; try again now rather than in 5 s.
+  if (first && ps.paths.path !== "direct") ps.paths.nextTriggerAt = now;
+  return ps;
+}
+
+/** A round trip to target: the figure is the lowest of the last RTT_SAMPLES, so one busy moment does not stick. */
+export function recordRtt(p: ProbeState, target: string, rttMs: number, now: number): void {
+  const old = p.answers.get(target);
+  const samples = [...(old?.samples ?? []), rttMs].slice(-RTT_SAMPLES);
+  p.answers.set(target, { rttMs: Math.min(...samples), samples, at: now });
+}

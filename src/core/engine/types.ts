@@ -16,7 +16,12 @@ import type {
   PeerUpdate,
   PostMessage,
 } from "../protocol.js";
+import type { EndpointEvidence } from "../path.js";
 import type { TimerProfile } from "../timers.js";
+import type { AdminState } from "./admin.js";
+import type { Deadlines } from "./deadlines.js";
+import type { KexState } from "./kex.js";
+import type { RoutingState } from "./routing.js";
 
 /** The engine needs one timer: "tick" wakes it at its next deadline. */
 export type TimerName = "tick";
@@ -34,7 +39,9 @@ export type EngineInput =
   /** A fresh netcheck; if it changes this host's mapping, the engine migrates. */
   | { type: "netcheck"; report: NetcheckReport }
   /** The host's usable addresses changed, with a netcheck made after the change when there is one. */
-  | { type: "addressesChanged"; addresses: string[]; netcheck?: NetcheckReport };
+  | { type: "addressesChanged"; addresses: string[]; netcheck?: NetcheckReport }
+  /** The user switched the tunnel off (false) or on again (true) outside Scope (NetworkManager). */
+  | { type: "backendActive"; active: boolean };
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -67,36 +74,29 @@ export interface EngineConfig {
 }
 
 export interface ProbeAnswer {
+  /** Round trip of recent answers (the lowest of the last few, fractional ms): a moving figure, not the first one. */
   rttMs: number;
+  /** The last few round trips, newest last. */
+  samples: number[];
   at: number;
 }
 
-export interface PeerState {
-  peer: Peer;
-  /** Pair key for probe MACs; undefined if the identity key is unusable. */
-  key: Uint8Array | undefined;
+/**
+ * The paths slice of one peer (paths.ts): the current attempt, the endpoint
+ * evidence and the chosen endpoint, and the verdict (path, reason, settled).
+ */
+export interface PathState {
   /** Start of the current attempt (join, peerJoin, peerUpdate, migration); a handshake must be newer. */
   since: number;
-  probeRound: number;
-  nextProbeAt: number;
-  /** Answers by probe target "ip:port". */
-  answers: Map<string, ProbeAnswer>;
-  /** Where this peer's probes came from (its probe-port mapping as seen here). */
-  probeFrom: Endpoint | undefined;
-  firstV4AnswerAt: number | undefined;
-  /** WireGuard endpoints reported by others for this peer. */
-  reported: Candidate[];
-  /** The endpoint configured in WireGuard now, and since when. */
+  /** WireGuard endpoints learned outside the peer's record: the latest roamed one, reported ones. */
+  evidence: EndpointEvidence[];
+  /** The endpoint chosen for WireGuard now (the decision), and since when. */
   endpoint: string | undefined;
   endpointSince: number;
   /** Endpoints that got no handshake within the timeout in this attempt. */
   failed: Set<string>;
-  statsEndpoint: string | undefined;
-  /** ps.endpoint is a new choice the next apply must carry (see desiredPeers). */
-  steer: boolean;
-  /** The endpoint of the last direct session: tried first when a new attempt starts, before any candidate. */
-  roamed: string | undefined;
-  lastHandshakeMs: number | undefined;
+  /** What WireGuard reported last (stats): the endpoint in use and the last handshake. */
+  wg: { endpoint: string | undefined; lastHandshakeMs: number | undefined };
   /** The last handshake seen when the current attempt started: only a different one counts. */
   staleHandshakeMs: number | undefined;
   path: PeerPath;
@@ -104,13 +104,69 @@ export interface PeerState {
   settled: boolean;
   retriggerRound: number;
   nextTriggerAt: number;
+}
+
+/** The probing slice of one peer (probing.ts). */
+export interface ProbeState {
+  /** Probe rounds in this attempt while pending, and since settling. */
+  round: number;
+  settledRound: number;
+  nextAt: number;
+  /** Answers by probe target "ip:port". */
+  answers: Map<string, ProbeAnswer>;
+  firstV4AnswerAt: number | undefined;
+  /**
+   * Where this peer's verified pings came from: its probe port's mapping as
+   * seen here (not a WireGuard endpoint). Reported back to it, and probed
+   * too: behind a symmetric NAT it is the one address that answers.
+   */
+  source: Endpoint | undefined;
+}
+
+/** What we tell a peer about itself (reports.ts). */
+export interface ReportState {
   /** Dedupe key of the last report sent about this peer. */
-  lastReport: string | undefined;
-  reportDueAt: number;
+  last: string | undefined;
+  dueAt: number;
   /** Tell this peer we applied it (it joined): it re-triggers its handshake toward us. */
   announceApplied: boolean;
+}
+
+/** What the backend was last told about one peer (desired.ts). */
+export interface AppliedState {
   /** Some apply has configured this peer in the backend already (or it was adopted live). */
   inBackend: boolean;
+  /** The entry of the last apply, endpoint aside (compared structurally). */
+  entry: DesiredPeer | undefined;
+  /** The endpoint the backend has as far as we know: the chosen one at the last apply, or what stats showed. */
+  endpoint: string | undefined;
+  /**
+   * Endpoints our applies named lately, newest first, and when: WireGuard at
+   * one of them within APPLY_LANDING_MS is our doing (a late apply), not roaming.
+   */
+  named: { endpoint: string; at: number }[];
+}
+
+export interface PeerState {
+  peer: Peer;
+  /** Pair key for probe MACs; undefined if the identity key is unusable. */
+  key: Uint8Array | undefined;
+  paths: PathState;
+  probe: ProbeState;
+  report: ReportState;
+  kex: KexState;
+  applied: AppliedState;
+  /** Earliest future deadline of this peer, as last scheduled (deadlines.ts). */
+  dueAt: number | undefined;
+}
+
+/** Global probe bookkeeping: nonces and outstanding pings. */
+export interface ProbeBook {
+  pingsOut: Map<string, { peerId: string; to: string; sentAt: number }>;
+  seenNonces: Map<string, number>;
+  nonceCounter: number;
+  /** When pingsOut and seenNonces were last pruned (at most every PROBE_PRUNE_EVERY_MS). */
+  prunedAt: number;
 }
 
 export interface EngineState {
@@ -124,10 +180,20 @@ export interface EngineState {
   /** This host's WireGuard endpoints as peers saw them (reported to us). */
   reportedSelf: Candidate[];
   peers: Map<string, PeerState>;
-  pingsOut: Map<string, { peerId: string; to: string; sentAt: number }>;
-  seenNonces: Map<string, number>;
-  nonceCounter: number;
-  lastApplied: string | undefined;
+  /** WireGuard public key → peer, for stats. */
+  byKey: Map<string, PeerState>;
+  probes: ProbeBook;
+  routing: RoutingState;
+  admin: AdminState;
+  /**
+   * Peers whose facts changed since the last reconcile; all: every peer (a
+   * global fact changed); membership: peers came or went, so the next
+   * reconcile applies even if no entry changed.
+   */
+  dirty: { peers: Set<string>; all: boolean; membership: boolean };
+  /** Ids of peers not settled, so anyPending and peerConn need no scan. */
+  unsettled: Set<string>;
+  deadlines: Deadlines;
   timerAt: number | undefined;
 }
 

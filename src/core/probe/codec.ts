@@ -47,7 +47,8 @@ export function encodeProbe(msg: ProbeMessage, key: Uint8Array): Uint8Array {
   view.setUint16(6, body.length);
   out.set(hexBytes(msg.sender, 8), 8);
   out.set(hexBytes(msg.nonce, 8), 16);
-  view.setBigUint64(24, BigInt(msg.time));
+  // Whole ms on the wire: the clock may be fractional (sub-ms round trips).
+  view.setBigUint64(24, BigInt(Math.floor(msg.time)));
   out.set(body, HEADER);
   out.set(probeMac(key, out.subarray(0, HEADER + body.length)), HEADER + body.length);
   return out;

@@ -1,22 +1,18 @@
 import { expect } from "chai";
 import { step } from "../../../src/core/engine/index.js";
+import { PAUSED_REASON } from "../../../src/core/engine/admin.js";
+import { newProbeState, recordRtt } from "../../../src/core/engine/probing.js";
 import { encodeProbe } from "../../../src/core/probe/codec.js";
 import { probePairKey } from "../../../src/core/probe/mac.js";
+import { APPLY_LANDING_MS } from "../../../src/core/timers.js";
 import { useFakeClock } from "../helpers/fake-clock.js";
 import { SimWorld, PROBE_PORT } from "../helpers/sim-world.js";
+import { directMesh, directPair } from "./sim-pairs.js";
 
 describe("join engine", () => {
   const t = useFakeClock();
 
-  function joinedPair() {
-    const w = new SimWorld(t.clock);
-    const a = w.add({ name: "a" });
-    const b = w.add({ name: "b" });
-    a.join();
-    b.join();
-    t.clock.advanceUntil(() => w.allDirect(), 5_000);
-    return { w, a, b };
-  }
+  const joinedPair = () => directPair(t.clock, { name: "a" }, { name: "b" });
 
   it("ignores forged, wrong-key and replayed probes: no effect, no state change", () => {
     const { w, a, b } = joinedPair();
@@ -37,7 +33,7 @@ describe("join engine", () => {
       new Uint8Array(32),
     );
     const peerB = () => a.st.peers.get(b.id);
-    const before = JSON.stringify([...(peerB()?.answers ?? [])]);
+    const before = JSON.stringify([...(peerB()?.probe.answers ?? [])]);
     for (const bytes of [wrongKey, forgedPong, new Uint8Array(5)]) {
       expect(
         step(a.st, { type: "probeReceived", from, bytes }, t.clock.now()).effects.filter(
@@ -58,7 +54,80 @@ describe("join engine", () => {
         (e) => e.type === "sendProbe",
       ),
     ).to.have.length(0);
-    expect(JSON.stringify([...(peerB()?.answers ?? [])])).to.equal(before);
+    expect(JSON.stringify([...(peerB()?.probe.answers ?? [])])).to.equal(before);
+    w.stop();
+  });
+
+  it("a rejected probe returns before any reconcile: no effect at all, not even pruning", () => {
+    const { w, a, b } = joinedPair();
+    const from = { address: b.host.v4, port: PROBE_PORT };
+    const key = probePairKey(b.identity.secretKey, b.identity.publicKey, a.identity.publicKey);
+    const now = t.clock.now();
+    const ping = { type: "ping" as const, sender: b.id, nonce: "00000000feedf00d", time: now };
+    // Pruning is overdue: any reconcile would do it now, a rejected probe must not.
+    a.st.probes.prunedAt = 0;
+    const junk = [
+      encodeProbe(ping, new Uint8Array(32)), // bad MAC
+      encodeProbe({ ...ping, nonce: "00000000feedf00e", time: now - 60_000 }, key), // stale
+      encodeProbe({ ...ping, sender: "00000000000000ff" }, key), // unknown sender
+      new Uint8Array(5),
+    ];
+    for (const bytes of junk)
+      expect(step(a.st, { type: "probeReceived", from, bytes }, now).effects).to.deep.equal([]);
+    const good = encodeProbe(ping, key);
+    step(a.st, { type: "probeReceived", from: { address: "192.0.2.99", port: 1 }, bytes: good }, now);
+    // replayed: the nonce is seen now
+    expect(step(a.st, { type: "probeReceived", from, bytes: good }, now).effects).to.deep.equal([]);
+    expect(a.st.probes.prunedAt, "a reconcile ran").to.equal(0);
+    w.stop();
+  });
+
+  it("a valid pong looks at its own peer only: no walk over the peer set", () => {
+    const specs = Array.from({ length: 6 }, (_, i) => ({ name: `n${i}`, v6: false }));
+    const { w, nodes } = directMesh(t.clock, specs);
+    const [a, b] = [nodes[0], nodes[1]];
+    if (!a || !b) throw new Error("no nodes");
+    const key = probePairKey(b.identity.secretKey, b.identity.publicKey, a.identity.publicKey);
+    // An outstanding ping of a to b, as a probe round would leave it.
+    const nonce = "00000000abcdef01";
+    a.st.probes.pingsOut.set(nonce, {
+      peerId: b.id,
+      to: `${b.host.v4}:${PROBE_PORT}`,
+      sentAt: t.clock.now() - 1,
+    });
+    let walks = 0;
+    const peers = a.st.peers;
+    for (const m of ["values", "entries", "keys", "forEach", Symbol.iterator] as const) {
+      const f = (peers as unknown as Record<PropertyKey, (...x: unknown[]) => unknown>)[m];
+      if (!f) continue;
+      Object.defineProperty(peers, m, {
+        value: (...x: unknown[]) => {
+          walks++;
+          return f.apply(peers, x);
+        },
+        configurable: true,
+      });
+    }
+    const observed = { address: a.host.v4, port: PROBE_PORT };
+    const pong = {
+      type: "pong" as const,
+      sender: b.id,
+      nonce: "00000000abcdef02",
+      time: t.clock.now(),
+      echoNonce: nonce,
+      observed,
+    };
+    step(
+      a.st,
+      {
+        type: "probeReceived",
+        from: { address: b.host.v4, port: PROBE_PORT },
+        bytes: encodeProbe(pong, key),
+      },
+      t.clock.now(),
+    );
+    expect(a.st.peers.get(b.id)?.probe.answers.size, "the pong counted").to.be.greaterThan(0);
+    expect(walks, "walks over the peer set").to.equal(0);
     w.stop();
   });
 
@@ -73,7 +142,7 @@ describe("join engine", () => {
       t.clock.now(),
     );
     expect(fx.effects.filter((e) => e.type === "sendProbe")).to.have.length(0);
-    expect(a.st.peers.get(b.id)?.probeFrom).to.not.deep.equal(stranger);
+    expect(a.st.peers.get(b.id)?.probe.source).to.not.deep.equal(stranger);
     w.stop();
   });
 
@@ -109,15 +178,59 @@ describe("join engine", () => {
     a.join();
     const ps = a.st.peers.get(s.id);
     if (!ps) throw new Error("a does not know s");
-    // Someone else's view of s's WireGuard mapping (valid toward them only).
-    ps.reported = [{ address: s.host.v4, port: 1137, kind: "reported" }];
-    ps.peer.candidates = [...ps.peer.candidates, { address: "203.0.113.77", port: 1138, kind: "reported" }];
-    step(a.st, { type: "timer", name: "tick" }, t.clock.now());
-    expect(a.st.peers.get(s.id)?.endpoint).to.equal(undefined);
+    // Someone else's view of s's WireGuard mapping (valid toward them only),
+    // as a report and as a reported candidate in its record.
+    const now = t.clock.now();
+    const ev = { id: 1_000, network: "lab", ts: now, from: "0000000000000001" };
+    const about = { about: s.id, wgEndpoint: { address: s.host.v4, port: 1137 } };
+    step(a.st, { type: "event", event: { ...ev, type: "cc.ltgc.scope:peerReport", body: about } }, now);
+    const reported = { address: "203.0.113.77", port: 1138, kind: "reported" as const };
+    const body = { ...ps.peer, candidates: [...ps.peer.candidates, reported] };
+    step(a.st, { type: "event", event: { ...ev, id: 1_001, type: "cc.ltgc.scope:peerUpdate", body } }, now);
+    expect(a.st.peers.get(s.id)?.paths.evidence.map((e) => e.source)).to.deep.equal(["reported"]);
+    expect(a.st.peers.get(s.id)?.paths.endpoint).to.equal(undefined);
     t.clock.advance(5_000);
     // s initiates toward the public host; WireGuard roams to s's real mapping.
     expect(a.peer("s")?.path).to.equal("direct");
     expect(a.peer("s")?.endpoint).to.not.match(/:113[78]$/);
+    w.stop();
+  });
+
+  it("never calls a path direct while WireGuard uses an old choice of ours instead of the proven endpoint", () => {
+    // A late apply of an endpoint we chose before (here the silent IPv6
+    // guess) lands after WireGuard roamed to where the peer really is.
+    const { w, a, b } = directPair(
+      t.clock,
+      { name: "a" },
+      { name: "b", nat: "port-restricted", blackholeV6: true },
+    );
+    const ps = a.st.peers.get(b.id);
+    const proven = ps?.paths.wg.endpoint;
+    const old = ps?.applied.named.find((n) => n.endpoint !== proven)?.endpoint;
+    if (!ps || !proven || !old) throw new Error("no abandoned choice");
+    const stats = [
+      {
+        publicKey: b.wgKeys.publicKey,
+        endpoint: old,
+        lastHandshakeMs: ps.paths.wg.lastHandshakeMs,
+        rxBytes: 0,
+        txBytes: 0,
+      },
+    ];
+    const fx = step(a.st, { type: "stats", stats }, t.clock.now()).effects;
+    expect(a.peer("b")?.path, "direct while WireGuard is elsewhere").to.not.equal("direct");
+    const applied = fx.flatMap((e) => (e.type === "applyPeers" ? e.peers : []));
+    expect(applied.find((p) => p.publicKey === b.wgKeys.publicKey)?.endpoint).to.equal(proven);
+    expect(t.clock.advanceUntil(() => w.allDirect(), 1_000)).to.be.lessThan(1_000);
+    expect(a.peer("b")).to.include({ path: "direct", endpoint: proven });
+    // Long after our last apply named it, WireGuard at that endpoint is a
+    // real roam: trusted, not fought (no flapping between two endpoints).
+    t.clock.advance(APPLY_LANDING_MS);
+    const later = step(a.st, { type: "stats", stats: [{ ...stats[0], endpoint: old }] }, t.clock.now());
+    expect(a.peer("b")).to.include({ path: "direct", endpoint: old });
+    expect(
+      later.effects.filter((e) => e.type === "applyPeers" && e.peers.some((p) => p.endpoint)),
+    ).to.deep.equal([]);
     w.stop();
   });
 
@@ -133,6 +246,70 @@ describe("join engine", () => {
     const hubPeer = [...a.wg.peers.values()].find((p) => p.allowedIps.includes("10.88.0.0/16"));
     expect(hubPeer, "hub carries the network CIDR").to.not.equal(undefined);
     expect(a.wg.peers.get(b.wgKeys.publicKey)?.allowedIps).to.deep.equal([]);
+    w.stop();
+  });
+});
+
+describe("join engine, latency", () => {
+  const t = useFakeClock();
+
+  it("a round trip is the lowest of the last few answers, with fractions: it follows the path, not the first answer", () => {
+    const p = newProbeState(0);
+    recordRtt(p, "192.0.2.1:1", 26, 1);
+    expect(p.answers.get("192.0.2.1:1")?.rttMs).to.equal(26);
+    for (const [i, ms] of [0.9, 1.4, 0.62].entries()) recordRtt(p, "192.0.2.1:1", ms, 2 + i);
+    expect(p.answers.get("192.0.2.1:1")?.rttMs).to.equal(0.62);
+    for (let i = 0; i < 4; i++) recordRtt(p, "192.0.2.1:1", 3 + i, 10 + i);
+    expect(p.answers.get("192.0.2.1:1")?.rttMs, "old answers age out").to.equal(3);
+  });
+
+  it("shows a latency for every direct pair, toward a symmetric NAT too, and keeps the shown endpoint", () => {
+    const { w, nodes } = directMesh(t.clock, [
+      { name: "pub", v6: false },
+      { name: "sym", nat: "symmetric", v6: false },
+      { name: "fc", nat: "full-cone", v6: false },
+    ]);
+    const shown = new Map<string, (string | null)[]>();
+    for (let i = 0; i < 40; i++) {
+      t.clock.advance(250);
+      for (const n of nodes)
+        for (const p of n.status().peers) {
+          const k = `${n.host.name} → ${p.name}`;
+          shown.set(k, [...(shown.get(k) ?? []), p.endpoint]);
+          expect(p.path, k).to.equal("direct");
+          expect(p.latencyMs, `${k} latency`).to.be.a("number");
+        }
+    }
+    for (const [k, eps] of shown) expect(new Set(eps).size, `${k} endpoint flips: ${eps.join()}`).to.equal(1);
+    w.stop();
+  });
+});
+
+describe("join engine, admin: the user pauses the tunnel", () => {
+  const t = useFakeClock();
+
+  it("makes no applies, triggers or probes while paused, says so, and re-applies and re-attempts on resume", () => {
+    const pr = { name: "a", nat: "port-restricted", v6: false } as const;
+    const { w, a, b } = directPair(t.clock, pr, { name: "b", nat: "full-cone", v6: false });
+    const seen: string[] = [];
+    a.observe = (fx) => fx.forEach((e) => seen.push(e.type));
+    a.dispatch({ type: "backendActive", active: false });
+    expect(a.peer("b")).to.include({ path: "none", reason: PAUSED_REASON, latencyMs: null });
+    // The user's NetworkManager took the interface down: WireGuard forgets everything.
+    a.wg.apply([]);
+    b.leave();
+    const c = w.add({ name: "c", nat: "full-cone", v6: false });
+    c.join(); // a new peer arrives while paused
+    t.clock.advance(40_000);
+    expect(
+      seen.filter((e) => e === "applyPeers" || e === "triggerHandshake" || e === "sendProbe"),
+    ).to.deep.equal([]);
+    expect(a.peer("c")).to.include({ reason: PAUSED_REASON });
+    a.dispatch({ type: "backendActive", active: true });
+    expect(seen).to.include("applyPeers");
+    expect(t.clock.advanceUntil(() => a.peer("c")?.path === "direct", 5_000)).to.be.lessThan(1_000);
+    // c, settled long ago, sees the handshake at its next (slow) stats read.
+    expect(t.clock.advanceUntil(() => w.allDirect(), 10_000)).to.be.at.most(5_000);
     w.stop();
   });
 });

@@ -1,6 +1,8 @@
 import { expect } from "chai";
 import { useFakeClock } from "../helpers/fake-clock.js";
-import { SimWorld } from "../helpers/sim-world.js";
+import type { DesiredPeer } from "../../../src/core/backend.js";
+import { LISTEN_PORT, SimWorld, type SimNode } from "../helpers/sim-world.js";
+import { directMesh, directPair } from "./sim-pairs.js";
 import type { SimNatKind } from "../helpers/simnet.js";
 
 describe("join over a simulated network (fast profile)", () => {
@@ -58,13 +60,93 @@ describe("join over a simulated network (fast profile)", () => {
     w.stop();
   });
 
+  // The demo bug (issue 9): public and full-cone edges kept a port-shifting
+  // edge at its configured port while its NAT maps it elsewhere, and said
+  // direct. Whatever the order of joins, the latency and how late applies
+  // land, both must end on the NAT-mapped port, never steer to the
+  // configured one, never try a private address, and never call the path
+  // direct while WireGuard uses another endpoint.
+  const orders = [
+    ["pub", "fc", "ps"],
+    ["ps", "pub", "fc"],
+    ["fc", "ps", "pub"],
+  ];
+  for (const latency of [1, 5, 20])
+    for (const applyDelay of [0, 7, 30])
+      for (const order of orders)
+        it(`public and full-cone edges reach a port-shifting peer at its mapped port (latency ${latency} ms, applies +${applyDelay} ms, joins ${order.join(" ")})`, () => {
+          const w = new SimWorld(t.clock, latency);
+          const nodes = {
+            pub: w.add({ name: "pub", v6: false }),
+            fc: w.add({ name: "fc", nat: "full-cone", v6: false }),
+            ps: w.add({ name: "ps", nat: "port-shifting", v6: false }),
+          };
+          const ps = nodes.ps;
+          const mapped = `${ps.host.router?.wan}:${LISTEN_PORT ^ 0x400}`;
+          const guess = `${ps.host.router?.wan}:${LISTEN_PORT}`;
+          // The configured port may only go into the apply that adds ps (its
+          // initiation opens the sender's NAT; nothing can have roamed yet).
+          const steeredToGuess: string[] = [];
+          for (const n of Object.values(nodes)) {
+            const [apply, trigger] = [n.wg.apply.bind(n.wg), n.wg.trigger.bind(n.wg)];
+            const land = (d: DesiredPeer[]) => {
+              const known = n.wg.peers.has(ps.wgKeys.publicKey);
+              const e = d.find((p) => p.publicKey === ps.wgKeys.publicKey)?.endpoint;
+              if (known && e === guess) steeredToGuess.push(`${n.host.name} at ${t.clock.now()}`);
+              return apply(d);
+            };
+            n.wg.apply = land;
+            if (applyDelay > 0) {
+              // A backend that takes a while: applies and the triggers after them land late, in order.
+              n.wg.apply = (d) => {
+                t.clock.setTimer(applyDelay, () => n.running && land(d));
+                return [];
+              };
+              n.wg.trigger = (k) => {
+                t.clock.setTimer(applyDelay, () => n.running && trigger(k));
+              };
+            }
+          }
+          const inUse = (n: SimNode) => {
+            const e = n.wg.peers.get(ps.wgKeys.publicKey)?.endpoint;
+            return e ? `${e.address}:${e.port}` : undefined;
+          };
+          const lies: string[] = [];
+          const honest = () => {
+            for (const n of [nodes.pub, nodes.fc]) {
+              // What the engine last read from WireGuard (stats lag by one poll).
+              const seen = n.st.peers.get(ps.id)?.paths.wg.endpoint;
+              if (n.peer("ps")?.path === "direct" && seen === inUse(n) && seen !== mapped)
+                lies.push(`${n.host.name}: direct at ${seen}`);
+            }
+            return w.allDirect();
+          };
+          for (const name of order) {
+            nodes[name as keyof typeof nodes].join();
+            t.clock.advance(latency * 3);
+          }
+          expect(t.clock.advanceUntil(honest, 20_000), "all direct").to.be.lessThan(20_000);
+          t.clock.advanceUntil(() => (honest(), false), 3_000);
+          for (const n of [nodes.pub, nodes.fc]) {
+            expect(n.peer("ps")?.endpoint, n.host.name).to.equal(mapped);
+            expect(inUse(n), `${n.host.name}'s WireGuard`).to.equal(mapped);
+            // Nor a private address of ps's LAN, which nobody here shares.
+            expect([...n.wg.configured].filter((e) => e.startsWith("10."))).to.deep.equal([]);
+          }
+          expect(lies).to.deep.equal([]);
+          expect(steeredToGuess, "steered to the configured port").to.deep.equal([]);
+          w.stop();
+        });
+
   it("keeps a working roamed endpoint when a peer republishes its candidates", () => {
-    const w = new SimWorld(t.clock);
-    const pub = w.add({ name: "pub", v6: false });
-    const pr = w.add({ name: "pr", nat: "port-restricted", v6: false });
-    const ps = w.add({ name: "ps", nat: "port-shifting", v6: false });
-    for (const n of [pub, pr, ps]) n.join();
-    t.clock.advanceUntil(() => w.allDirect(), 10_000);
+    const specs = [
+      { name: "pub", v6: false },
+      { name: "pr", nat: "port-restricted", v6: false },
+      { name: "ps", nat: "port-shifting", v6: false },
+    ] as const;
+    const { w, nodes } = directMesh(t.clock, [...specs], 10_000);
+    const [pr, ps] = [nodes[1], nodes[2]];
+    if (!pr || !ps) throw new Error("no nodes");
     const working = pr.peer("ps")?.endpoint;
     // ps restarts with one candidate more: pr starts a new attempt toward it.
     const record = w.registry.records.get(ps.id);
@@ -184,12 +266,8 @@ describe("join over a simulated network (fast profile)", () => {
   });
 
   it("a new local address (docker0, a VPN) re-announces but leaves working sessions alone, on both sides", () => {
-    const w = new SimWorld(t.clock);
-    const a = w.add({ name: "a", nat: "port-restricted", v6: false });
-    const b = w.add({ name: "b", nat: "full-cone", v6: false });
-    a.join();
-    b.join();
-    t.clock.advanceUntil(() => w.allDirect(), 5_000);
+    const pr = { name: "a", nat: "port-restricted", v6: false } as const;
+    const { w, a, b } = directPair(t.clock, pr, { name: "b", nat: "full-cone", v6: false });
     const triggered: string[] = [];
     for (const n of [a, b]) {
       const trigger = n.wg.trigger.bind(n.wg);

@@ -91,6 +91,20 @@ describe("probe codec", () => {
   });
 });
 
+describe("probe codec and a fractional clock", () => {
+  it("encodes a fractional time as whole ms, floored", () => {
+    const [a, b] = [generateIdentity(), generateIdentity()];
+    const key = probePairKey(a.secretKey, a.publicKey, b.publicKey);
+    const msg: ProbeMessage = {
+      type: "ping",
+      sender: "00112233aabbccdd",
+      nonce: "0011223344556677",
+      time: 1_700_000_000_123.9,
+    };
+    expect(decodeProbe(encodeProbe(msg, key), key)).to.deep.equal({ ...msg, time: 1_700_000_000_123 });
+  });
+});
+
 function flip(b: Uint8Array, i: number): Uint8Array {
   const c = Uint8Array.from(b);
   c[i] = (c[i] ?? 0) ^ 1;
