@@ -123,7 +123,7 @@ export class Daemon {
   private readonly client: RegistryClient;
   private readonly log: Logger;
   private phase: Lifecycle = "starting";
-  /** Aborted on the way to stopping: the event stream, a netcheck, a retry wait. */
+  /** Aborted by shutdown(): the event stream, a netcheck, a registry retry wait. */
   private readonly abort = new AbortController();
   /** start()'s work; shutdown waits for it to give up before releasing anything. */
   private startup: Promise<void> | undefined;
@@ -181,7 +181,6 @@ export class Daemon {
     if (!TRANSITIONS[this.phase].includes(next)) return false;
     this.log.debug("lifecycle", { from: this.phase, to: next });
     this.phase = next;
-    if (next === "stopping") this.abort.abort();
     return true;
   }
 
@@ -568,6 +567,7 @@ export class Daemon {
     if (!this.moveTo("stopping")) return;
     this.stopping?.();
     // Start-up gives up at its next check: its waits end (abort) and its requests fail (close).
+    this.abort.abort();
     this.client.close();
     for (const id of this.timers.values()) this.clock.clearTimer(id);
     this.timers.clear();
