@@ -5,7 +5,8 @@
  */
 import { expect } from "chai";
 import { useFakeClock } from "../helpers/fake-clock.js";
-import { DaemonWorld, LISTEN_PORT } from "../helpers/daemon-world.js";
+import { DaemonWorld, LISTEN_PORT, type DaemonNode } from "../helpers/daemon-world.js";
+import type { SimHostSpec } from "../helpers/simnet.js";
 
 describe("daemons in the simulator", function () {
   // Real work per fake millisecond (koa, SQLite, signatures): generous for a slow CI machine.
@@ -17,26 +18,33 @@ describe("daemons in the simulator", function () {
     w = new DaemonWorld(t.clock);
     await w.start();
   });
+  /** The nodes, every pair direct (asserted). */
+  async function directMesh(...specs: SimHostSpec[]): Promise<DaemonNode[]> {
+    const { nodes } = await w.mesh(specs);
+    expect(w.allDirect(), w.logs()).to.equal(true);
+    return nodes;
+  }
+
   // Each test stops its world itself, before useFakeClock()'s check; this only cleans up after a failure.
   afterEach(async () => {
     await w.stop();
   });
 
   it("join: three daemons behind open NATs end with every pair direct", async () => {
-    const a = w.add({ name: "a" });
-    const b = w.add({ name: "b", nat: "full-cone" });
-    const c = w.add({ name: "c", nat: "port-restricted" });
-    await w.up(a, b, c);
-    const took = await w.advanceUntil(() => w.allDirect(), 10_000);
+    const { nodes, tookMs } = await w.mesh([
+      { name: "a" },
+      { name: "b", nat: "full-cone" },
+      { name: "c", nat: "port-restricted" },
+    ]);
     expect(w.allDirect(), w.logs()).to.equal(true);
-    expect(took).to.be.below(5_000);
-    for (const n of [a, b, c]) {
+    expect(tookMs).to.be.below(5_000);
+    for (const n of nodes) {
       expect(n.daemon?.lifecycle).to.equal("member");
       expect(n.status().registry).to.equal("connected");
       // The backend was given both other peers, with endpoints.
       const peers = n.backend.last?.peers ?? [];
       expect(peers.map((p) => p.publicKey).sort()).to.deep.equal(
-        [a, b, c]
+        nodes
           .filter((x) => x !== n)
           .map((x) => x.wgKeys.publicKey)
           .sort(),
@@ -46,12 +54,11 @@ describe("daemons in the simulator", function () {
   });
 
   it("leave: the departed daemon stops and removes its interface; the others drop it", async () => {
-    const a = w.add({ name: "a" });
-    const b = w.add({ name: "b", nat: "full-cone" });
-    const c = w.add({ name: "c", nat: "address-restricted" });
-    await w.up(a, b, c);
-    await w.advanceUntil(() => w.allDirect(), 10_000);
-    expect(w.allDirect(), w.logs()).to.equal(true);
+    const [a, b, c] = await directMesh(
+      { name: "a" },
+      { name: "b", nat: "full-cone" },
+      { name: "c", nat: "address-restricted" },
+    );
 
     await b.leave();
     expect(b.exitCode).to.equal(0);
@@ -73,12 +80,11 @@ describe("daemons in the simulator", function () {
   });
 
   it("migration: a host moves behind another NAT; every pair is direct again, on its new address", async () => {
-    const a = w.add({ name: "a", v6: false });
-    const b = w.add({ name: "b", nat: "full-cone", v6: false });
-    const c = w.add({ name: "c", nat: "port-restricted", v6: false });
-    await w.up(a, b, c);
-    await w.advanceUntil(() => w.allDirect(), 10_000);
-    expect(w.allDirect(), w.logs()).to.equal(true);
+    const [a, b, c] = await directMesh(
+      { name: "a", v6: false },
+      { name: "b", nat: "full-cone", v6: false },
+      { name: "c", nat: "port-restricted", v6: false },
+    );
     const before = a.peer("c")?.endpoint;
 
     w.net.rehome(c.host, "full-cone");
@@ -94,11 +100,7 @@ describe("daemons in the simulator", function () {
   });
 
   it("registry restart: daemons keep their paths, reconnect, resync, and a newcomer joins them all", async () => {
-    const a = w.add({ name: "a" });
-    const b = w.add({ name: "b", nat: "full-cone" });
-    await w.up(a, b);
-    await w.advanceUntil(() => w.allDirect(), 10_000);
-    expect(w.allDirect(), w.logs()).to.equal(true);
+    const [a, b] = await directMesh({ name: "a" }, { name: "b", nat: "full-cone" });
 
     w.registry.stop();
     await w.advanceUntil(() => [a, b].every((n) => n.status().registry === "disconnected"), 5_000);
@@ -137,11 +139,29 @@ describe("daemons in the simulator", function () {
     await w.stop();
   });
 
-  it("stop() leaves a daemon that did not stop to the leak check", async () => {
+  it("SIGTERM during a netcheck that does not come back: start-up gives up at once, nothing is left", async () => {
     const a = w.add({ name: "a" });
-    const b = w.add({ name: "b", nat: "full-cone" });
-    await w.up(a, b);
-    await w.advanceUntil(() => w.allDirect(), 10_000);
+    await a.join();
+    let netchecks = 0;
+    a.netcheckHook = (signal) =>
+      new Promise((_resolve, reject) => {
+        netchecks++;
+        signal.addEventListener("abort", () => reject(new Error("netcheck aborted")), { once: true });
+      });
+    a.start();
+    await w.advance(3_000);
+    expect(netchecks).to.equal(1);
+    expect(a.daemon?.lifecycle).to.equal("starting");
+    await a.stop();
+    expect(a.daemon?.lifecycle).to.equal("stopped");
+    expect(a.exitCode).to.equal(0);
+    // Never a member: nothing was announced to the registry, no peer list read, no timer left.
+    expect(a.logs.some((l) => l.includes("member of network"))).to.equal(false);
+    await w.stop();
+  });
+
+  it("stop() leaves a daemon that did not stop to the leak check", async () => {
+    const [, b] = await directMesh({ name: "a" }, { name: "b", nat: "full-cone" });
     // b is forgotten by the world: its daemon keeps its timers.
     w.nodes.splice(w.nodes.indexOf(b), 1);
     await w.stop();

@@ -14,7 +14,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RegistryClient } from "../../../src/client/registry-client.js";
 import { FakeBackend } from "../../../src/core/fake-backend.js";
-import { computeNetcheck, natInfoOf, type ReflectorObservation } from "../../../src/core/netcheck.js";
+import {
+  computeNetcheck,
+  natInfoOf,
+  type NetcheckReport,
+  type ReflectorObservation,
+} from "../../../src/core/netcheck.js";
 import type { Endpoint, Network } from "../../../src/core/protocol.js";
 import { EdgeConfig } from "../../../src/config/schema.js";
 import { generateIdentity, generateWgKeyPair, peerIdOf, sha256Hex } from "../../../src/crypto/keys.js";
@@ -152,6 +157,8 @@ export class DaemonNode {
   backend: FakeBackend;
   daemon: Daemon | undefined;
   exitCode: number | undefined;
+  /** Replaces the simulated netcheck (e.g. one that hangs until the daemon stops). */
+  netcheckHook: ((signal: AbortSignal) => Promise<NetcheckReport>) | undefined;
   private joined: JoinState | undefined;
 
   constructor(
@@ -244,7 +251,7 @@ export class DaemonNode {
       clock: w.clock,
       random: () => 0.5,
       probeSocket: (port) => new SimProbeSocket(w.net, this.host, port),
-      netcheck: () => Promise.resolve(this.netcheck()),
+      netcheck: (signal) => this.netcheckHook?.(signal) ?? Promise.resolve(this.netcheck()),
       localAddresses: () => this.host.addresses(),
       registryTransport: w.registry.transport(this.host.v4),
     });
@@ -307,6 +314,13 @@ export class DaemonWorld {
       n.start();
     }
     await this.settle();
+  }
+
+  /** Adds, joins and starts a node per spec, then runs until every pair is direct (or limitMs passed). */
+  async mesh(specs: SimHostSpec[], limitMs = 10_000): Promise<{ nodes: DaemonNode[]; tookMs: number }> {
+    const nodes = specs.map((spec) => this.add(spec));
+    await this.up(...nodes);
+    return { nodes, tookMs: await this.advanceUntil(() => this.allDirect(), limitMs) };
   }
 
   running(): DaemonNode[] {
