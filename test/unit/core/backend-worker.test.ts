@@ -3,6 +3,14 @@ import type { ApplyResult, Backend, DesiredState, PeerStats } from "../../../src
 import { BackendWorker, TRIGGER_SPACING_MS } from "../../../src/daemon/backend-worker.js";
 import { useFakeClock, type FakeClock } from "../helpers/fake-clock.js";
 
+/** A worker on the fake clock whose hooks ignore everything. */
+const quietWorker = (backend: Backend, clock: FakeClock): BackendWorker =>
+  new BackendWorker(
+    backend,
+    { onApplied: () => undefined, onStats: () => undefined, onError: () => undefined },
+    { clock },
+  );
+
 /** Runs the fake clock 1 ms at a time, letting promises settle in between, until p settles. */
 async function runUntil(clock: FakeClock, p: Promise<void>): Promise<void> {
   let done = false;
@@ -103,11 +111,7 @@ describe("backend worker", () => {
       },
       close: async () => undefined,
     };
-    const w = new BackendWorker(
-      backend,
-      { onApplied: () => undefined, onStats: () => undefined, onError: () => undefined },
-      { clock },
-    );
+    const w = quietWorker(backend, clock);
     w.apply(state([["A", "1.1.1.1:1"]]));
     await runUntil(clock, w.idle());
     clock.advance(TRIGGER_SPACING_MS);
@@ -189,11 +193,7 @@ describe("backend worker, failing backend", () => {
       stats: async () => [],
       close: async () => undefined,
     };
-    const w = new BackendWorker(
-      backend,
-      { onApplied: () => undefined, onStats: () => undefined, onError: () => undefined },
-      { clock },
-    );
+    const w = quietWorker(backend, clock);
     w.apply(state([["A", "1.1.1.1:1"]]));
     await new Promise((r) => setImmediate(r));
     expect(applies).to.equal(1);
