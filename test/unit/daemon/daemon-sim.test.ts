@@ -50,6 +50,10 @@ describe("daemons in the simulator", function () {
           .sort(),
       );
     }
+    // Idle past the registry's SSE heartbeat (15 s, on the fake clock too): streams stay up, paths stay direct.
+    await w.advance(20_000, 50);
+    expect(w.allDirect()).to.equal(true);
+    expect(w.logs()).to.not.include("event stream lost");
     await w.stop();
   });
 

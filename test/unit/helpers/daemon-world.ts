@@ -62,7 +62,7 @@ export class InProcessRegistry {
 
   async start(): Promise<void> {
     const store = new SqliteStore(join(this.dir, "registry.db"));
-    const hub = new EventHub();
+    const hub = new EventHub(undefined, undefined, this.clock);
     store.onEvent((e) => hub.publish(e));
     this.store = store;
     this.hub = hub;
