@@ -114,4 +114,25 @@ export default tseslint.config(
     files: ["src/core/clock.ts"],
     rules: { "no-restricted-properties": "off", "no-restricted-globals": "off" },
   },
+  // The daemon and the registry client run under the fake clock too (issue 9): same rule, their own words.
+  {
+    files: ["src/daemon/**/*.ts", "src/client/**/*.ts"],
+    rules: {
+      "no-restricted-properties": [
+        "error",
+        { object: "Date", property: "now", message: "the daemon reads time from its injected Clock." },
+        {
+          object: "Math",
+          property: "random",
+          message: "the daemon takes randomness from an injected Random.",
+        },
+      ],
+      "no-restricted-globals": [
+        "error",
+        { name: "setTimeout", message: "the daemon schedules through its injected Clock." },
+        { name: "setInterval", message: "the daemon schedules through its injected Clock." },
+        { name: "setImmediate", message: "the daemon schedules through its injected Clock." },
+      ],
+    },
+  },
 );

@@ -19,8 +19,22 @@ import { ErrorBody } from "../core/protocol.js";
  * source address) brings its own.
  */
 export type Target =
-  | { url: string; socketPath?: undefined; agent?: Agent }
-  | { socketPath: string; url?: undefined; agent?: undefined };
+  | { url: string; socketPath?: undefined; agent?: Agent; transport?: HttpTransport }
+  | { socketPath: string; url?: undefined; agent?: undefined; transport?: undefined };
+
+/** What callers read of an answer: an IncomingMessage has it, and so does an in-process transport's. */
+export interface HttpResponse extends AsyncIterable<Buffer> {
+  readonly statusCode?: number | undefined;
+  destroy(): void;
+}
+
+/**
+ * Carries a request instead of node:http (the daemon simulator: a koa app
+ * called in-process). Resolves once the answer's head is there; rejects
+ * with a ScopeError, an AbortError, or an error with a `code` for "no
+ * answer at all" (treated as unreachable).
+ */
+export type HttpTransport = (req: HttpRequest) => Promise<HttpResponse>;
 
 export interface HttpRequest {
   method: string;
@@ -58,7 +72,8 @@ export function isUnreachable(err: unknown): boolean {
 export const describeTarget = (t: Target): string => t.url ?? `unix:${t.socketPath}`;
 
 /** Sends one request; resolves with the response once its headers arrived (the body is not read). */
-export function send(target: Target, req: HttpRequest): Promise<IncomingMessage> {
+export function send(target: Target, req: HttpRequest): Promise<HttpResponse> {
+  if (target.transport) return viaTransport(target, target.transport, req);
   return sendOnce(target, req).catch((e: unknown) => {
     // A kept-alive connection the server closed just as we reused it: the
     // request never reached it, so one retry on a fresh connection is safe.
@@ -66,6 +81,20 @@ export function send(target: Target, req: HttpRequest): Promise<IncomingMessage>
       return sendOnce(target, req);
     throw e;
   });
+}
+
+async function viaTransport(target: Target, t: HttpTransport, req: HttpRequest): Promise<HttpResponse> {
+  try {
+    return await t(req);
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    if (err instanceof ScopeError || err.name === "AbortError") throw err;
+    throw new ScopeError(
+      "unavailable",
+      `cannot reach registry at ${describeTarget(target)}: ${err.code ?? err.message}`,
+      { cause: new UnreachableError(err.code ?? "ECONNREFUSED") },
+    );
+  }
 }
 
 function sendOnce(target: Target, req: HttpRequest): Promise<IncomingMessage> {
@@ -122,10 +151,10 @@ function sendOnce(target: Target, req: HttpRequest): Promise<IncomingMessage> {
   });
 }
 
-export async function readAll(res: IncomingMessage, limit = MAX_RESPONSE_BYTES): Promise<Buffer> {
+export async function readAll(res: HttpResponse, limit = MAX_RESPONSE_BYTES): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of res as AsyncIterable<Buffer>) {
+  for await (const chunk of res) {
     size += chunk.length;
     if (size > limit) {
       res.destroy();
@@ -137,7 +166,7 @@ export async function readAll(res: IncomingMessage, limit = MAX_RESPONSE_BYTES):
 }
 
 /** A ScopeError from an error answer; the code is the server's if this client knows it. */
-export async function errorFrom(res: IncomingMessage): Promise<ScopeError> {
+export async function errorFrom(res: HttpResponse): Promise<ScopeError> {
   const status = res.statusCode ?? 0;
   let body: ErrorBody | undefined;
   try {

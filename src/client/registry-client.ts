@@ -4,7 +4,7 @@
  * every answer and event is validated against src/core/protocol.ts, so code
  * behind this client only ever sees well-formed records.
  */
-import type { Clock } from "../core/clock.js";
+import { sleep, systemClock, systemRandom, type Clock, type Random } from "../core/clock.js";
 import { ScopeError } from "../core/errors.js";
 import {
   API_PREFIX,
@@ -22,7 +22,7 @@ import { peerIdOf, type Identity } from "../crypto/keys.js";
 import { signRequest } from "../crypto/signing.js";
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
-import { call, errorFrom, isUnreachable, jsonBody, send, type Target } from "./http.js";
+import { call, errorFrom, isUnreachable, jsonBody, send, type HttpTransport, type Target } from "./http.js";
 import { SseParser } from "./sse.js";
 import { z } from "zod";
 
@@ -31,7 +31,12 @@ export interface RegistryClientOptions {
   url: string;
   network: string;
   identity: Identity;
-  clock?: Pick<Clock, "now">;
+  /** Signing timestamps and reconnect waits (default: the system clock). */
+  clock?: Clock;
+  /** Reconnect jitter (default: Math.random). */
+  random?: Random;
+  /** Carries requests instead of node:http (default: none, a keep-alive agent per client). */
+  transport?: HttpTransport;
 }
 
 export interface EventsOptions {
@@ -66,17 +71,21 @@ export class RegistryClient {
   readonly peerId: string;
   private target: Target;
   private readonly base: string;
-  private readonly clock: Pick<Clock, "now">;
+  private readonly clock: Clock;
+  private readonly random: Random;
+  /** Aborts every request still under way when the client is closed. */
+  private readonly closed = new AbortController();
   /** Counts dropConnections(): a request cut by one is sent again on the new pool. */
   private generation = 0;
   /** Aborts the current event stream connection (not the whole follow): see dropConnections. */
   private streamAbort: AbortController | undefined;
 
   constructor(private readonly opts: RegistryClientOptions) {
-    this.target = { url: opts.url, agent: newAgent(opts.url) };
+    this.target = this.newTarget();
     this.peerId = peerIdOf(opts.identity.publicKey);
     this.base = `${API_PREFIX}/networks/${encodeURIComponent(opts.network)}`;
-    this.clock = opts.clock ?? { now: () => Date.now() };
+    this.clock = opts.clock ?? systemClock;
+    this.random = opts.random ?? systemRandom;
   }
 
   /** Joins with a join token; proves possession of the identity key by signing as peer "join". */
@@ -112,14 +121,20 @@ export class RegistryClient {
   dropConnections(): void {
     this.generation++;
     const old = this.target.agent;
-    this.target = { url: this.opts.url, agent: newAgent(this.opts.url) };
+    this.target = this.newTarget();
     old?.destroy();
     this.streamAbort?.abort();
   }
 
-  /** Frees the connection pool (the daemon is stopping). */
+  /** Gives up every request under way and frees the connection pool (the daemon is stopping). */
   close(): void {
+    this.closed.abort();
     this.target.agent?.destroy();
+  }
+
+  private newTarget(): Target {
+    const { url, transport } = this.opts;
+    return transport ? { url, transport } : { url, agent: newAgent(url) };
   }
 
   /**
@@ -151,9 +166,9 @@ export class RegistryClient {
         // No answer at all (or the stream broke mid-way): the registry is down or
         // restarting; retrying is cheap for it, so keep the delay short.
         const cheap = isUnreachable(e) || !(e instanceof ScopeError);
-        const wait = dropped ? 0 : Math.round(delay * (0.5 + Math.random() / 2));
+        const wait = dropped ? 0 : Math.round(delay * (0.5 + this.random() / 2));
         o.onDisconnect?.(dropped ? new Error("connections dropped") : (e as Error), wait);
-        if (wait > 0) await sleep(wait, o.signal);
+        if (wait > 0) await sleep(this.clock, wait, o.signal);
         delay = Math.min(cheap ? RECONNECT_UNREACHABLE_MAX_MS : RECONNECT_MAX_MS, delay * 2);
       } finally {
         o.signal.removeEventListener("abort", stop);
@@ -195,7 +210,7 @@ export class RegistryClient {
         }
       });
     });
-    for await (const chunk of res as AsyncIterable<Buffer>) {
+    for await (const chunk of res) {
       parser.push(chunk);
       await chain;
     }
@@ -216,7 +231,11 @@ export class RegistryClient {
         ...signRequest(this.opts.identity, signAs, { method, path, body: raw }, this.clock.now()),
         ...(body === undefined ? {} : { "content-type": "application/json" }),
       };
-      return call(this.target, { method, path, headers, body: body === undefined ? undefined : raw }, schema);
+      return call(
+        this.target,
+        { method, path, headers, body: body === undefined ? undefined : raw, signal: this.closed.signal },
+        schema,
+      );
     };
     const gen = this.generation;
     try {
@@ -245,15 +264,3 @@ const parseJson = (text: string): unknown => {
     return undefined;
   }
 };
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
-}

@@ -38,3 +38,21 @@ export const preciseClock: Clock = {
   ...systemClock,
   now: () => performance.timeOrigin + performance.now(),
 };
+
+/** Resolves after ms on clock, or at once when signal aborts (it never rejects); the timer goes either way. */
+export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = (): void => {
+      clock.clearTimer(id);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const id = clock.setTimer(ms, done);
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** A source of uniform numbers in [0, 1), for jitter; injected like the clock so tests are repeatable. */
+export type Random = () => number;
+export const systemRandom: Random = () => Math.random();

@@ -19,6 +19,7 @@
  */
 import type { Backend, DesiredState, PeerStats } from "../core/backend.js";
 import { canTriggerHandshake } from "../core/backend.js";
+import { sleep, systemClock, type Clock, type TimerId } from "../core/clock.js";
 
 export interface WorkerHooks {
   onApplied(changes: string[]): void;
@@ -37,11 +38,14 @@ export class BackendWorker {
   private readonly initiatedAt = new Map<string, number>();
   /** Peers in the backend after the last successful apply. */
   private applied = new Set<string>();
-  private wake: NodeJS.Timeout | undefined;
+  private wake: TimerId | undefined;
   private statsWanted = false;
   private running: Promise<void> | undefined;
   private stopped = false;
+  /** Cuts a retry wait short when the worker stops. */
+  private readonly stopSignal = new AbortController();
   private failures = 0;
+  private readonly clock: Clock;
 
   /** Settles when a call made on the backend before this worker (join --foreground) is done. */
   private after: Promise<unknown> | undefined;
@@ -51,16 +55,19 @@ export class BackendWorker {
   constructor(
     private readonly backend: Backend,
     private readonly hooks: WorkerHooks,
-    options: { retryMs?: number; after?: Promise<unknown> | undefined } = {},
+    options: { retryMs?: number; after?: Promise<unknown> | undefined; clock?: Clock } = {},
   ) {
+    this.clock = options.clock ?? systemClock;
     this.retryMs = options.retryMs ?? 500;
     this.after = options.after?.catch(() => undefined);
   }
 
-  /** No more retries of failed applies (the daemon is stopping); what is queued still runs. */
+  /** No more retries of failed applies (the daemon is stopping); what is queued still runs, once. */
   stop(): void {
     this.stopped = true;
-    clearTimeout(this.wake);
+    if (this.wake !== undefined) this.clock.clearTimer(this.wake);
+    this.wake = undefined;
+    this.stopSignal.abort();
   }
 
   apply(desired: DesiredState): void {
@@ -70,7 +77,7 @@ export class BackendWorker {
 
   trigger(publicKey: string): void {
     if (!canTriggerHandshake(this.backend)) return;
-    if (!this.triggers.has(publicKey)) this.triggers.set(publicKey, Date.now());
+    if (!this.triggers.has(publicKey)) this.triggers.set(publicKey, this.clock.now());
     this.kick();
   }
 
@@ -83,7 +90,7 @@ export class BackendWorker {
   async idle(): Promise<void> {
     for (;;) {
       if (this.running) await this.running;
-      else if (this.wake !== undefined) await new Promise((r) => setTimeout(r, TRIGGER_SPACING_MS));
+      else if (this.wake !== undefined) await sleep(this.clock, TRIGGER_SPACING_MS);
       else return;
     }
   }
@@ -136,11 +143,11 @@ export class BackendWorker {
           // wireguard-go that missed a UAPI deadline is the usual cause.
           this.desired = this.desired ? mergePending(d, this.desired) : d;
           const wait = Math.min(10_000, this.retryMs * 2 ** this.failures++);
-          await new Promise((r) => setTimeout(r, wait));
+          await sleep(this.clock, wait, this.stopSignal.signal);
         }
       } else if (ready !== undefined) {
         this.triggers.delete(ready);
-        this.initiatedAt.set(ready, Date.now());
+        this.initiatedAt.set(ready, this.clock.now());
         if (canTriggerHandshake(this.backend))
           await this.backend.triggerHandshake(ready).catch((e: Error) => this.hooks.onError("trigger", e));
       } else if (this.statsWanted) {
@@ -161,7 +168,7 @@ export class BackendWorker {
 
   /** A pending trigger whose peer saw no initiation from us in the last TRIGGER_SPACING_MS. */
   private readyTrigger(): string | undefined {
-    const now = Date.now();
+    const now = this.clock.now();
     for (const key of this.triggers.keys())
       if ((this.initiatedAt.get(key) ?? -Infinity) + TRIGGER_SPACING_MS <= now) return key;
     return undefined;
@@ -172,18 +179,15 @@ export class BackendWorker {
     const at = Math.min(
       ...[...this.triggers.keys()].map((k) => (this.initiatedAt.get(k) ?? 0) + TRIGGER_SPACING_MS),
     );
-    this.wake = setTimeout(
-      () => {
-        this.wake = undefined;
-        this.kick();
-      },
-      Math.max(1, at - Date.now()),
-    );
+    this.wake = this.clock.setTimer(Math.max(1, at - this.clock.now()), () => {
+      this.wake = undefined;
+      this.kick();
+    });
   }
 
   /** Peers this apply added with an endpoint got an initiation from WireGuard itself (keepalive on add). */
   private noteApplied(d: DesiredState): void {
-    const now = Date.now();
+    const now = this.clock.now();
     for (const p of d.peers)
       if (!this.applied.has(p.publicKey) && p.endpoint) this.initiatedAt.set(p.publicKey, now);
     this.applied = new Set(d.peers.map((p) => p.publicKey));

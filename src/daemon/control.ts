@@ -14,6 +14,7 @@ import { chmod, mkdir, unlink } from "node:fs/promises";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
 import { z } from "zod";
+import { systemClock, type Clock } from "../core/clock.js";
 import { ERROR_CODES, ScopeError, isScopeError, type ErrorCode } from "../core/errors.js";
 
 export const ControlRequest = z.discriminatedUnion("cmd", [
@@ -93,21 +94,22 @@ export function controlRequest(
   path: string,
   req: ControlRequest,
   timeoutMs = 30_000,
+  clock: Clock = systemClock,
 ): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const conn = createConnection(path);
     let buf = "";
-    const timer = setTimeout(() => {
+    const timer = clock.setTimer(timeoutMs, () => {
       conn.destroy();
       reject(new ScopeError("unavailable", `no answer from the daemon on ${path}`));
-    }, timeoutMs);
+    });
     conn.setEncoding("utf8");
     conn.on("connect", () => conn.write(JSON.stringify(req) + "\n"));
     conn.on("data", (c: string) => {
       buf += c;
       const nl = buf.indexOf("\n");
       if (nl < 0) return;
-      clearTimeout(timer);
+      clock.clearTimer(timer);
       conn.end();
       const r = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>;
       if (r.ok === true) resolve(r);
@@ -120,7 +122,7 @@ export function controlRequest(
         );
     });
     conn.on("error", (e: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
+      clock.clearTimer(timer);
       const why =
         e.code === "ENOENT" || e.code === "ECONNREFUSED"
           ? "is the daemon running?"

@@ -10,8 +10,9 @@ import { familyOf, isUsableAddress, normalizeAddress } from "../core/ip.js";
 import { computeNetcheck, type NetcheckReport, type ReflectorObservation } from "../core/netcheck.js";
 import type { Endpoint } from "../core/protocol.js";
 import { encodeRequest, parseReply } from "../core/reflector.js";
+import { sleep, systemClock, type Clock } from "../core/clock.js";
 import { verifyMessage } from "../crypto/keys.js";
-import type { ProbeSocket } from "./udp.js";
+import type { ProbeTransport } from "./udp.js";
 
 export interface NetcheckTarget {
   registryUrl: string;
@@ -42,11 +43,26 @@ async function registryAddresses(url: string): Promise<string[]> {
   }
 }
 
+export interface NetcheckOptions {
+  /** Both rounds together; each waits at most half of it. */
+  timeoutMs?: number;
+  clock?: Clock;
+  /** Stops waiting for replies (the daemon is stopping); the report then has what came so far. */
+  signal?: AbortSignal;
+  /** This host's addresses (default: localAddresses(skipInterface)). */
+  localAddresses?: () => string[];
+}
+
+/** One netcheck for the daemon: what runNetcheck returns, through whatever runs it (the simulator has its own). */
+export type NetcheckRunner = (signal: AbortSignal) => Promise<NetcheckReport>;
+
 export async function runNetcheck(
-  sock: ProbeSocket,
+  sock: ProbeTransport,
   t: NetcheckTarget,
-  timeoutMs = 800,
+  o: NetcheckOptions = {},
 ): Promise<NetcheckReport> {
+  const timeoutMs = o.timeoutMs ?? 800;
+  const clock = o.clock ?? systemClock;
   const servers = await registryAddresses(t.registryUrl);
   const pending = new Map<string, { server: Endpoint; reflector: 0 | 1; sentAt: number }>();
   const observations: ReflectorObservation[] = [];
@@ -64,12 +80,12 @@ export async function runNetcheck(
       reflector: p.reflector,
       server: p.server,
       observed: { address: r.address, port: r.port },
-      rttMs: Date.now() - p.sentAt,
+      rttMs: clock.now() - p.sentAt,
     });
   };
   try {
     // Two rounds: one lost datagram should not make a NAT look symmetric or IPv6 dead.
-    for (let round = 0; round < 2 && (round === 0 || pending.size > 0); round++) {
+    for (let round = 0; round < 2 && (round === 0 || pending.size > 0) && !o.signal?.aborted; round++) {
       for (const address of servers) {
         for (const [i, port] of t.reflectorPorts.entries()) {
           if (round > 0 && observations.some((o) => o.server.address === address && o.reflector === i))
@@ -78,23 +94,25 @@ export async function runNetcheck(
           pending.set(nonce.toString("hex"), {
             server: { address, port },
             reflector: i as 0 | 1,
-            sentAt: Date.now(),
+            sentAt: clock.now(),
           });
           sock.send({ address, port }, encodeRequest({ nonce }));
         }
       }
-      // Done early when every request of the round was answered.
-      await new Promise<void>((r) => {
-        wake = r;
-        setTimeout(r, timeoutMs / 2);
-      });
+      // Done early when every request of the round was answered (or when stopping).
+      const answered = new AbortController();
+      wake = () => answered.abort();
+      const stop = () => answered.abort();
+      o.signal?.addEventListener("abort", stop, { once: true });
+      await sleep(clock, timeoutMs / 2, answered.signal);
+      o.signal?.removeEventListener("abort", stop);
     }
   } finally {
     sock.onReflector = prev;
   }
   return computeNetcheck({
     probePort: t.probePort,
-    localAddresses: localAddresses(t.skipInterface),
+    localAddresses: o.localAddresses?.() ?? localAddresses(t.skipInterface),
     observations,
   });
 }

@@ -8,11 +8,21 @@
  * Restarts lose nothing: the interface belongs to the backend and keeps
  * running; on start the engine adopts the live peers (stats) and the first
  * apply changes nothing that works.
+ *
+ * Lifecycle (a closed state, moved only by moveTo): starting → member →
+ * stopping → stopped, or starting → stopping when a SIGTERM comes during
+ * start-up. Start-up looks at it after every await and gives up at once when
+ * stopping; shutdown waits for start-up to give up, then releases everything
+ * in one place. Time and randomness come from the injected Clock and Random,
+ * I/O through injectable seams (probe socket, netcheck, local addresses,
+ * registry transport, control socket), so whole daemons run in the simulator
+ * (test/unit/helpers/daemon-world.ts).
  */
 import { randomBytes } from "node:crypto";
+import { unlink } from "node:fs/promises";
 import type { Server } from "node:net";
-import type { Backend, DesiredInterface } from "../core/backend.js";
-import { systemClock, type Clock, type TimerId } from "../core/clock.js";
+import { hasActiveState, type Backend, type DesiredInterface } from "../core/backend.js";
+import { preciseClock, sleep, systemClock, type Clock, type Random, type TimerId } from "../core/clock.js";
 import {
   anyPending,
   createEngineState,
@@ -27,6 +37,7 @@ import { ScopeError } from "../core/errors.js";
 import { composeCandidates, natInfoOf, type NetcheckReport } from "../core/netcheck.js";
 import type { Event, JoinResponse } from "../core/protocol.js";
 import { TIMER_PROFILES, type TimerProfile } from "../core/timers.js";
+import type { HttpTransport } from "../client/http.js";
 import { RegistryClient } from "../client/registry-client.js";
 import type { EdgeConfig } from "../config/schema.js";
 import type { Identity, WgKeyPair } from "../crypto/keys.js";
@@ -35,9 +46,9 @@ import type { Logger } from "../log.js";
 import { BackendWorker } from "./backend-worker.js";
 import { serveControl } from "./control.js";
 import type { JoinState } from "./files.js";
-import { localAddresses, runNetcheck } from "./netcheck-runner.js";
+import { localAddresses, runNetcheck, type NetcheckRunner } from "./netcheck-runner.js";
 import { pingPeer } from "./ping.js";
-import { ProbeSocket } from "./udp.js";
+import { ProbeSocket, type ProbeTransport } from "./udp.js";
 
 export interface DaemonDeps {
   config: EdgeConfig;
@@ -47,10 +58,37 @@ export interface DaemonDeps {
   backend: Backend;
   /** Settles when a backend call made before the daemon (join --foreground's interface) is done. */
   backendBusy?: Promise<unknown>;
-  controlSocket: string;
+  /** Where `scope status/leave/...` reach the daemon; undefined: none (the simulator). */
+  controlSocket: string | undefined;
   logger: Logger;
   clock?: Clock;
+  /** Reconnect jitter of the registry client (default: Math.random). */
+  random?: Random;
+  /** The probe socket on this port (default: a dual-stack UDP ProbeSocket). */
+  probeSocket?: (port: number) => ProbeTransport;
+  /** One netcheck (default: reflector requests from the probe socket, runNetcheck). */
+  netcheck?: NetcheckRunner;
+  /** This host's usable addresses (default: the OS's, without the tunnel interface). */
+  localAddresses?: () => string[];
+  /** Carries registry requests (default: node:http to config.registry.url). */
+  registryTransport?: HttpTransport;
 }
+
+/**
+ * Where the daemon is in its life. starting: start() runs (netcheck,
+ * interface, control socket, first registry round trip); member: joined,
+ * engine and timers running; stopping: shutdown() releases things;
+ * stopped: done resolved.
+ */
+export type Lifecycle = "starting" | "member" | "stopping" | "stopped";
+
+/** The only transitions; everything else is refused by moveTo. */
+const TRANSITIONS: { readonly [K in Lifecycle]: readonly Lifecycle[] } = {
+  starting: ["member", "stopping"],
+  member: ["stopping"],
+  stopping: ["stopped"],
+  stopped: [],
+};
 
 /** Addresses are re-read this often (cheap: no syscalls beyond getifaddrs); a move is noticed within this. */
 const ADDRESS_POLL_MS = 1_000;
@@ -80,17 +118,27 @@ export const desiredInterface = (
 export class Daemon {
   private st!: EngineState;
   private readonly clock: Clock;
+  /** The engine's time: fractional ms by default, so probe round trips under 1 ms are seen (the registry client signs whole ms). */
+  private readonly engineNow: () => number;
+  /** Stops following the backend's active state (NetworkManager: the user's switch). */
+  private unfollowActive: (() => void) | undefined;
   private readonly profile: TimerProfile;
-  private readonly sock: ProbeSocket;
+  private readonly sock: ProbeTransport;
   private readonly client: RegistryClient;
   private readonly log: Logger;
+  private phase: Lifecycle = "starting";
+  /** Aborted by shutdown(): the event stream, a netcheck, a registry retry wait. */
   private readonly abort = new AbortController();
+  /** start()'s work; shutdown waits for it to give up before releasing anything. */
+  private startup: Promise<void> | undefined;
   private readonly timers = new Map<string, TimerId>();
   private readonly worker: BackendWorker;
   private queued: Event[] | undefined = [];
   private control: Server | undefined;
   private registryUp = false;
+  /** Our own leave is under way: the selfRemoved it causes is expected. */
   private leaving = false;
+  /** A migration netcheck is under way: address polls meanwhile wait for it. */
   private checking = false;
   /** The last updateSelf failed (registry away): re-sent when the event stream is back. */
   private selfUnsent = false;
@@ -105,12 +153,16 @@ export class Daemon {
 
   constructor(private readonly d: DaemonDeps) {
     this.clock = d.clock ?? systemClock;
+    this.engineNow = d.clock ? () => this.clock.now() : () => preciseClock.now();
     this.profile = TIMER_PROFILES[d.config.daemon.timers];
-    this.sock = new ProbeSocket(this.probePort);
+    this.sock = (d.probeSocket ?? ((port) => new ProbeSocket(port)))(this.probePort);
     this.client = new RegistryClient({
       url: d.config.registry.url,
       network: d.config.network.name,
       identity: d.identity,
+      clock: this.clock,
+      ...(d.random ? { random: d.random } : {}),
+      ...(d.registryTransport ? { transport: d.registryTransport } : {}),
     });
     this.log = d.logger;
     this.done = new Promise((r) => (this.exit = r));
@@ -121,15 +173,53 @@ export class Daemon {
         onStats: (stats) => this.dispatch({ type: "stats", stats }),
         onError: (op, err) => this.log.error(`backend ${op} failed`, { error: err.message }),
       },
-      { after: d.backendBusy },
+      { after: d.backendBusy, clock: this.clock },
     );
+  }
+
+  get lifecycle(): Lifecycle {
+    return this.phase;
+  }
+
+  /** The one place the lifecycle changes; false (and no change) for a transition that is not allowed. */
+  private moveTo(next: Lifecycle): boolean {
+    if (!TRANSITIONS[this.phase].includes(next)) return false;
+    this.log.debug("lifecycle", { from: this.phase, to: next });
+    this.phase = next;
+    return true;
+  }
+
+  /** Start-up goes on only while this holds; checked after every await in it. */
+  private get starting(): boolean {
+    return this.phase === "starting";
+  }
+
+  /** Inputs are handled and timers set only while this holds. */
+  private get running(): boolean {
+    return this.phase === "starting" || this.phase === "member";
   }
 
   private get probePort(): number {
     return this.d.config.daemon.probe_port ?? this.d.config.wireguard.listen_port + 1;
   }
 
+  /**
+   * Starts; resolves once a member, or early when shutdown() came first
+   * (then `done` tells the exit code). A failure (no longer a member) stops
+   * the daemon and rejects.
+   */
   async start(): Promise<void> {
+    if (this.startup || !this.starting) return;
+    this.startup = this.startUp();
+    try {
+      await this.startup;
+    } catch (e) {
+      void this.shutdown(1, { remove: false });
+      throw e;
+    }
+  }
+
+  private async startUp(): Promise<void> {
     const t0 = this.clock.now();
     this.log.info("starting", {
       network: this.d.config.network.name,
@@ -145,17 +235,20 @@ export class Daemon {
       .then(() => this.d.backend.stats())
       .then(
         (live) => {
-          if (live.length === 0 && !this.abort.signal.aborted)
-            this.worker.apply({ iface: this.iface(), peers: [] });
+          if (live.length === 0 && this.starting) this.worker.apply({ iface: this.iface(), peers: [] });
         },
         () => undefined,
       );
     await this.sock.open();
+    if (!this.starting) return;
     this.sock.onProbe = (from, bytes) => this.dispatch({ type: "probeReceived", from, bytes });
-    const addrs = localAddresses(this.d.config.wireguard.interface);
-    this.lastNetcheck = await this.netcheck();
+    const addrs = this.localAddresses();
+    const report = await this.netcheck();
+    if (!this.starting) return;
+    this.lastNetcheck = report;
     this.startupMs.netcheckMs = this.clock.now() - t0;
     await early;
+    if (!this.starting) return;
     this.st = createEngineState(
       {
         profile: this.profile,
@@ -166,17 +259,32 @@ export class Daemon {
       addrs,
       this.lastNetcheck,
     );
-    this.control = await serveControl(this.d.controlSocket, (req) => this.onControl(req));
+    // The user's switch (NetworkManager): off pauses the engine, on resumes; the daemon never overrides it.
+    const backend = this.d.backend;
+    if (hasActiveState(backend))
+      this.unfollowActive = backend.onActiveChange((active) =>
+        this.dispatch({ type: "backendActive", active }),
+      );
+    if (this.d.controlSocket !== undefined) {
+      // Released by shutdown() like everything else, even when it came meanwhile.
+      this.control = await serveControl(this.d.controlSocket, (req) => this.onControl(req));
+      if (!this.starting) return;
+    }
     void this.followEvents();
-    await this.enter();
+    if (!(await this.enter())) return;
     this.every("addresses", ADDRESS_POLL_MS, () => void this.checkAddresses());
     this.every("netcheck", NETCHECK_EVERY_MS, () => void this.refreshNetcheck());
     this.pollStats();
+    this.moveTo("member");
   }
 
-  /** Becomes a member again: announce fresh candidates, read the peer list, adopt the live interface. */
-  private async enter(): Promise<void> {
-    for (;;) {
+  /**
+   * Becomes a member again: announce fresh candidates, read the peer list,
+   * adopt the live interface. Retries while the registry is away; false when
+   * the daemon began stopping meanwhile.
+   */
+  private async enter(): Promise<boolean> {
+    while (this.starting) {
       const t0 = this.clock.now();
       try {
         const candidates = composeCandidates({
@@ -206,6 +314,7 @@ export class Daemon {
             this.d.backend.stats().catch(() => []),
           ),
         ]);
+        if (!this.starting) return false;
         const response: JoinResponse = { ...this.d.join, self, peers, lastEventId: 0 };
         this.dispatch({ type: "joined", response, existing });
         this.log.info("member of network", {
@@ -219,17 +328,18 @@ export class Daemon {
         const queued = this.queued ?? [];
         this.queued = undefined;
         for (const event of queued) this.dispatch({ type: "event", event });
-        return;
+        return true;
       } catch (e) {
+        if (!this.starting) return false;
         if (e instanceof ScopeError && e.code === "not_found")
           throw new ScopeError("not_found", "this host is no longer a member of the network (removed?)");
         this.log.warn("registry unreachable; tunnels stay as they are, retrying", {
           error: (e as Error).message,
         });
-        await new Promise((r) => setTimeout(r, REGISTRY_RETRY_MS));
-        if (this.abort.signal.aborted) return;
+        await sleep(this.clock, REGISTRY_RETRY_MS, this.abort.signal);
       }
     }
+    return false;
   }
 
   private async followEvents(): Promise<void> {
@@ -261,6 +371,7 @@ export class Daemon {
         },
       });
     } catch (e) {
+      if (!this.running) return;
       this.log.error("event stream failed for good", { error: (e as Error).message });
       if (e instanceof ScopeError && (e.code === "not_found" || e.code === "unauthorized"))
         await this.shutdown(1, { remove: false });
@@ -271,6 +382,7 @@ export class Daemon {
     if (this.queued) return; // not joined yet: enter() reads the list anyway
     try {
       const peers = await this.client.listPeers();
+      if (!this.running) return;
       this.log.info("resynced peer list", { why, peers: peers.length - 1 });
       this.dispatch({ type: "resync", peers });
     } catch (e) {
@@ -279,15 +391,16 @@ export class Daemon {
   }
 
   dispatch(input: EngineInput): void {
-    if (!this.st || this.abort.signal.aborted) return;
+    if (!this.st || !this.running) return;
     if (
       !this.st.self &&
       input.type !== "joined" &&
       input.type !== "addressesChanged" &&
-      input.type !== "netcheck"
+      input.type !== "netcheck" &&
+      input.type !== "backendActive"
     )
       return;
-    const r = step(this.st, input, this.clock.now());
+    const r = step(this.st, input, this.engineNow());
     this.st = r.state;
     for (const e of r.effects) this.run(e);
   }
@@ -360,14 +473,23 @@ export class Daemon {
     });
   }
 
-  private async netcheck(): Promise<NetcheckReport> {
-    return runNetcheck(this.sock, {
-      registryUrl: this.d.config.registry.url,
-      registryKey: this.d.join.registryKey,
-      reflectorPorts: this.d.join.reflectorPorts,
-      probePort: this.probePort,
-      skipInterface: this.d.config.wireguard.interface,
-    });
+  private netcheck(): Promise<NetcheckReport> {
+    if (this.d.netcheck) return this.d.netcheck(this.abort.signal);
+    return runNetcheck(
+      this.sock,
+      {
+        registryUrl: this.d.config.registry.url,
+        registryKey: this.d.join.registryKey,
+        reflectorPorts: this.d.join.reflectorPorts,
+        probePort: this.probePort,
+        skipInterface: this.d.config.wireguard.interface,
+      },
+      { clock: this.clock, signal: this.abort.signal, localAddresses: () => this.localAddresses() },
+    );
+  }
+
+  private localAddresses(): string[] {
+    return this.d.localAddresses?.() ?? localAddresses(this.d.config.wireguard.interface);
   }
 
   /**
@@ -376,7 +498,7 @@ export class Daemon {
    * 2 s later, when a new router may have settled.
    */
   private async checkAddresses(): Promise<void> {
-    const addresses = localAddresses(this.d.config.wireguard.interface);
+    const addresses = this.localAddresses();
     if (addresses.join() === this.st.addresses.join() || this.checking) return;
     // Mid-move (old address gone, new one not yet there): nothing to announce; the next poll sees the new one.
     if (addresses.length === 0) return;
@@ -387,6 +509,7 @@ export class Daemon {
       // old source address: drop them so everything reconnects from the new one.
       this.client.dropConnections();
       this.lastNetcheck = await this.netcheck();
+      if (!this.running) return;
       this.dispatch({ type: "addressesChanged", addresses, netcheck: this.lastNetcheck });
       this.after("netcheck-again", 2_000, () => void this.refreshNetcheck());
     } finally {
@@ -395,7 +518,9 @@ export class Daemon {
   }
 
   private async refreshNetcheck(): Promise<void> {
-    this.lastNetcheck = await this.netcheck();
+    const report = await this.netcheck();
+    if (!this.running) return;
+    this.lastNetcheck = report;
     this.dispatch({ type: "netcheck", report: this.lastNetcheck });
   }
 
@@ -429,34 +554,62 @@ export class Daemon {
         return { ping: { peer: p.name, address: p.address, ...(await pingPeer(p.address, req.count)) } };
       }
       case "leave":
-        this.leaving = true;
-        await this.client.leave();
-        this.log.info("left the network");
-        setImmediate(() => void this.shutdown(0, { remove: true }));
+        await this.leave();
         return {};
     }
   }
 
+  /** Leaves the network (the registry drops our record), then stops and removes the interface. */
+  async leave(): Promise<void> {
+    if (!this.running) throw new ScopeError("unavailable", "the daemon is stopping");
+    this.leaving = true;
+    try {
+      await this.client.leave();
+    } catch (e) {
+      this.leaving = false;
+      throw e;
+    }
+    this.log.info("left the network");
+    // After this call's answer is on its way (the control reply is written before the socket closes).
+    void Promise.resolve().then(() => this.shutdown(0, { remove: true }));
+  }
+
   /** Stops; with remove the interface goes too (leave, removal), without it keeps forwarding. */
   async shutdown(code: number, opts: { remove: boolean }): Promise<void> {
-    if (this.abort.signal.aborted) return;
+    if (!this.moveTo("stopping")) return;
     this.stopping?.();
+    // Start-up gives up at its next check: its waits end (abort) and its requests fail (close).
     this.abort.abort();
+    this.client.close();
     for (const id of this.timers.values()) this.clock.clearTimer(id);
     this.timers.clear();
+    await this.startup?.catch(() => undefined);
     this.sock.close();
-    this.control?.close();
-    this.client.close();
+    this.unfollowActive?.();
+    await this.closeControl();
     this.worker.stop();
     await this.worker.idle();
     await this.d.backend
       .close({ remove: opts.remove })
       .catch((e: Error) => this.log.error("backend close failed", { error: e.message }));
     this.log.info("stopped", { removedInterface: opts.remove, wgKey: shortKey(this.d.wgKeys.publicKey) });
+    this.moveTo("stopped");
     this.exit(code);
   }
 
+  private async closeControl(): Promise<void> {
+    const server = this.control;
+    const path = this.d.controlSocket;
+    if (!server || path === undefined) return;
+    this.control = undefined;
+    // No new connections; one still open (a `leave` whose answer is on its way) ends by itself.
+    server.close();
+    await unlink(path).catch(() => undefined);
+  }
+
+  /** Sets a named timer (replacing one of that name); none once stopping, so nothing outlives shutdown. */
   private after(name: string, ms: number, fn: () => void): void {
+    if (!this.running) return;
     this.cancel(name);
     this.timers.set(
       name,

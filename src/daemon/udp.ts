@@ -11,7 +11,16 @@ import { REFLECTOR_MAGIC } from "../core/reflector.js";
 
 export type DatagramHandler = (from: Endpoint, bytes: Uint8Array) => void;
 
-export class ProbeSocket {
+/** What the daemon needs of its probe socket; ProbeSocket is the real one, the simulator has its own. */
+export interface ProbeTransport {
+  onProbe: DatagramHandler;
+  onReflector: DatagramHandler;
+  open(): Promise<void>;
+  send(to: Endpoint, bytes: Uint8Array): void;
+  close(): void;
+}
+
+export class ProbeSocket implements ProbeTransport {
   private sock: Socket | undefined;
   private v6 = true;
   onProbe: DatagramHandler = () => undefined;

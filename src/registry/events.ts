@@ -15,6 +15,7 @@
  * replayed one (so nothing is sent twice).
  */
 import type { ServerResponse } from "node:http";
+import { systemClock, type Clock, type TimerId } from "../core/clock.js";
 import type { StoredEvent } from "./store.js";
 
 /** A subscriber whose socket buffer grows past this is too slow; it is cut and resumes from its last id. */
@@ -135,15 +136,16 @@ interface NetworkSubs {
 
 export class EventHub {
   private readonly byNetwork = new Map<string, NetworkSubs>();
-  private readonly heartbeat: NodeJS.Timeout;
+  private heartbeat: TimerId | undefined;
   private count = 0;
 
   constructor(
     private readonly onPublish: () => void = () => {},
-    heartbeatMs = HEARTBEAT_MS,
+    private readonly heartbeatMs = HEARTBEAT_MS,
+    /** Heartbeats run on it (the daemon simulator's registry is on the fake clock). */
+    private readonly clock: Clock = systemClock,
   ) {
-    this.heartbeat = setInterval(() => this.each((s) => s.heartbeat()), heartbeatMs);
-    this.heartbeat.unref();
+    this.beat();
   }
 
   get subscribers(): number {
@@ -184,8 +186,16 @@ export class EventHub {
   }
 
   close(): void {
-    clearInterval(this.heartbeat);
+    if (this.heartbeat !== undefined) this.clock.clearTimer(this.heartbeat);
+    this.heartbeat = undefined;
     this.each((s) => s.close());
+  }
+
+  private beat(): void {
+    this.heartbeat = this.clock.setTimer(this.heartbeatMs, () => {
+      this.each((s) => s.heartbeat());
+      this.beat();
+    });
   }
 
   private each(fn: (s: Subscription) => void): void {

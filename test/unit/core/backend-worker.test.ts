@@ -1,6 +1,27 @@
 import { expect } from "chai";
 import type { ApplyResult, Backend, DesiredState, PeerStats } from "../../../src/core/backend.js";
 import { BackendWorker, TRIGGER_SPACING_MS } from "../../../src/daemon/backend-worker.js";
+import { useFakeClock, type FakeClock } from "../helpers/fake-clock.js";
+
+/** A worker on the fake clock whose hooks ignore everything. */
+const quietWorker = (backend: Backend, clock: FakeClock): BackendWorker =>
+  new BackendWorker(
+    backend,
+    { onApplied: () => undefined, onStats: () => undefined, onError: () => undefined },
+    { clock },
+  );
+
+/** Runs the fake clock 1 ms at a time, letting promises settle in between, until p settles. */
+async function runUntil(clock: FakeClock, p: Promise<void>): Promise<void> {
+  let done = false;
+  void p.finally(() => (done = true));
+  await new Promise((r) => setImmediate(r));
+  for (let i = 0; !done && i < 60_000; i++) {
+    clock.advance(1);
+    await new Promise((r) => setImmediate(r));
+  }
+  await p;
+}
 
 /** A backend whose calls finish only when the test says so, recording what it was asked. */
 class SlowBackend implements Backend {
@@ -70,31 +91,30 @@ describe("backend worker", () => {
     expect(b.calls).to.deep.equal(["apply A=1.1.1.1:1", "apply A=-,B=2.2.2.2:2,C=-", "stats", "trigger B"]);
   });
 
+  const t = useFakeClock();
+
   it("keeps TRIGGER_SPACING_MS between initiations toward one peer, and none for a peer already there", async () => {
+    const clock = t.clock;
     const at: Record<string, number> = {};
     const calls: string[] = [];
     const backend: Backend & { triggerHandshake(k: string): Promise<void> } = {
       name: "timed",
       probe: async () => ({ usable: true, detail: "test" }),
       apply: async () => {
-        at["apply"] = Date.now();
+        at["apply"] = clock.now();
         return { changes: [] };
       },
       stats: async () => [],
       triggerHandshake: async (k: string) => {
         calls.push(k);
-        at[`trigger ${k}`] = Date.now();
+        at[`trigger ${k}`] = clock.now();
       },
       close: async () => undefined,
     };
-    const w = new BackendWorker(backend, {
-      onApplied: () => undefined,
-      onStats: () => undefined,
-      onError: () => undefined,
-    });
+    const w = quietWorker(backend, clock);
     w.apply(state([["A", "1.1.1.1:1"]]));
-    await w.idle();
-    await new Promise((r) => setTimeout(r, TRIGGER_SPACING_MS));
+    await runUntil(clock, w.idle());
+    clock.advance(TRIGGER_SPACING_MS);
     // A is in the backend for long enough: its trigger runs at once. B is new with an endpoint.
     w.apply(
       state([
@@ -104,45 +124,82 @@ describe("backend worker", () => {
     );
     w.trigger("A");
     w.trigger("B");
-    await w.idle();
+    await runUntil(clock, w.idle());
     expect(calls).to.deep.equal(["A", "B"]);
-    expect((at["trigger A"] as number) - (at["apply"] as number)).to.be.below(TRIGGER_SPACING_MS);
-    expect((at["trigger B"] as number) - (at["apply"] as number)).to.be.at.least(TRIGGER_SPACING_MS - 1);
+    // Exact under the fake clock: A at once, B one spacing after the apply that added it.
+    expect((at["trigger A"] as number) - (at["apply"] as number)).to.equal(0);
+    expect((at["trigger B"] as number) - (at["apply"] as number)).to.equal(TRIGGER_SPACING_MS);
     // A second trigger toward A right after the first waits as well.
     const firstA = at["trigger A"] as number;
     w.trigger("A");
-    await w.idle();
-    expect((at["trigger A"] as number) - firstA).to.be.at.least(TRIGGER_SPACING_MS - 1);
+    await runUntil(clock, w.idle());
+    expect((at["trigger A"] as number) - firstA).to.equal(TRIGGER_SPACING_MS);
     expect(calls).to.deep.equal(["A", "B", "A"]);
   });
 });
 
 describe("backend worker, failing backend", () => {
+  const t = useFakeClock();
+
   it("applies a failed state again (the engine will not resend it), then runs the queued trigger", async () => {
+    const clock = t.clock;
     const calls: string[] = [];
     let fail = 2;
     const backend: Backend & { triggerHandshake(k: string): Promise<void> } = {
       name: "flaky",
       probe: async () => ({ usable: true, detail: "test" }),
       apply: async (d) => {
-        calls.push(`apply ${d.peers.map((p) => `${p.publicKey}=${p.endpoint ?? "-"}`).join(",")}`);
+        calls.push(
+          `${clock.now()} apply ${d.peers.map((p) => `${p.publicKey}=${p.endpoint ?? "-"}`).join(",")}`,
+        );
         if (fail-- > 0) throw new Error("UAPI: no reply in time");
         return { changes: [] };
       },
       stats: async () => [],
-      triggerHandshake: async (k: string) => void calls.push(`trigger ${k}`),
+      triggerHandshake: async (k: string) => void calls.push(`${clock.now()} trigger ${k}`),
       close: async () => undefined,
     };
     const errors: string[] = [];
     const w = new BackendWorker(
       backend,
       { onApplied: () => undefined, onStats: () => undefined, onError: (op) => errors.push(op) },
-      { retryMs: 1 },
+      { clock },
     );
+    const t0 = clock.now();
     w.apply(state([["A", "1.1.1.1:1"]]));
     w.trigger("A");
-    await w.idle();
-    expect(calls).to.deep.equal(["apply A=1.1.1.1:1", "apply A=1.1.1.1:1", "apply A=1.1.1.1:1", "trigger A"]);
+    await runUntil(clock, w.idle());
+    // Retried after 500 ms, then 1 s (doubling); the trigger once the apply went through, spaced
+    // from the initiation WireGuard itself makes for a peer added with an endpoint.
+    expect(calls).to.deep.equal([
+      `${t0} apply A=1.1.1.1:1`,
+      `${t0 + 500} apply A=1.1.1.1:1`,
+      `${t0 + 1_500} apply A=1.1.1.1:1`,
+      `${t0 + 1_500 + TRIGGER_SPACING_MS} trigger A`,
+    ]);
     expect(errors).to.deep.equal(["apply", "apply"]);
+  });
+
+  it("stop() cuts a retry wait short: the pending state is tried once more, then nothing", async () => {
+    const clock = t.clock;
+    let applies = 0;
+    const backend: Backend = {
+      name: "down",
+      probe: async () => ({ usable: true, detail: "test" }),
+      apply: async () => {
+        applies++;
+        throw new Error("down");
+      },
+      stats: async () => [],
+      close: async () => undefined,
+    };
+    const w = quietWorker(backend, clock);
+    w.apply(state([["A", "1.1.1.1:1"]]));
+    await new Promise((r) => setImmediate(r));
+    expect(applies).to.equal(1);
+    w.stop();
+    await w.idle();
+    expect(applies).to.equal(2);
+    expect(clock.pending()).to.equal(0);
   });
 });

@@ -73,19 +73,40 @@ export class FakeClock implements Clock {
   }
 }
 
-/** A fresh FakeClock per test; a test that leaves timers pending fails. */
+/** Throws when clock still has timers: what useFakeClock() checks after each passing test. */
+export function assertNoPendingTimers(clock: FakeClock, title: string): void {
+  const n = clock.pending();
+  if (n > 0) throw new Error(`"${title}" ended with ${n} timer(s) pending: stop what you started`);
+}
+
+/**
+ * The afterEach of useFakeClock(): fails a passed test that left timers
+ * (a failed one keeps its own error), and clears the clock either way.
+ */
+export function leakCheck(
+  clock: FakeClock,
+  test: { state?: string | undefined; title: string } | undefined,
+): void {
+  try {
+    if (test?.state === "passed") assertNoPendingTimers(clock, test.title);
+  } finally {
+    clock.clearAll();
+  }
+}
+
+/**
+ * A fresh FakeClock per test; a test that leaves timers pending fails. Helpers
+ * that stop a simulated world (SimWorld.stop, DaemonWorld.stop) let packets in
+ * flight arrive but never clear the clock: what is still pending is a leak.
+ */
 export function useFakeClock(): { readonly clock: FakeClock } {
   const holder = { clock: new FakeClock() };
   beforeEach(() => {
     holder.clock = new FakeClock();
   });
+  // A failing hook fails the run, naming the test: that is the point.
   afterEach(function () {
-    const n = holder.clock.pending();
-    holder.clock.clearAll();
-    // A failing hook fails the run, naming the test: that is the point.
-    if (n > 0 && this.currentTest?.state === "passed") {
-      throw new Error(`"${this.currentTest.title}" ended with ${n} timer(s) pending: stop what you started`);
-    }
+    leakCheck(holder.clock, this.currentTest);
   });
   return holder;
 }

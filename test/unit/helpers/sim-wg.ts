@@ -29,6 +29,7 @@ export class SimWg {
   /** Every endpoint ever configured by apply(), to catch useless ones. */
   readonly configured = new Set<string>();
   initiations = 0;
+  private stopped = false;
 
   constructor(
     private readonly net: SimNet,
@@ -89,13 +90,15 @@ export class SimWg {
     }));
   }
 
+  /** The device goes: no more retries, and what arrives from now on is dropped (nothing answers). */
   stop(): void {
+    this.stopped = true;
     for (const p of this.peers.values()) this.stopRetry(p);
   }
 
   private initiate(publicKey: string): void {
     const p = this.peers.get(publicKey);
-    if (!p?.endpoint) return;
+    if (!p?.endpoint || this.stopped) return;
     const now = this.net.clock.now();
     p.attemptsSince ??= now;
     this.initiations++;
@@ -110,6 +113,7 @@ export class SimWg {
   }
 
   private receive(from: Endpoint, msg: WgMsg): void {
+    if (this.stopped) return;
     const p = this.peers.get(msg.from);
     if (!p) return; // unknown key: dropped, as WireGuard does
     p.endpoint = from;

@@ -137,6 +137,10 @@ export class SimNet {
     h.sockets.set(port, recv);
   }
 
+  unbind(h: SimHost, port: number): void {
+    h.sockets.delete(port);
+  }
+
   /** The source endpoint the far side sees, creating NAT state as a real send would. */
   egress(h: SimHost, srcPort: number, dst: Endpoint): Endpoint | undefined {
     if (familyOf(dst.address) === "ipv6") {

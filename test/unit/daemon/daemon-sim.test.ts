@@ -1,0 +1,200 @@
+/**
+ * Whole daemons (src/daemon/runtime.ts) with FakeBackends on the simulated
+ * network, against an in-process registry, under fake time: what the lab
+ * asserts, at a smaller scale.
+ */
+import { expect } from "chai";
+import { PAUSED_REASON } from "../../../src/core/engine/admin.js";
+import { useFakeClock } from "../helpers/fake-clock.js";
+import { DaemonWorld, LISTEN_PORT, type DaemonNode } from "../helpers/daemon-world.js";
+import type { SimHostSpec } from "../helpers/simnet.js";
+
+describe("daemons in the simulator", function () {
+  // Real work per fake millisecond (koa, SQLite, signatures): generous for a slow CI machine.
+  this.timeout(30_000);
+  const t = useFakeClock();
+  let w: DaemonWorld;
+
+  beforeEach(async () => {
+    w = new DaemonWorld(t.clock);
+    await w.start();
+  });
+  /** The nodes, every pair direct (asserted). */
+  async function directMesh(...specs: SimHostSpec[]): Promise<DaemonNode[]> {
+    const { nodes } = await w.mesh(specs);
+    expect(w.allDirect(), w.logs()).to.equal(true);
+    return nodes;
+  }
+
+  // Each test stops its world itself, before useFakeClock()'s check; this only cleans up after a failure.
+  afterEach(async () => {
+    await w.stop();
+  });
+
+  it("join: three daemons behind open NATs end with every pair direct", async () => {
+    const { nodes, tookMs } = await w.mesh([
+      { name: "a" },
+      { name: "b", nat: "full-cone" },
+      { name: "c", nat: "port-restricted" },
+    ]);
+    expect(w.allDirect(), w.logs()).to.equal(true);
+    expect(tookMs).to.be.below(5_000);
+    for (const n of nodes) {
+      expect(n.daemon?.lifecycle).to.equal("member");
+      expect(n.status().registry).to.equal("connected");
+      // The backend was given both other peers, with endpoints.
+      const peers = n.backend.last?.peers ?? [];
+      expect(peers.map((p) => p.publicKey).sort()).to.deep.equal(
+        nodes
+          .filter((x) => x !== n)
+          .map((x) => x.wgKeys.publicKey)
+          .sort(),
+      );
+    }
+    // Idle past the registry's SSE heartbeat (15 s, on the fake clock too): streams stay up, paths stay direct.
+    await w.advance(20_000, 50);
+    expect(w.allDirect()).to.equal(true);
+    expect(w.logs()).to.not.include("event stream lost");
+    await w.stop();
+  });
+
+  it("leave: the departed daemon stops and removes its interface; the others drop it", async () => {
+    const [a, b, c] = await directMesh(
+      { name: "a" },
+      { name: "b", nat: "full-cone" },
+      { name: "c", nat: "address-restricted" },
+    );
+
+    await b.leave();
+    expect(b.exitCode).to.equal(0);
+    expect(b.daemon?.lifecycle).to.equal("stopped");
+    expect(b.backend.closed).to.deep.equal({ remove: true });
+    await w.advanceUntil(() => [a, c].every((n) => n.status().peers.length === 1), 5_000);
+    for (const [n, other] of [
+      [a, c],
+      [c, a],
+    ] as const) {
+      expect(
+        n.status().peers.map((p) => p.name),
+        w.logs(),
+      ).to.deep.equal([other.name]);
+      expect(n.backend.last?.peers.map((p) => p.publicKey)).to.deep.equal([other.wgKeys.publicKey]);
+    }
+    expect(w.allDirect()).to.equal(true);
+    await w.stop();
+  });
+
+  it("migration: a host moves behind another NAT; every pair is direct again, on its new address", async () => {
+    const [a, b, c] = await directMesh(
+      { name: "a", v6: false },
+      { name: "b", nat: "full-cone", v6: false },
+      { name: "c", nat: "port-restricted", v6: false },
+    );
+    const before = a.peer("c")?.endpoint;
+
+    w.net.rehome(c.host, "full-cone");
+    const wan = c.host.router?.wan ?? "";
+    const moved = () =>
+      w.allDirect() && [a, b].every((n) => n.peer("c")?.endpoint === `${wan}:${LISTEN_PORT}`);
+    const took = await w.advanceUntil(moved, 20_000);
+    expect(moved(), w.logs()).to.equal(true);
+    expect(before).to.not.equal(a.peer("c")?.endpoint);
+    expect(took).to.be.below(10_000);
+    expect(c.logs.some((l) => l.includes("local addresses changed"))).to.equal(true);
+    await w.stop();
+  });
+
+  it("registry restart: daemons keep their paths, reconnect, resync, and a newcomer joins them all", async () => {
+    const [a, b] = await directMesh({ name: "a" }, { name: "b", nat: "full-cone" });
+
+    w.registry.stop();
+    await w.advanceUntil(() => [a, b].every((n) => n.status().registry === "disconnected"), 5_000);
+    await w.advance(3_000);
+    // Tunnels stay as they are while the registry is away.
+    expect(w.allDirect()).to.equal(true);
+    await w.registry.start();
+    const back = () => [a, b].every((n) => n.status().registry === "connected");
+    const took = await w.advanceUntil(back, 5_000);
+    expect(back(), w.logs()).to.equal(true);
+    expect(took).to.be.below(2_000);
+    expect(a.logs.some((l) => l.includes("resynced peer list"))).to.equal(true);
+
+    const c = w.add({ name: "c", nat: "port-restricted" });
+    await w.up(c);
+    await w.advanceUntil(() => w.allDirect(), 10_000);
+    expect(w.allDirect(), w.logs()).to.equal(true);
+    expect(a.peer("c")?.path).to.equal("direct");
+    await w.stop();
+  });
+
+  it("pause: the user switches a's tunnel off, the daemon stops applying; switched on, a catches up", async () => {
+    const [a, b] = await directMesh({ name: "a" }, { name: "b", nat: "full-cone" });
+    a.backend.setActive(false);
+    const applies = a.backend.applies.length;
+    const triggers = a.backend.triggers.length;
+    const c = w.add({ name: "c", nat: "port-restricted" });
+    await w.up(c);
+    await w.advance(5_000);
+    // a hears of c but leaves its (switched-off) backend alone.
+    expect(a.backend.applies.length, w.logs()).to.equal(applies);
+    expect(a.backend.triggers.length).to.equal(triggers);
+    expect(a.status().peers.map((p) => p.reason)).to.deep.equal([PAUSED_REASON, PAUSED_REASON]);
+    a.backend.setActive(true);
+    await w.advanceUntil(() => w.allDirect(), 10_000);
+    expect(w.allDirect(), w.logs()).to.equal(true);
+    expect(a.backend.last?.peers.map((p) => p.publicKey)).to.include(c.wgKeys.publicKey);
+    expect(b.peer("a")?.path).to.equal("direct");
+    await w.stop();
+  });
+
+  it("start-up against a registry that is down: retries on the fake clock, stops at once when told", async () => {
+    const a = w.add({ name: "a" });
+    await a.join();
+    w.registry.stop();
+    a.start();
+    await w.advance(7_000);
+    expect(a.daemon?.lifecycle).to.equal("starting");
+    expect(a.logs.filter((l) => l.includes("registry unreachable")).length).to.be.within(3, 5);
+    // Even without a control socket: the interface was made early, nothing else runs.
+    expect(a.backend.applies.length).to.equal(1);
+    await a.stop();
+    expect(a.daemon?.lifecycle).to.equal("stopped");
+    expect(a.exitCode).to.equal(0);
+    expect(a.backend.closed).to.deep.equal({ remove: false });
+    await w.stop();
+  });
+
+  it("SIGTERM during a netcheck that does not come back: start-up gives up at once, nothing is left", async () => {
+    const a = w.add({ name: "a" });
+    await a.join();
+    let netchecks = 0;
+    a.netcheckHook = (signal) =>
+      new Promise((_resolve, reject) => {
+        netchecks++;
+        signal.addEventListener("abort", () => reject(new Error("netcheck aborted")), { once: true });
+      });
+    a.start();
+    await w.advance(3_000);
+    expect(netchecks).to.equal(1);
+    expect(a.daemon?.lifecycle).to.equal("starting");
+    await a.stop();
+    expect(a.daemon?.lifecycle).to.equal("stopped");
+    expect(a.exitCode).to.equal(0);
+    // Never a member: nothing was announced to the registry, no peer list read, no timer left.
+    expect(a.logs.some((l) => l.includes("member of network"))).to.equal(false);
+    await w.stop();
+  });
+
+  it("stop() leaves a daemon that did not stop to the leak check", async () => {
+    const [, b] = await directMesh({ name: "a" }, { name: "b", nat: "full-cone" });
+    // b is forgotten by the world: its daemon keeps its timers.
+    w.nodes.splice(w.nodes.indexOf(b), 1);
+    await w.stop();
+    expect(t.clock.pending()).to.be.greaterThan(0);
+    await b.stop();
+    b.wg.stop();
+    await w.settle();
+    t.clock.advance(w.net.latencyMs);
+    expect(t.clock.pending()).to.equal(0);
+  });
+});
