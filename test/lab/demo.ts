@@ -18,36 +18,7 @@ import { Scenario } from "./scenario.js";
 import { isSettled, type ScopeStatus } from "./status.js";
 import { delay } from "./wait.js";
 import { loadAvg } from "./meter.js";
-import type { World } from "./world.js";
-
-const EDGES = ["pub", "fc", "ar", "pr", "ps", "sym"] as const;
-const NAT_OF: Readonly<Record<(typeof EDGES)[number], string>> = {
-  pub: "public",
-  fc: "full cone",
-  ar: "address-restricted",
-  pr: "port-restricted",
-  ps: "port-shifting",
-  sym: "symmetric",
-};
-
-const WORLD: World = {
-  routers: [
-    { name: "r-fc", nat: "full-cone", v6: false },
-    { name: "r-ar", nat: "address-restricted", v6: false },
-    { name: "r-pr", nat: "port-restricted" },
-    { name: "r-ps", nat: "port-shifting", v6: false },
-    { name: "r-sym", nat: "symmetric", v6: false },
-  ],
-  hosts: [
-    { name: "reg" },
-    { name: "pub" },
-    { name: "fc", router: "r-fc", v6: false },
-    { name: "ar", router: "r-ar", v6: false },
-    { name: "pr", router: "r-pr" },
-    { name: "ps", router: "r-ps", v6: false },
-    { name: "sym", router: "r-sym", v6: false },
-  ],
-};
+import { DEMO_EDGES as EDGES, DEMO_NAT_OF as NAT_OF, DEMO_WORLD as WORLD } from "./demo-world.js";
 
 const REFRESH_MS = 500;
 const CONVERGE_TIMEOUT_MS = 90_000;
