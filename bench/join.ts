@@ -21,6 +21,7 @@ import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import { labUnavailable } from "../test/lab/lab.js";
 import { percentile, textTable } from "../test/lab/checks.js";
+import { cpuTimes, loadAvg } from "../test/lab/meter.js";
 import { Scenario, type Timers } from "../test/lab/scenario.js";
 import { allSettled, peerNamed } from "../test/lab/status.js";
 import type { NatKind } from "../test/lab/nat.js";
@@ -65,18 +66,6 @@ export function benchWorld(n: number): { world: World; edges: string[]; sites: M
     }
   }
   return { world: { routers, hosts }, edges: [...sites.keys()], sites };
-}
-
-/** Busy and total jiffies of all CPUs (/proc/stat), to tell a slow join from a saturated machine. */
-function cpuTimes(): { busy: number; total: number } {
-  const f = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "")
-    .trim()
-    .split(/\s+/)
-    .slice(1)
-    .map(Number);
-  const total = f.reduce((a, b) => a + b, 0);
-  const idle = (f[3] ?? 0) + (f[4] ?? 0);
-  return { busy: total - idle, total };
 }
 
 interface JoinSample {
@@ -138,8 +127,6 @@ async function meshOn(sc: Scenario, edges: readonly string[], timers: Timers): P
 }
 
 const cpus = availableParallelism();
-
-const loadAvg = (): string => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 
 const pct = (x: number): string => `${Math.round(x * 100)}%`;
 

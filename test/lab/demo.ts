@@ -8,6 +8,8 @@
 // and tears everything down. With --keep it keeps refreshing until Ctrl-C.
 // Works without a TTY (CI, pipes): then it prints the table only when a path
 // changes. Needs root.
+//
+//   node dist/test/lab/demo.js --repeat 20   # 20 runs in a row, then one line per run
 
 import { parseArgs } from "node:util";
 import { labUnavailable } from "./lab.js";
@@ -15,36 +17,8 @@ import { ping, textTable } from "./checks.js";
 import { Scenario } from "./scenario.js";
 import { isSettled, type ScopeStatus } from "./status.js";
 import { delay } from "./wait.js";
-import type { World } from "./world.js";
-
-const EDGES = ["pub", "fc", "ar", "pr", "ps", "sym"] as const;
-const NAT_OF: Readonly<Record<(typeof EDGES)[number], string>> = {
-  pub: "public",
-  fc: "full cone",
-  ar: "address-restricted",
-  pr: "port-restricted",
-  ps: "port-shifting",
-  sym: "symmetric",
-};
-
-const WORLD: World = {
-  routers: [
-    { name: "r-fc", nat: "full-cone", v6: false },
-    { name: "r-ar", nat: "address-restricted", v6: false },
-    { name: "r-pr", nat: "port-restricted" },
-    { name: "r-ps", nat: "port-shifting", v6: false },
-    { name: "r-sym", nat: "symmetric", v6: false },
-  ],
-  hosts: [
-    { name: "reg" },
-    { name: "pub" },
-    { name: "fc", router: "r-fc", v6: false },
-    { name: "ar", router: "r-ar", v6: false },
-    { name: "pr", router: "r-pr" },
-    { name: "ps", router: "r-ps", v6: false },
-    { name: "sym", router: "r-sym", v6: false },
-  ],
-};
+import { loadAvg } from "./meter.js";
+import { DEMO_EDGES as EDGES, DEMO_NAT_OF as NAT_OF, DEMO_WORLD as WORLD } from "./demo-world.js";
 
 const REFRESH_MS = 500;
 const CONVERGE_TIMEOUT_MS = 90_000;
@@ -125,34 +99,36 @@ async function pingAll(sc: Scenario, snap: Snapshot): Promise<string[][]> {
   return out;
 }
 
-async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { keep: { type: "boolean" } } });
-  const why = labUnavailable();
-  if (why !== undefined) {
-    console.error(`demo: ${why}`);
-    return 2;
-  }
-  let sc: Scenario | undefined;
-  let stopping = false;
-  // The lab's own handlers remove every namespace and process on SIGINT and
-  // SIGTERM; this one says so and ends the --keep loop.
-  for (const sig of ["SIGINT", "SIGTERM"] as const) {
-    process.on(sig, () => {
-      if (!stopping) console.log(`\n${sig}: tearing the lab down`);
-      stopping = true;
-      void sc?.teardown().then(() => process.exit(sig === "SIGINT" ? 130 : 143));
-    });
-  }
+/** What one demo run ended with: its exit status and, for the repeat summary, why. */
+interface RunOutcome {
+  readonly code: number;
+  readonly secs: number;
+  readonly converged: boolean;
+  /** Direct pairs that lost a ping, with their replies ("ps → pub 0/3"). */
+  readonly lost: readonly string[];
+}
+
+let current: Scenario | undefined;
+let stopping = false;
+
+async function runOnce(keep: boolean): Promise<RunOutcome> {
+  const started = Date.now();
+  const outcome = (code: number, converged: boolean, lost: readonly string[] = []): RunOutcome => ({
+    code,
+    secs: (Date.now() - started) / 1000,
+    converged,
+    lost,
+  });
   try {
     console.log(banner());
     console.log("building the lab: namespaces, NAT routers, registry…");
-    sc = await Scenario.start(WORLD, "reg");
-    console.log(`registry at ${sc.registryUrl}; joining ${EDGES.length} edges at once`);
+    current = await Scenario.start(WORLD, "reg");
+    const s = current;
+    console.log(`registry at ${s.registryUrl}; joining ${EDGES.length} edges at once`);
     const t0 = Date.now();
-    await sc.joinAll(EDGES);
-    const s = sc;
+    await s.joinAll(EDGES);
     const snap = await live(s, t0, (x) => stopping || converged(x) || Date.now() - t0 > CONVERGE_TIMEOUT_MS);
-    if (stopping) return 130;
+    if (stopping) return outcome(130, false);
     const secs = ((Date.now() - t0) / 1000).toFixed(1);
     const ok = converged(snap);
     console.log(ok ? `\nconverged ${secs} s after the joins started` : `\nNOT converged after ${secs} s`);
@@ -168,23 +144,78 @@ async function main(): Promise<number> {
       const k = `${p.path}: ${p.reason ?? "no reason given"}`;
       reasons.set(k, (reasons.get(k) ?? 0) + 1);
     }
-    const lost = pings.filter((r) => r[1] === "direct" && !(r[2] ?? "").startsWith("3/")).length;
+    const lost = pings
+      .filter((r) => r[1] === "direct" && !(r[2] ?? "").startsWith("3/"))
+      .map((r) => `${r[0]} ${r[2]}`);
     console.log("\nsummary");
     console.log(
       `  ${direct.length}/${all.length} peer views direct (${direct.filter((p) => p.family === "ipv6").length} over IPv6)`,
     );
     for (const [k, n] of reasons) console.log(`  ${n} × ${k}`);
-    console.log(`  direct pairs with lost pings: ${lost}`);
+    console.log(`  direct pairs with lost pings: ${lost.length}`);
 
-    if (values.keep === true && !stopping) {
+    if (keep && !stopping) {
       console.log("\n--keep: refreshing until Ctrl-C");
       await live(s, t0, () => stopping);
     }
-    return ok && lost === 0 ? 0 : 1;
+    return outcome(ok && lost.length === 0 ? 0 : 1, ok, lost);
+  } catch (e) {
+    console.error(`demo failed: ${e instanceof Error ? e.message : String(e)}`);
+    return outcome(1, false);
   } finally {
-    await sc?.teardown();
+    await current?.teardown();
+    current = undefined;
     if (!stopping) console.log("\nlab torn down: no namespaces, processes or files left");
   }
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { keep: { type: "boolean" }, repeat: { type: "string" } } });
+  const repeat = Number(values.repeat ?? 1);
+  if (!Number.isInteger(repeat) || repeat < 1) {
+    console.error("demo: --repeat takes a whole number ≥ 1");
+    return 2;
+  }
+  const why = labUnavailable();
+  if (why !== undefined) {
+    console.error(`demo: ${why}`);
+    return 2;
+  }
+  // The lab's own handlers remove every namespace and process on SIGINT and
+  // SIGTERM; this one says so and ends the --keep loop.
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    process.on(sig, () => {
+      if (!stopping) console.log(`\n${sig}: tearing the lab down`);
+      stopping = true;
+      void current?.teardown().then(() => process.exit(sig === "SIGINT" ? 130 : 143));
+    });
+  }
+  const runs: RunOutcome[] = [];
+  for (let i = 1; i <= repeat && !stopping; i++) {
+    if (repeat > 1) console.log(`\n=== demo run ${i}/${repeat} (load ${loadAvg()}) ===\n`);
+    runs.push(await runOnce(values.keep === true && repeat === 1));
+  }
+  if (repeat > 1) printRepeat(runs);
+  return runs.every((r) => r.code === 0) ? 0 : (runs.find((r) => r.code !== 0)?.code ?? 1);
+}
+
+/** One line per run of `--repeat N`: exit status, convergence and the direct pairs that lost pings. */
+function printRepeat(runs: readonly RunOutcome[]): void {
+  console.log(`\n${runs.length} demo runs; load at the end ${loadAvg()}`);
+  console.log(
+    textTable(
+      ["run", "exit", "converged", "wall", "direct pairs that lost pings"],
+      runs.map((r, i) => [
+        String(i + 1),
+        String(r.code),
+        r.converged ? "yes" : "NO",
+        `${r.secs.toFixed(1)} s`,
+        r.lost.length === 0 ? "none" : r.lost.join(", "),
+      ]),
+    ),
+  );
+  const bad = runs.filter((r) => r.code !== 0).length;
+  console.log(`runs that exited 0: ${runs.length - bad}/${runs.length}`);
 }
 
 main().then(

@@ -53,6 +53,17 @@ export function skipUnlessLab(ctx: Mocha.Context): void {
   ctx.skip();
 }
 
+/**
+ * In a before hook: skip a suite that fails on today's code unless `env`=1,
+ * saying why, so CI stays green while the suite documents the bug and anyone
+ * working on it can run it. Remove the call once the suite passes.
+ */
+export function skipKnownFailing(ctx: Mocha.Context, env: string, reason: string): void {
+  if (process.env[env] === "1") return;
+  console.log(`    skipped (${env}=1 runs it): ${reason}`);
+  ctx.skip();
+}
+
 export type ExecOptions = Omit<RunOptions, "ns">;
 
 export class Lab {

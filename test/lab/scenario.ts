@@ -308,28 +308,33 @@ export class Scenario {
     return [...this.edges.values()].filter((e) => e.host !== host && e.network === net).map((e) => e.name);
   }
 
-  /** Polls `host`'s status until `pred` holds; resolves with that status. */
+  /**
+   * Polls `host`'s status until `pred` holds; resolves with that status.
+   * Every 50 ms by default; large meshes poll less often so that the
+   * polling itself does not compete with the daemons for the CPUs.
+   */
   waitStatus(
     host: string,
     pred: (s: ScopeStatus) => boolean,
     timeoutMs: number,
     what: string,
+    intervalMs = 50,
   ): Promise<ScopeStatus> {
     return waitFor(
       async () => {
         const s = await this.status(host);
         return pred(s) ? s : undefined;
       },
-      { timeoutMs, intervalMs: 50, what: `${host}: ${what}` },
+      { timeoutMs, intervalMs, what: `${host}: ${what}` },
     );
   }
 
   /** Waits until every listed edge sees every other edge of its network settled; returns the elapsed ms. */
-  async waitConverged(hosts: readonly string[], timeoutMs: number): Promise<number> {
+  async waitConverged(hosts: readonly string[], timeoutMs: number, intervalMs = 50): Promise<number> {
     const t0 = Date.now();
     await Promise.all(
       hosts.map((h) =>
-        this.waitStatus(h, (s) => allSettled(s, this.peersOf(h)), timeoutMs, "all peers settled"),
+        this.waitStatus(h, (s) => allSettled(s, this.peersOf(h)), timeoutMs, "all peers settled", intervalMs),
       ),
     );
     return Date.now() - t0;
@@ -387,7 +392,8 @@ export class Scenario {
       const to = join(keep, new Date().toISOString().replace(/[:.]/g, "-"));
       mkdirSync(to, { recursive: true });
       cpSync(join(this.regDir, "registry.log"), join(to, "registry.log"), { force: true });
-      for (const d of readdirSync(join(this.lab.dir, "edges"), { withFileTypes: true })) {
+      const edges = join(this.lab.dir, "edges");
+      for (const d of existsSync(edges) ? readdirSync(edges, { withFileTypes: true }) : []) {
         const log = join(this.lab.dir, "edges", d.name, "daemon.log");
         if (existsSync(log)) cpSync(log, join(to, `${d.name}.log`));
       }
