@@ -16,6 +16,7 @@ import type { BackendContext, DesiredState } from "../../src/core/backend.js";
 import { generateWgKeyPair, type WgKeyPair } from "../../src/crypto/keys.js";
 import { createWgBackend, type WgBackend } from "../../plugins/wg/index.js";
 import { execRunner, type CommandRunner, type DaemonSpawner } from "../../src/exec.js";
+import { acquireLabLock, releaseLabLock } from "./lock.js";
 
 const PREFIX = "sl-wgb-";
 const NS_A = `${PREFIX}a`;
@@ -141,7 +142,7 @@ describe("lab: wg backend on wireguard-go in two namespaces", function () {
   const ping = (ns: string, to: string): boolean =>
     sh("ip", ["netns", "exec", ns, "ping", "-c", "2", "-i", "0.2", "-W", "1", to]).code === 0;
 
-  before(function () {
+  before(async function () {
     if (process.getuid?.() !== 0) {
       console.log("    (skipped: needs root for network namespaces, TUN and /var/run/wireguard)");
       return this.skip();
@@ -152,6 +153,8 @@ describe("lab: wg backend on wireguard-go in two namespaces", function () {
         return this.skip();
       }
     }
+    // Another lab (a parallel run, a bench) sweeps namespaces by prefix: queue behind it.
+    await acquireLabLock();
     cleanup();
     keys = { a: generateWgKeyPair(), b: generateWgKeyPair() };
     psk = generateWgKeyPair().privateKey;
@@ -187,6 +190,7 @@ describe("lab: wg backend on wireguard-go in two namespaces", function () {
     for (const b of backends) await b.close({ remove: true }).catch(() => undefined);
     cleanup();
     rmSync(stateDir, { recursive: true, force: true });
+    releaseLabLock();
   });
 
   it("brings both ends up, pings through the tunnel, reports stats", async function () {
