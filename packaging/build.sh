@@ -8,6 +8,8 @@
 #   SCOPE_PKG_VERSION=0.1.1 ...        another version (the upgrade test)
 #   SCOPE_PKG_OUT=DIR ...              output directory (default packaging/build)
 #   SCOPE_PKG_NO_RPM=1 ...             skip the .rpm (no rpmbuild needed)
+#   SCOPE_PKG_NO_TSC=1 ...             use dist/ as built (the system tests' runs)
+#   SCOPE_PKG_CACHE=DIR ...            where production node_modules are cached
 #
 # Both packages carry the same tree, staged once under $out/root: the compiled
 # program and its production node_modules under /usr/lib/scope, /usr/bin/scope,
@@ -31,17 +33,20 @@ export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/
 log() { echo "package: $*" >&2; }
 
 # --- 1. compile, stage production node_modules --------------------------------
-log "compiling (tsc)"
-npx tsc -p tsconfig.json
+if [[ -z ${SCOPE_PKG_NO_TSC:-} ]]; then
+  log "compiling (tsc)"
+  npx tsc -p tsconfig.json
+fi
 
 # Production dependencies, cached by the lock file's hash: `npm ci --omit=dev`
 # in a scratch copy of package.json + lock (never in the checkout). Install
 # scripts are skipped; the one native binary is copied from the checkout.
 lockhash="$(sha256sum package-lock.json package.json "$pkg/prune-modules.mjs" | sha256sum | cut -c1-16)"
-nm="$out/cache/node_modules-$lockhash"
+cache="${SCOPE_PKG_CACHE:-$out/cache}"
+nm="$cache/node_modules-$lockhash"
 if [[ ! -d $nm/node_modules ]]; then
   log "npm ci --omit=dev (cache $nm)"
-  rm -rf "$out/cache"
+  rm -rf "$cache"
   mkdir -p "$nm.tmp"
   cp package.json package-lock.json "$nm.tmp/"
   (cd "$nm.tmp" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)
@@ -98,7 +103,7 @@ install -m 0644 "$pkg/systemd/scope-registry.service" "$pkg/systemd/scope@.servi
 install -m 0644 "$pkg/config/registry.conf" "$root/etc/scope/registry.conf"
 install -m 0644 "$pkg/config/NET.conf.example" "$root/etc/scope/NET.conf.example"
 gzip -9n <"$pkg/man/scope.8" >"$root/usr/share/man/man8/scope.8.gz"
-install -m 0644 "$pkg/completion/scope.bash" "$root/usr/share/bash-completion/completions/scope"
+node "$pkg/completion/gen-completion.mjs" dist >"$root/usr/share/bash-completion/completions/scope"
 install -m 0644 dbus/cc.ltgc.Scope1.conf "$root/usr/share/dbus-1/system.d/"
 install -m 0644 "$pkg/sysusers.conf" "$root/usr/lib/sysusers.d/scope.conf"
 install -m 0644 "$pkg/tmpfiles.conf" "$root/usr/lib/tmpfiles.d/scope.conf"
