@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a host for one test tier. Run as root on Debian by CI (and by hand).
 #
-#   test/setup.sh [unit|lab|system|all]     (default: unit)
+#   test/setup.sh [unit|lab|system|package|all]     (default: unit)
 #
 # Idempotent and fast when warm: apt runs only if a command the tier needs is
 # missing, `apt-get update` at most once per run, and `npm ci` only when
@@ -25,20 +25,34 @@ need_lab=(
   pkill:procps
   python3:python3-minimal
 )
+# `npm run package` alone.
+need_package=(
+  dpkg-scanpackages:dpkg-dev
+  rpmbuild:rpm
+)
 need_system=(
   debootstrap:debootstrap
   qemu-system-x86_64:qemu-system-x86
   qemu-img:qemu-utils
   mkfs.ext4:e2fsprogs
+  # The package cases: `npm run package` (dpkg-deb, dpkg-shlibdeps,
+  # dpkg-scanpackages, rpmbuild), the linters, and the nspawn containers.
+  dpkg-scanpackages:dpkg-dev
+  rpmbuild:rpm
+  lintian:lintian
+  rpmlint:rpmlint
+  systemd-nspawn:systemd-container
+  nsenter:util-linux
 )
 
 case "$tier" in
   unit) wanted=("${need_unit[@]}") ;;
   lab) wanted=("${need_unit[@]}" "${need_lab[@]}") ;;
   system) wanted=("${need_unit[@]}" "${need_system[@]}") ;;
+  package) wanted=("${need_unit[@]}" "${need_package[@]}") ;;
   all) wanted=("${need_unit[@]}" "${need_lab[@]}" "${need_system[@]}") ;;
   *)
-    echo "usage: $0 [unit|lab|system|all]" >&2
+    echo "usage: $0 [unit|lab|system|package|all]" >&2
     exit 2
     ;;
 esac

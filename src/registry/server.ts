@@ -150,7 +150,9 @@ export async function startRegistry(
   mkdirSync(dirname(c.admin_socket), { recursive: true, mode: 0o755 });
   if (existsSync(c.admin_socket) && lstatSync(c.admin_socket).isSocket()) unlinkSync(c.admin_socket);
   await listen(admin, { path: c.admin_socket });
-  chmodSync(c.admin_socket, 0o600);
+  // Owner and group: root, and the registry's group (scope-admin in the package, whose
+  // unit runs with Group=scope-admin); nobody else.
+  chmodSync(c.admin_socket, 0o660);
 
   const retention = { maxAgeMs: c.event_retention * 1000, maxPerNetwork: EVENTS_PER_NETWORK };
   const prune = async () => {

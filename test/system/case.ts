@@ -18,6 +18,23 @@ export interface SystemCase {
   reboots?: number;
 }
 
+/**
+ * A case that drives the host itself (package builds, systemd-nspawn
+ * containers) instead of booting VMs: run() throws to fail and returns the
+ * lines for the report (figures such as sizes and scores). The VM image is
+ * built only when a selected case needs VMs.
+ */
+export interface HostCase {
+  name: string;
+  description: string;
+  /** dir: this case's scratch directory under the run dir. */
+  run(dir: string): Promise<string[]>;
+}
+
+export type AnyCase = SystemCase | HostCase;
+
+export const isHostCase = (c: AnyCase): c is HostCase => "run" in c;
+
 /** A WireGuard key pair in wg(8)'s base64 form; X25519 raw keys are the last 32 DER bytes. */
 export function wgKeyPair(): { privateKey: string; publicKey: string } {
   const { privateKey, publicKey } = generateKeyPairSync("x25519");

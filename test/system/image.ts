@@ -108,7 +108,7 @@ export async function ensureImage(): Promise<{ image: GuestImage; built: boolean
  * host may lack them. Upgrade the keyring package rather than skip the check:
  * debootstrap then still verifies the Release file against it.
  */
-async function trixieKeyring(): Promise<string> {
+export async function trixieKeyring(): Promise<string> {
   const dir = "/usr/share/keyrings";
   const hasTrixie = (): boolean =>
     existsSync(join(dir, "debian-archive-keyring.gpg")) &&

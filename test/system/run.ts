@@ -4,7 +4,7 @@
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { type SystemCase } from "./case.js";
+import { isHostCase, type AnyCase, type HostCase, type SystemCase } from "./case.js";
 import { newRunDir } from "./guest.js";
 import { formatMs, log, repoRoot } from "./host.js";
 import { ensureImage, type GuestImage } from "./image.js";
@@ -12,15 +12,16 @@ import { chooseAccel, runPair, runSingle, type VMResult } from "./vm.js";
 
 const DEFAULT_TIMEOUT_MS = 300_000;
 
-async function loadCases(filter: string[]): Promise<SystemCase[]> {
+async function loadCases(filter: string[]): Promise<AnyCase[]> {
   const dir = join(dirname(fileURLToPath(import.meta.url)), "cases");
   const files = readdirSync(dir)
     .filter((f) => f.endsWith(".js"))
     .sort();
-  const cases: SystemCase[] = [];
+  const cases: AnyCase[] = [];
   for (const file of files) {
-    const mod = (await import(pathToFileURL(join(dir, file)).href)) as { default?: SystemCase };
-    if (!mod.default?.guests) throw new Error(`${file}: no default-exported SystemCase`);
+    const mod = (await import(pathToFileURL(join(dir, file)).href)) as { default?: AnyCase };
+    if (!mod.default || !("guests" in mod.default || "run" in mod.default))
+      throw new Error(`${file}: no default-exported SystemCase or HostCase`);
     cases.push(mod.default);
   }
   const unknown = filter.filter((n) => !cases.some((c) => c.name === n));
@@ -86,6 +87,24 @@ async function runCase(c: SystemCase, image: GuestImage, runDir: string): Promis
   return !failure;
 }
 
+async function runHostCase(c: HostCase, runDir: string): Promise<boolean> {
+  const started = Date.now();
+  log(`case ${c.name}: ${c.description} (host)`);
+  let failure: string | undefined;
+  let lines: string[] = [];
+  try {
+    lines = await c.run(join(runDir, c.name));
+  } catch (err) {
+    failure = err instanceof Error ? err.message : String(err);
+  }
+  console.log(
+    `${failure ? "FAIL" : "ok  "} ${c.name.padEnd(16)} ${formatMs(Date.now() - started).padStart(7)}  (host)`,
+  );
+  for (const l of lines) console.log(`     ${l}`);
+  if (failure) console.log(`     ${failure}`);
+  return !failure;
+}
+
 async function main(): Promise<number> {
   // debootstrap, chroot, 9p and the guest's root all need root; CI runs as root.
   if (process.getuid?.() !== 0) {
@@ -98,19 +117,25 @@ async function main(): Promise<number> {
     throw new Error("node_modules missing: the guest runs the project from the repo (run npm ci first)");
   }
   const t0 = Date.now();
-  const { image, built } = await ensureImage();
+  // The VM image only when a selected case boots VMs (host cases need none).
+  let image: GuestImage | undefined;
+  if (cases.some((c) => !isHostCase(c))) {
+    const ensured = await ensureImage();
+    image = ensured.image;
+    const accel = await chooseAccel(image);
+    console.log(
+      `image ${image.manifest.key} (${image.manifest.suite}, kernel ${image.manifest.kernelVersion}): ` +
+        (ensured.built ? `built in ${formatMs(Date.now() - t0)} (cold)` : `cached (warm)`) +
+        `; accel ${accel}`,
+    );
+  }
   const imageMs = Date.now() - t0;
-  const accel = await chooseAccel(image);
-  console.log(
-    `image ${image.manifest.key} (${image.manifest.suite}, kernel ${image.manifest.kernelVersion}): ` +
-      (built ? `built in ${formatMs(imageMs)} (cold)` : `cached (warm, ${formatMs(imageMs)})`) +
-      `; accel ${accel}`,
-  );
   const runDir = newRunDir();
   log(`run dir ${runDir}`);
   let failed = 0;
   for (const c of cases) {
-    if (!(await runCase(c, image, runDir))) failed++;
+    const ok = isHostCase(c) ? await runHostCase(c, runDir) : await runCase(c, image!, runDir);
+    if (!ok) failed++;
   }
   console.log(
     `${cases.length - failed}/${cases.length} passed in ${formatMs(Date.now() - t0)} ` +
