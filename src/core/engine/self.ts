@@ -49,10 +49,28 @@ export function learnSelfEndpoint(st: EngineState, e: Endpoint, fx: EngineEffect
   fx.push({ type: "updateSelf", update: { candidates: self.candidates } });
 }
 
-export function mergeNetcheck(old: NetcheckReport | undefined, r: NetcheckReport): NetcheckReport {
-  // One lost reflector answer must not look like a migration.
+/**
+ * A fresh netcheck over the last one. Lost reflector answers must not look
+ * like a migration (a migration clears what peers reported and restarts
+ * every peer): under load (40 joins on 2 cores) answers get lost and a
+ * periodic netcheck that missed its IPv4 or IPv6 answers re-announced and
+ * restarted everything every minute. What a missing answer would change is
+ * kept from the last report. periodic: no local address changed, so an
+ * unanswered IPv6 reflector means a lost answer, not a lost address.
+ */
+export function mergeNetcheck(
+  old: NetcheckReport | undefined,
+  r: NetcheckReport,
+  opts: { periodic: boolean } = { periodic: false },
+): NetcheckReport {
   if (!old) return r;
-  return { ...r, ipv4: r.ipv4 ?? old.ipv4, mapping: r.mapping === "unknown" ? old.mapping : r.mapping };
+  return {
+    ...r,
+    ipv4: r.ipv4 ?? old.ipv4,
+    mapping: r.mapping === "unknown" ? old.mapping : r.mapping,
+    portPreserved: r.ipv4 ? r.portPreserved : old.portPreserved,
+    ipv6: opts.periodic && !r.ipv6.reachable && old.ipv6.reachable ? old.ipv6 : r.ipv6,
+  };
 }
 
 const sameNat = (a: NatInfo, b: NatInfo): boolean =>
