@@ -48,6 +48,7 @@ import { serveControl } from "./control.js";
 import type { JoinState } from "./files.js";
 import { localAddresses, runNetcheck, type NetcheckRunner } from "./netcheck-runner.js";
 import { pingPeer } from "./ping.js";
+import { Outbox } from "./outbox.js";
 import { ProbeSocket, type ProbeTransport } from "./udp.js";
 
 export interface DaemonDeps {
@@ -133,6 +134,8 @@ export class Daemon {
   private startup: Promise<void> | undefined;
   private readonly timers = new Map<string, TimerId>();
   private readonly worker: BackendWorker;
+  /** Relayed messages: re-sent when the registry did not take them, coalesced per subject. */
+  private readonly outbox: Outbox;
   private queued: Event[] | undefined = [];
   private control: Server | undefined;
   private registryUp = false;
@@ -165,6 +168,12 @@ export class Daemon {
       ...(d.registryTransport ? { transport: d.registryTransport } : {}),
     });
     this.log = d.logger;
+    this.outbox = new Outbox({
+      clock: this.clock,
+      post: (m) => this.client.postMessage(m),
+      onDrop: (m, err, attempts) =>
+        this.log.warn("message not sent", { type: m.type, to: m.to, attempts, error: err.message }),
+    });
     this.done = new Promise((r) => (this.exit = r));
     this.worker = new BackendWorker(
       d.backend,
@@ -425,11 +434,7 @@ export class Daemon {
         this.cancel(e.name);
         break;
       case "postMessage":
-        this.client
-          .postMessage(e.message)
-          .catch((err: Error) =>
-            this.log.warn("message not sent", { type: e.message.type, error: err.message }),
-          );
+        this.outbox.send(e.message);
         break;
       case "updateSelf":
         this.selfUnsent = false;
@@ -580,6 +585,7 @@ export class Daemon {
     this.stopping?.();
     // Start-up gives up at its next check: its waits end (abort) and its requests fail (close).
     this.abort.abort();
+    this.outbox.close();
     this.client.close();
     for (const id of this.timers.values()) this.clock.clearTimer(id);
     this.timers.clear();
