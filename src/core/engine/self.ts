@@ -4,7 +4,7 @@
  */
 import { familyOf, formatEndpoint } from "../ip.js";
 import { composeCandidates, natInfoOf, type NetcheckReport } from "../netcheck.js";
-import type { Candidate, Endpoint, NatInfo } from "../protocol.js";
+import type { Candidate, Endpoint, NatInfo, Peer } from "../protocol.js";
 import { log } from "./log.js";
 import { isDirect, restartAttempt } from "./paths.js";
 import type { EngineEffect, EngineState } from "./types.js";
@@ -18,6 +18,14 @@ export function selfCandidates(st: EngineState): Candidate[] {
     reported: st.reportedSelf,
   });
 }
+
+/** True when a peer's record already says its WireGuard port is reachable at e. */
+export const impliedBy = (peer: Peer, e: Endpoint): boolean =>
+  peer.candidates.some(
+    (c) =>
+      c.address === e.address &&
+      (c.kind === "reported" || c.kind === "configured" ? c.port : peer.listenPort) === e.port,
+  );
 
 /**
  * A peer saw our WireGuard traffic come from e. Worth publishing only if no
@@ -35,12 +43,7 @@ export function learnSelfEndpoint(st: EngineState, e: Endpoint, fx: EngineEffect
   // another address is stale (sent before we moved) or a LAN view.
   const reflexive = st.netcheck?.ipv4?.public.address;
   if (reflexive !== undefined && reflexive !== e.address) return;
-  const implied = self.candidates.some(
-    (c) =>
-      c.address === e.address &&
-      (c.kind === "reported" || c.kind === "configured" ? c.port : self.listenPort) === e.port,
-  );
-  if (implied) return;
+  if (impliedBy(self, e)) return;
   st.reportedSelf = [{ ...e, kind: "reported" as const }, ...st.reportedSelf].slice(0, 2);
   self.candidates = selfCandidates(st);
   fx.push(

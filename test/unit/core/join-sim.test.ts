@@ -246,6 +246,36 @@ describe("join over a simulated network (fast profile)", () => {
     w.stop();
   });
 
+  it("reports carry only news: a WireGuard mapping the subject's record does not imply", () => {
+    const w = new SimWorld(t.clock);
+    const nodes = [
+      w.add({ name: "pub", v6: false }),
+      w.add({ name: "fc", nat: "full-cone", v6: false }),
+      w.add({ name: "pr", nat: "port-restricted", v6: false }),
+      w.add({ name: "ps", nat: "port-shifting", v6: false }),
+    ];
+    for (const n of nodes) n.join();
+    expect(t.clock.advanceUntil(() => w.allDirect(), 20_000)).to.be.lessThan(5_000);
+    t.clock.advance(10_000);
+    const ps = nodes[3];
+    const seen = nodes.flatMap((n) =>
+      n.posted.flatMap(({ message: m }) =>
+        m.type === "cc.ltgc.scope:peerReport" && !m.body.applied
+          ? [`${n.host.name} → ${w.nodes.find((x) => x.st.self?.id === m.to)?.host.name}`]
+          : [],
+      ),
+    );
+    // Only the peers that receive the port-shifting edge's WireGuard traffic
+    // at its shifted port (public, full cone) can say something it needs.
+    expect(
+      seen.every((x) => x.endsWith("→ ps")),
+      seen.join(", "),
+    ).to.equal(true);
+    expect(seen.length).to.be.within(1, 3);
+    expect(ps?.st.reportedSelf.length).to.be.greaterThan(0);
+    w.stop();
+  });
+
   it("a periodic netcheck that lost its reflector answers changes nothing (no re-announce, no restart)", () => {
     const w = new SimWorld(t.clock);
     const pub = w.add({ name: "pub", v6: false });
