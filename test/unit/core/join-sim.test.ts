@@ -246,6 +246,21 @@ describe("join over a simulated network (fast profile)", () => {
     w.stop();
   });
 
+  it("a settled direct peer is probed at one answered target per round, not at every candidate", () => {
+    const { w, a } = directPair(t.clock, { name: "a" }, { name: "b", nat: "full-cone" });
+    t.clock.advance(60_000);
+    let pings = 0;
+    a.observe = (fx) => {
+      for (const e of fx) if (e.type === "sendProbe" && e.bytes[5] === 1) pings++;
+    };
+    // (Under 180 s: the simulated WireGuard sends no keepalives, so its session would expire.)
+    t.clock.advance(100_000);
+    // Settled probes go every 30 s: four rounds, one ping each (dual-stack, several candidates).
+    expect(pings).to.equal(4);
+    expect(a.peer("b")?.latencyMs).to.be.a("number");
+    w.stop();
+  });
+
   it("reports carry only news: a WireGuard mapping the subject's record does not imply", () => {
     const w = new SimWorld(t.clock);
     const nodes = [
