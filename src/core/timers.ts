@@ -115,6 +115,8 @@ export const PERSISTENT_KEEPALIVE_S = 25;
  * SIGNATURE_WINDOW_MS beside the signing rules it belongs to).
  */
 
+/** A peer settled without a direct path gets this many handshake timeouts per endpoint (fast: 10 s, not 2.5 s). */
+export const SETTLED_TRY_FACTOR = 4;
 /** WireGuard (and some backends) report handshake times in whole seconds: allow the rounding. */
 export const HANDSHAKE_SLACK_MS = 1_000;
 /**

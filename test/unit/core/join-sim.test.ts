@@ -246,6 +246,23 @@ describe("join over a simulated network (fast profile)", () => {
     w.stop();
   });
 
+  it("a peer settled without a direct path is tried at a slower pace (an endpoint per 10 s, not 2.5 s)", () => {
+    const w = new SimWorld(t.clock);
+    const a = w.add({ name: "a" });
+    const b = w.add({ name: "b" });
+    a.join();
+    b.join();
+    // b's WireGuard port is gone (a firewall): probes answer, handshakes never do.
+    w.net.unbind(b.host, LISTEN_PORT);
+    t.clock.advance(30_000);
+    expect(a.peer("b")?.path).to.equal("none");
+    const tries = () => a.logs.filter((l) => l.msg === "trying endpoint").length;
+    const before = tries();
+    t.clock.advance(60_000);
+    expect(tries() - before).to.be.within(1, 7);
+    w.stop();
+  });
+
   it("a settled direct peer is probed at one answered target per round, not at every candidate", () => {
     const { w, a } = directPair(t.clock, { name: "a" }, { name: "b", nat: "full-cone" });
     t.clock.advance(60_000);
