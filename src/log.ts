@@ -72,6 +72,8 @@ const root = winston.createLogger({
   transports: [new winston.transports.Console({ stderrLevels: [...LOG_LEVELS] })],
 });
 
+const RANK: Readonly<Record<LogLevel, number>> = { error: 0, warn: 1, info: 2, debug: 3 };
+
 export function setLogLevel(level: LogLevel): void {
   root.level = level;
 }
@@ -82,6 +84,9 @@ export function createLogger(component: string): Logger {
   const at =
     (level: LogLevel) =>
     (msg: string, fields?: Record<string, unknown>): void => {
+      // winston formats a line (fields, timestamp) before its transport drops
+      // it by level: skip a line below the level here, for nothing.
+      if (RANK[level] > RANK[root.level as LogLevel]) return;
       root.log({ level, message: msg, component, fields });
     };
   return {

@@ -36,6 +36,12 @@ export interface TimerProfile {
   readonly retriggerGapsMs: readonly number[];
   /** Send the first report about a newcomer after this long (0: as soon as there is something to say). */
   readonly reportAfterMs: number;
+  /**
+   * Report only news: a WireGuard mapping the peer's record does not imply
+   * (the port-shifting case, DESIGN §4), which is all a peer learns from a
+   * report. false (seed): report every observation, probe source and path.
+   */
+  readonly reportOnlyNews: boolean;
   /** The newcomer sends peerConn at this time at the latest. */
   readonly peerConnAfterMs: number;
   /** Send peerConn as soon as every peer is settled (fast) or only at peerConnAfterMs (seed). */
@@ -62,6 +68,7 @@ export const TIMER_PROFILES: Readonly<Record<ProfileName, TimerProfile>> = {
     handshakeTimeoutMs: 2_500,
     retriggerGapsMs: [500, 1_000, 2_000, 4_000, 8_000],
     reportAfterMs: 0,
+    reportOnlyNews: true,
     peerConnAfterMs: 20_000,
     peerConnWhenSettled: true,
     directGiveUpMs: 15_000,
@@ -82,6 +89,7 @@ export const TIMER_PROFILES: Readonly<Record<ProfileName, TimerProfile>> = {
     handshakeTimeoutMs: 8_000,
     retriggerGapsMs: [5_000],
     reportAfterMs: 16_000,
+    reportOnlyNews: false,
     peerConnAfterMs: 20_000,
     peerConnWhenSettled: false,
     directGiveUpMs: 60_000,
@@ -107,6 +115,8 @@ export const PERSISTENT_KEEPALIVE_S = 25;
  * SIGNATURE_WINDOW_MS beside the signing rules it belongs to).
  */
 
+/** A peer settled without a direct path gets this many handshake timeouts per endpoint (fast: 10 s, not 2.5 s). */
+export const SETTLED_TRY_FACTOR = 4;
 /** WireGuard (and some backends) report handshake times in whole seconds: allow the rounding. */
 export const HANDSHAKE_SLACK_MS = 1_000;
 /**

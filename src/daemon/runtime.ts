@@ -35,7 +35,7 @@ import {
 } from "../core/engine/index.js";
 import { ScopeError } from "../core/errors.js";
 import { composeCandidates, natInfoOf, type NetcheckReport } from "../core/netcheck.js";
-import type { Event, JoinResponse } from "../core/protocol.js";
+import type { Event, JoinResponse, PeerUpdate } from "../core/protocol.js";
 import { TIMER_PROFILES, type TimerProfile } from "../core/timers.js";
 import type { HttpTransport } from "../client/http.js";
 import { RegistryClient } from "../client/registry-client.js";
@@ -48,6 +48,7 @@ import { serveControl } from "./control.js";
 import type { JoinState } from "./files.js";
 import { localAddresses, runNetcheck, type NetcheckRunner } from "./netcheck-runner.js";
 import { pingPeer } from "./ping.js";
+import { Outbox, RETRY_MAX_MS, RETRY_MIN_MS, isRetryable } from "./outbox.js";
 import { ProbeSocket, type ProbeTransport } from "./udp.js";
 
 export interface DaemonDeps {
@@ -133,6 +134,8 @@ export class Daemon {
   private startup: Promise<void> | undefined;
   private readonly timers = new Map<string, TimerId>();
   private readonly worker: BackendWorker;
+  /** Relayed messages: re-sent when the registry did not take them, coalesced per subject. */
+  private readonly outbox: Outbox;
   private queued: Event[] | undefined = [];
   private control: Server | undefined;
   private registryUp = false;
@@ -142,6 +145,8 @@ export class Daemon {
   private checking = false;
   /** The last updateSelf failed (registry away): re-sent when the event stream is back. */
   private selfUnsent = false;
+  /** Counts updateSelf sends: only the failure of the latest one is retried. */
+  private selfGen = 0;
   private lastNetcheck: NetcheckReport | undefined;
   /** Start-up phases, logged once a member (where a slow start goes). */
   private readonly startupMs: { netcheckMs?: number } = {};
@@ -165,6 +170,12 @@ export class Daemon {
       ...(d.registryTransport ? { transport: d.registryTransport } : {}),
     });
     this.log = d.logger;
+    this.outbox = new Outbox({
+      clock: this.clock,
+      post: (m) => this.client.postMessage(m),
+      onDrop: (m, err, attempts) =>
+        this.log.warn("message not sent", { type: m.type, to: m.to, attempts, error: err.message }),
+    });
     this.done = new Promise((r) => (this.exit = r));
     this.worker = new BackendWorker(
       d.backend,
@@ -354,11 +365,7 @@ export class Daemon {
           // After a reconnect, events may be gone (registry restart without history): re-read the list.
           if (!first) void this.resync("event stream reconnected");
           if (this.selfUnsent && this.st.self) {
-            this.selfUnsent = false;
-            this.run({
-              type: "updateSelf",
-              update: { candidates: this.st.self.candidates, nat: this.st.self.nat },
-            });
+            this.sendSelf({ candidates: this.st.self.candidates, nat: this.st.self.nat }, 0);
           }
           // The reflector lives with the registry: a netcheck made while it was away saw nothing.
           if (!this.lastNetcheck?.ipv4) void this.refreshNetcheck();
@@ -425,19 +432,10 @@ export class Daemon {
         this.cancel(e.name);
         break;
       case "postMessage":
-        this.client
-          .postMessage(e.message)
-          .catch((err: Error) =>
-            this.log.warn("message not sent", { type: e.message.type, error: err.message }),
-          );
+        this.outbox.send(e.message);
         break;
       case "updateSelf":
-        this.selfUnsent = false;
-        this.client.updateSelf(e.update).catch((err: Error) => {
-          // Peers must learn our new candidates: send the current ones again once the stream is back.
-          this.selfUnsent = true;
-          this.log.warn("self update not sent", { error: err.message });
-        });
+        this.sendSelf(e.update, 0);
         break;
       case "selfRemoved":
         if (this.leaving) break; // our own leave coming back as an event
@@ -452,6 +450,30 @@ export class Daemon {
         throw new Error(`unhandled effect ${JSON.stringify(never)}`);
       }
     }
+  }
+
+  /**
+   * Sends our record. Peers must learn our candidates (a port-shifting
+   * host's reported mapping is the only way to reach it), so a failure is
+   * retried with a backoff, always with the current record, and again when
+   * the event stream is back; a newer update supersedes a pending retry.
+   */
+  private sendSelf(update: PeerUpdate, attempt: number): void {
+    this.selfUnsent = false;
+    this.cancel("self-retry");
+    const gen = ++this.selfGen;
+    this.client.updateSelf(update).catch((err: Error) => {
+      if (gen !== this.selfGen || !this.running) return; // a newer update went out meanwhile
+      this.selfUnsent = true;
+      this.log.warn("self update not sent", { error: err.message, attempt: attempt + 1 });
+      if (!isRetryable(err) || !this.st.self) return;
+      const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** attempt);
+      this.after("self-retry", delay, () => {
+        const self = this.st.self;
+        if (self && this.selfUnsent)
+          this.sendSelf({ candidates: self.candidates, nat: self.nat }, attempt + 1);
+      });
+    });
   }
 
   private iface(): DesiredInterface {
@@ -580,6 +602,7 @@ export class Daemon {
     this.stopping?.();
     // Start-up gives up at its next check: its waits end (abort) and its requests fail (close).
     this.abort.abort();
+    this.outbox.close();
     this.client.close();
     for (const id of this.timers.values()) this.clock.clearTimer(id);
     this.timers.clear();

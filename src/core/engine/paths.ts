@@ -14,7 +14,7 @@ import type { PeerStats } from "../backend.js";
 import { endpointFamily, familyOf, formatEndpoint, parseEndpoint, type Family } from "../ip.js";
 import { chooseEndpoint, evidenceCandidate, pathCandidates, type PathCandidate } from "../path.js";
 import type { Candidate, Endpoint, Peer } from "../protocol.js";
-import { APPLY_LANDING_MS, HANDSHAKE_FRESH_MS, HANDSHAKE_SLACK_MS } from "../timers.js";
+import { APPLY_LANDING_MS, HANDSHAKE_FRESH_MS, HANDSHAKE_SLACK_MS, SETTLED_TRY_FACTOR } from "../timers.js";
 import { log } from "./log.js";
 import type { EngineEffect, EngineState, PathState, PeerState } from "./types.js";
 
@@ -216,6 +216,17 @@ function triedSince(ps: PeerState): number {
   return hs !== undefined && hs !== staleHandshakeMs ? Math.max(endpointSince, hs) : endpointSince;
 }
 
+/**
+ * How long one endpoint gets for a handshake. Once the peer is settled
+ * without a direct path, trying the next candidate every 2.5 s forever (one
+ * stuck lab peer applied 210 endpoint changes, each an apply and a trigger
+ * queued for the backend) costs both sides for nothing: go slower. News (a
+ * report, a peerUpdate) still switches at once: the chooser re-ranks on
+ * every reconcile.
+ */
+const tryFor = (st: EngineState, ps: PeerState): number =>
+  st.cfg.profile.handshakeTimeoutMs * (ps.paths.settled ? SETTLED_TRY_FACTOR : 1);
+
 const giveUpAt = (st: EngineState, ps: PeerState): number =>
   ps.paths.since + (hopeless(st, ps) ? st.cfg.profile.hopelessGiveUpMs : st.cfg.profile.directGiveUpMs);
 
@@ -246,7 +257,6 @@ export function decidePath(
   hubExists: boolean,
   fx: EngineEffect[],
 ): boolean {
-  const p = st.cfg.profile;
   const s = ps.paths;
   if (s.path === "direct" && !handshakeProves(ps, now)) {
     // The session expired without a new handshake: the path is gone.
@@ -255,7 +265,7 @@ export function decidePath(
   }
   let changed = false;
   if (!isDirect(ps, now)) {
-    if (s.endpoint !== undefined && now >= triedSince(ps) + p.handshakeTimeoutMs) s.failed.add(s.endpoint);
+    if (s.endpoint !== undefined && now >= triedSince(ps) + tryFor(st, ps)) s.failed.add(s.endpoint);
     const next = choose(st, ps, now);
     if (next !== s.endpoint) {
       fx.push(log("debug", "trying endpoint", { peer: ps.peer.name, endpoint: next }));
@@ -299,13 +309,12 @@ export function decidePath(
 
 /** The paths slice's future deadlines for one peer. */
 export function pathDeadlines(st: EngineState, ps: PeerState, out: number[]): void {
-  const p = st.cfg.profile;
   const s = ps.paths;
   const hs = s.wg.lastHandshakeMs;
   // A direct path ends when its handshake gets too old (no stats change tells).
   if (hs !== undefined && hs !== s.staleHandshakeMs) out.push(hs + HANDSHAKE_FRESH_MS);
   if (s.path === "direct") return;
-  if (s.endpoint !== undefined) out.push(s.nextTriggerAt, triedSince(ps) + p.handshakeTimeoutMs);
+  if (s.endpoint !== undefined) out.push(s.nextTriggerAt, triedSince(ps) + tryFor(st, ps));
   out.push(v6Deadline(st, ps));
   if (!s.settled) out.push(giveUpAt(st, ps));
 }

@@ -7,7 +7,7 @@
  * runs: step() then does no reconcile at all, so a flood of junk costs a
  * MAC check per datagram and nothing that grows with the mesh.
  */
-import { familyOf, formatEndpoint, parseEndpoint } from "../ip.js";
+import { endpointFamily, familyOf, formatEndpoint, parseEndpoint } from "../ip.js";
 import {
   acceptFresh,
   decodeProbe,
@@ -19,7 +19,7 @@ import {
 import type { Endpoint } from "../protocol.js";
 import { gapAt, PING_TTL_MS, PROBE_PRUNE_EVERY_MS, PROBE_WINDOW_MS, RTT_SAMPLES } from "../timers.js";
 import { log } from "./log.js";
-import { candidatesOf, selfFamilies } from "./paths.js";
+import { candidatesOf, selfFamilies, shownEndpoint } from "./paths.js";
 import type { EngineEffect, EngineState, PeerState, ProbeBook, ProbeState } from "./types.js";
 
 export const newProbeBook = (): ProbeBook => ({
@@ -72,11 +72,14 @@ export function probePeer(st: EngineState, ps: PeerState, now: number, fx: Engin
   const key = ps.key;
   if (!key || now < ps.probe.nextAt) return;
   const fams = probeFamilies(st, ps, now);
-  const targets = candidatesOf(st, ps, fams as Set<"ipv4" | "ipv6">).flatMap((c) => c.probes);
+  let targets = candidatesOf(st, ps, fams as Set<"ipv4" | "ipv6">).flatMap((c) => c.probes);
   // Where the peer's pings come from answers too: behind a symmetric NAT it
   // is the only address that does, and it gives the pair a latency.
   const src = ps.probe.source;
   if (src && fams.has(familyOf(src.address)) && !targets.some((t) => sameEndpoint(t, src))) targets.push(src);
+  // Settled and direct, a round only refreshes the latency shown: one target
+  // that answered on the family in use is enough (WireGuard carries liveness).
+  if (ps.paths.settled && ps.paths.path === "direct") targets = settledTarget(ps, targets);
   for (const to of targets) {
     const nonce = nextNonce(st);
     st.probes.pingsOut.set(nonce, { peerId: ps.peer.id, to: formatEndpoint(to), sentAt: now });
@@ -91,6 +94,19 @@ export function probePeer(st: EngineState, ps: PeerState, now: number, fx: Engin
   q.nextAt =
     now +
     (ps.paths.settled ? gapAt(p.settledProbeGapsMs, q.settledRound++) : gapAt(p.probeGapsMs, q.round++));
+}
+
+/** The answered target on the family of the endpoint in use with the lowest round trip; all when none answered. */
+function settledTarget(ps: PeerState, targets: Endpoint[]): Endpoint[] {
+  const ep = shownEndpoint(ps);
+  const fam = ep ? endpointFamily(ep) : undefined;
+  let best: { to: Endpoint; rtt: number } | undefined;
+  for (const to of targets) {
+    const a = ps.probe.answers.get(formatEndpoint(to));
+    if (!a || (fam && familyOf(to.address) !== fam)) continue;
+    if (!best || a.rttMs < best.rtt) best = { to, rtt: a.rttMs };
+  }
+  return best ? [best.to] : targets;
 }
 
 const sameEndpoint = (a: Endpoint, b: Endpoint): boolean => a.address === b.address && a.port === b.port;

@@ -83,7 +83,7 @@ export function reconcile(st: EngineState, now: number, fx: EngineEffect[]): voi
       s.nextTriggerAt =
         now + (s.settled ? SETTLED_RETRIGGER_MS : gapAt(st.cfg.profile.retriggerGapsMs, s.retriggerRound++));
     }
-    report(ps, now, fx);
+    report(ps, now, fx, st.cfg.profile.reportOnlyNews);
     schedulePeer(st, ps, now);
   }
 

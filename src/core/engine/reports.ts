@@ -8,6 +8,7 @@
 import { formatEndpoint, parseEndpoint } from "../ip.js";
 import { messageType, type PostMessage } from "../protocol.js";
 import { latencyOf } from "./paths.js";
+import { impliedBy } from "./self.js";
 import type { EngineEffect, PeerState, ReportState } from "./types.js";
 
 export const newReportState = (dueAt: number): ReportState => ({
@@ -29,13 +30,17 @@ export function announceApplied(ps: PeerState, fx: EngineEffect[]): void {
   post(fx, { type: REPORT, to: ps.peer.id, body: { about: ps.peer.id, applied: true } });
 }
 
-export function report(ps: PeerState, now: number, fx: EngineEffect[]): void {
+export function report(ps: PeerState, now: number, fx: EngineEffect[], onlyNews: boolean): void {
   const r = ps.report;
   if (now < r.dueAt) return;
   const { path, wg: seen } = ps.paths;
   const wg = path === "direct" && seen.endpoint ? parseEndpoint(seen.endpoint) : undefined;
   const src = ps.probe.source;
   if (!wg && !src) return;
+  // With 40 joins at once, reports of what the peer knows already (its probe
+  // source, a mapping its candidates imply, the path) were thousands of
+  // posts that choked the registry; the peer acts on none of them.
+  if (onlyNews && (!wg || impliedBy(ps.peer, wg))) return;
   const key = `${wg ? formatEndpoint(wg) : ""} ${src ? formatEndpoint(src) : ""} ${path}`;
   if (key === r.last) return;
   r.last = key;

@@ -4,7 +4,7 @@
  */
 import { familyOf, formatEndpoint } from "../ip.js";
 import { composeCandidates, natInfoOf, type NetcheckReport } from "../netcheck.js";
-import type { Candidate, Endpoint, NatInfo } from "../protocol.js";
+import type { Candidate, Endpoint, NatInfo, Peer } from "../protocol.js";
 import { log } from "./log.js";
 import { isDirect, restartAttempt } from "./paths.js";
 import type { EngineEffect, EngineState } from "./types.js";
@@ -18,6 +18,14 @@ export function selfCandidates(st: EngineState): Candidate[] {
     reported: st.reportedSelf,
   });
 }
+
+/** True when a peer's record already says its WireGuard port is reachable at e. */
+export const impliedBy = (peer: Peer, e: Endpoint): boolean =>
+  peer.candidates.some(
+    (c) =>
+      c.address === e.address &&
+      (c.kind === "reported" || c.kind === "configured" ? c.port : peer.listenPort) === e.port,
+  );
 
 /**
  * A peer saw our WireGuard traffic come from e. Worth publishing only if no
@@ -35,12 +43,7 @@ export function learnSelfEndpoint(st: EngineState, e: Endpoint, fx: EngineEffect
   // another address is stale (sent before we moved) or a LAN view.
   const reflexive = st.netcheck?.ipv4?.public.address;
   if (reflexive !== undefined && reflexive !== e.address) return;
-  const implied = self.candidates.some(
-    (c) =>
-      c.address === e.address &&
-      (c.kind === "reported" || c.kind === "configured" ? c.port : self.listenPort) === e.port,
-  );
-  if (implied) return;
+  if (impliedBy(self, e)) return;
   st.reportedSelf = [{ ...e, kind: "reported" as const }, ...st.reportedSelf].slice(0, 2);
   self.candidates = selfCandidates(st);
   fx.push(
@@ -49,10 +52,28 @@ export function learnSelfEndpoint(st: EngineState, e: Endpoint, fx: EngineEffect
   fx.push({ type: "updateSelf", update: { candidates: self.candidates } });
 }
 
-export function mergeNetcheck(old: NetcheckReport | undefined, r: NetcheckReport): NetcheckReport {
-  // One lost reflector answer must not look like a migration.
+/**
+ * A fresh netcheck over the last one. Lost reflector answers must not look
+ * like a migration (a migration clears what peers reported and restarts
+ * every peer): under load (40 joins on 2 cores) answers get lost and a
+ * periodic netcheck that missed its IPv4 or IPv6 answers re-announced and
+ * restarted everything every minute. What a missing answer would change is
+ * kept from the last report. periodic: no local address changed, so an
+ * unanswered IPv6 reflector means a lost answer, not a lost address.
+ */
+export function mergeNetcheck(
+  old: NetcheckReport | undefined,
+  r: NetcheckReport,
+  opts: { periodic: boolean } = { periodic: false },
+): NetcheckReport {
   if (!old) return r;
-  return { ...r, ipv4: r.ipv4 ?? old.ipv4, mapping: r.mapping === "unknown" ? old.mapping : r.mapping };
+  return {
+    ...r,
+    ipv4: r.ipv4 ?? old.ipv4,
+    mapping: r.mapping === "unknown" ? old.mapping : r.mapping,
+    portPreserved: r.ipv4 ? r.portPreserved : old.portPreserved,
+    ipv6: opts.periodic && !r.ipv6.reachable && old.ipv6.reachable ? old.ipv6 : r.ipv6,
+  };
 }
 
 const sameNat = (a: NatInfo, b: NatInfo): boolean =>

@@ -94,7 +94,7 @@ export function step(st: EngineState, input: EngineInput, now: number): StepResu
       st.timerAt = undefined;
       break;
     case "netcheck":
-      st.netcheck = mergeNetcheck(st.netcheck, input.report);
+      st.netcheck = mergeNetcheck(st.netcheck, input.report, { periodic: true });
       migrateIfChanged(st, now, fx);
       break;
     case "addressesChanged":

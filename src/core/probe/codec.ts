@@ -31,8 +31,9 @@ export type ProbeMessage =
 
 const TYPE_CODE = { ping: 1, pong: 2 } as const;
 
-const hexBytes = (hex: string, n: number): Uint8Array => {
-  if (!new RegExp(`^[0-9a-f]{${2 * n}}$`).test(hex)) throw new Error(`expected ${n} bytes of hex`);
+const HEX8 = /^[0-9a-f]{16}$/;
+const hexBytes = (hex: string, n: 8): Uint8Array => {
+  if (!HEX8.test(hex)) throw new Error(`expected ${n} bytes of hex`);
   return Uint8Array.from(Buffer.from(hex, "hex"));
 };
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString("hex");

@@ -1,6 +1,7 @@
 import { expect } from "chai";
 import type { ApplyResult, Backend, DesiredState, PeerStats } from "../../../src/core/backend.js";
-import { BackendWorker, TRIGGER_SPACING_MS } from "../../../src/daemon/backend-worker.js";
+import { BackendWorker, STATS_OVERDUE_MS, TRIGGER_SPACING_MS } from "../../../src/daemon/backend-worker.js";
+import { sleep } from "../../../src/core/clock.js";
 import { useFakeClock, type FakeClock } from "../helpers/fake-clock.js";
 
 /** A worker on the fake clock whose hooks ignore everything. */
@@ -135,6 +136,39 @@ describe("backend worker", () => {
     await runUntil(clock, w.idle());
     expect((at["trigger A"] as number) - firstA).to.equal(TRIGGER_SPACING_MS);
     expect(calls).to.deep.equal(["A", "B", "A"]);
+  });
+});
+
+describe("backend worker under a slow wireguard-go", () => {
+  const t = useFakeClock();
+
+  it("a stats read waits at most STATS_OVERDUE_MS behind a stream of triggers", async () => {
+    const clock = t.clock;
+    const calls: { what: string; at: number }[] = [];
+    const backend: Backend & { triggerHandshake(k: string): Promise<void> } = {
+      name: "slow",
+      probe: async () => ({ usable: true, detail: "test" }),
+      apply: async () => ({ changes: [] }),
+      stats: async () => {
+        calls.push({ what: "stats", at: clock.now() });
+        return [];
+      },
+      // Each UAPI request takes 100 ms (a loaded host).
+      triggerHandshake: (k: string) => {
+        calls.push({ what: `trigger ${k}`, at: clock.now() });
+        return sleep(clock, 100);
+      },
+      close: async () => undefined,
+    };
+    const w = quietWorker(backend, clock);
+    const t0 = clock.now();
+    for (let i = 0; i < 20; i++) w.trigger(`P${i}`);
+    w.stats();
+    await runUntil(clock, w.idle());
+    const stats = calls.find((c) => c.what === "stats");
+    expect(calls).to.have.length(21);
+    // Not after all 20 triggers (2 s): the engine must see handshakes while it retriggers.
+    expect((stats?.at ?? Infinity) - t0).to.be.at.most(STATS_OVERDUE_MS + 100);
   });
 });
 

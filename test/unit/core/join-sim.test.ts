@@ -246,6 +246,92 @@ describe("join over a simulated network (fast profile)", () => {
     w.stop();
   });
 
+  it("a peer settled without a direct path is tried at a slower pace (an endpoint per 10 s, not 2.5 s)", () => {
+    const w = new SimWorld(t.clock);
+    const a = w.add({ name: "a" });
+    const b = w.add({ name: "b" });
+    a.join();
+    b.join();
+    // b's WireGuard port is gone (a firewall): probes answer, handshakes never do.
+    w.net.unbind(b.host, LISTEN_PORT);
+    t.clock.advance(30_000);
+    expect(a.peer("b")?.path).to.equal("none");
+    const tries = () => a.logs.filter((l) => l.msg === "trying endpoint").length;
+    const before = tries();
+    t.clock.advance(60_000);
+    expect(tries() - before).to.be.within(1, 7);
+    w.stop();
+  });
+
+  it("a settled direct peer is probed at one answered target per round, not at every candidate", () => {
+    const { w, a } = directPair(t.clock, { name: "a" }, { name: "b", nat: "full-cone" });
+    t.clock.advance(60_000);
+    let pings = 0;
+    a.observe = (fx) => {
+      for (const e of fx) if (e.type === "sendProbe" && e.bytes[5] === 1) pings++;
+    };
+    // (Under 180 s: the simulated WireGuard sends no keepalives, so its session would expire.)
+    t.clock.advance(100_000);
+    // Settled probes go every 30 s: four rounds, one ping each (dual-stack, several candidates).
+    expect(pings).to.equal(4);
+    expect(a.peer("b")?.latencyMs).to.be.a("number");
+    w.stop();
+  });
+
+  it("reports carry only news: a WireGuard mapping the subject's record does not imply", () => {
+    const w = new SimWorld(t.clock);
+    const nodes = [
+      w.add({ name: "pub", v6: false }),
+      w.add({ name: "fc", nat: "full-cone", v6: false }),
+      w.add({ name: "pr", nat: "port-restricted", v6: false }),
+      w.add({ name: "ps", nat: "port-shifting", v6: false }),
+    ];
+    for (const n of nodes) n.join();
+    expect(t.clock.advanceUntil(() => w.allDirect(), 20_000)).to.be.lessThan(5_000);
+    t.clock.advance(10_000);
+    const ps = nodes[3];
+    const seen = nodes.flatMap((n) =>
+      n.posted.flatMap(({ message: m }) =>
+        m.type === "cc.ltgc.scope:peerReport" && !m.body.applied
+          ? [`${n.host.name} → ${w.nodes.find((x) => x.st.self?.id === m.to)?.host.name}`]
+          : [],
+      ),
+    );
+    // Only the peers that receive the port-shifting edge's WireGuard traffic
+    // at its shifted port (public, full cone) can say something it needs.
+    expect(
+      seen.every((x) => x.endsWith("→ ps")),
+      seen.join(", "),
+    ).to.equal(true);
+    expect(seen.length).to.be.within(1, 3);
+    expect(ps?.st.reportedSelf.length).to.be.greaterThan(0);
+    w.stop();
+  });
+
+  it("a periodic netcheck that lost its reflector answers changes nothing (no re-announce, no restart)", () => {
+    const w = new SimWorld(t.clock);
+    const pub = w.add({ name: "pub", v6: false });
+    const ps = w.add({ name: "ps", nat: "port-shifting", v6: true });
+    const pr = w.add({ name: "pr", nat: "port-restricted", v6: false });
+    for (const n of [pub, ps, pr]) n.join();
+    expect(t.clock.advanceUntil(() => w.allDirect(), 20_000)).to.be.lessThan(5_000);
+    const reported = ps.st.reportedSelf.length;
+    expect(reported, "ps learned its WireGuard mapping").to.be.greaterThan(0);
+    // Under load (40 joins on 2 cores) the answers of one netcheck get lost.
+    const full = ps.netcheck();
+    for (const lossy of [
+      { ...full, ipv4: null, mapping: "unknown" as const, portPreserved: null },
+      { ...full, ipv6: { reachable: false, public: null } },
+    ]) {
+      ps.dispatch({ type: "netcheck", report: lossy });
+      t.clock.advance(3_000);
+    }
+    expect(ps.logs.filter((l) => l.msg.startsWith("addresses changed"))).to.deep.equal([]);
+    expect(ps.st.reportedSelf).to.have.length(reported);
+    expect(w.allDirect()).to.equal(true);
+    w.stop();
+  });
+
   it("re-converges within 5 s after a host moves behind another NAT", () => {
     const w = new SimWorld(t.clock);
     const a = w.add({ name: "a", nat: "port-restricted", v6: false });

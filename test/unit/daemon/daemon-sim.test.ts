@@ -58,6 +58,32 @@ describe("daemons in the simulator", function () {
     await w.stop();
   });
 
+  it("an overloaded registry drops the reports and the record update a port-shifting edge needs: re-sent, direct", async () => {
+    // The scale lab (40 joins at once): posts got no answer in time, were
+    // never sent again, and port-restricted/port-shifting pairs stayed none.
+    // Here: the first two reports of ps's WireGuard mapping, and ps's first record update that carries it.
+    const lost = { reports: 0, updates: 0 };
+    w.registry.unanswered = (req) => {
+      const body = req.body?.toString() ?? "";
+      if (req.path.endsWith("/messages") && body.includes("wgEndpoint") && lost.reports < 2)
+        return ++lost.reports > 0;
+      if (req.method === "PUT" && body.includes('"reported"') && lost.updates < 1) return ++lost.updates > 0;
+      return false;
+    };
+    const { tookMs } = await w.mesh(
+      [
+        { name: "pub", v6: false },
+        { name: "pr", nat: "port-restricted", v6: false },
+        { name: "ps", nat: "port-shifting", v6: false },
+      ],
+      20_000,
+    );
+    expect(w.allDirect(), w.logs()).to.equal(true);
+    expect(lost).to.deep.equal({ reports: 2, updates: 1 });
+    expect(tookMs).to.be.below(15_000);
+    await w.stop();
+  });
+
   it("leave: the departed daemon stops and removes its interface; the others drop it", async () => {
     const [a, b, c] = await directMesh(
       { name: "a" },

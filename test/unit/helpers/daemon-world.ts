@@ -33,6 +33,7 @@ import { Metrics } from "../../../src/registry/metrics.js";
 import { SqliteStore } from "../../../src/registry/sqlite-store.js";
 import { silentLogger } from "../../../src/core/logger.js";
 import type { FakeClock } from "./fake-clock.js";
+import type { HttpRequest, HttpTransport } from "../../../src/client/http.js";
 import { inProcessTransport, type Handler } from "./inproc-http.js";
 import { SimNet, type SimHost, type SimHostSpec } from "./simnet.js";
 import { SimWg } from "./sim-wg.js";
@@ -104,8 +105,15 @@ export class InProcessRegistry {
     await this.start();
   }
 
-  transport(remote: string) {
-    return inProcessTransport(() => this.handler, remote);
+  /** Requests for which this holds get no answer (an overloaded registry: "no answer in time"). */
+  unanswered: ((req: HttpRequest) => boolean) | undefined;
+
+  transport(remote: string): HttpTransport {
+    const inner = inProcessTransport(() => this.handler, remote);
+    return (req) =>
+      this.unanswered?.(req)
+        ? Promise.reject(Object.assign(new Error("no answer in time"), { code: "ETIMEDOUT" }))
+        : inner(req);
   }
 
   dispose(): void {
