@@ -48,10 +48,12 @@ describe("cli", () => {
   }
 
   it("exits 2 naming file:line for a bad config", async () => {
-    const { mkdtempSync, writeFileSync } = await import("node:fs");
+    const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
     const dir = mkdtempSync("/tmp/scope-cli-");
     writeFileSync(`${dir}/r.conf`, "[registry]\n\nlisten = nowhere\n");
-    const r = await run("check", "--config", `${dir}/r.conf`);
+    const r = await run("check", "--config", `${dir}/r.conf`).finally(() =>
+      rmSync(dir, { recursive: true, force: true }),
+    );
     expect(r.code).to.equal(2);
     expect(r.err).to.match(new RegExp(`^scope: ${dir}/r.conf:3: listen: expected ADDR:PORT`));
   });

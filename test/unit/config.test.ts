@@ -1,11 +1,12 @@
 import { expect } from "chai";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadAnyConfig, loadEdgeConfig, loadRegistryConfig } from "../../src/config/load.js";
 import { ScopeError } from "../../src/core/errors.js";
 
 const dir = mkdtempSync(join(tmpdir(), "scope-config-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 function file(text: string): string {
   const p = join(dir, `c${n++}.conf`);
