@@ -38,10 +38,16 @@ import type { Networkctl } from "../../networkd/networkctl.js";
 import { runChecked, type CommandRunner } from "../../src/exec.js";
 import { parseNetdev } from "../../networkd/parse.js";
 import { netdevModel, renderFiles, type RenderOptions } from "../../networkd/render.js";
-import { describeChange, isEmptyPlan, normalizeDesired, planDevice } from "../../src/wireguard/diff.js";
+import {
+  describeChange,
+  isEmptyPlan,
+  normalizeDesired,
+  planDevice,
+  withKnownEndpoints,
+} from "../../src/wireguard/diff.js";
 import type { DeviceState } from "../../src/wireguard/model.js";
-import { backendError, peerStatsOf, retriggerPeer } from "../../src/wireguard/control.js";
-import { WgToolControl } from "../../src/wireguard/wgtool.js";
+import { backendError } from "../../src/wireguard/control.js";
+import { WgToolControl, wgToolRetrigger, wgToolStats } from "../../src/wireguard/wgtool.js";
 
 export interface NetworkdEnv {
   fs: FileSystem;
@@ -79,22 +85,11 @@ const deviceLevel = (cfg: NetdevConfig | undefined): string | undefined => {
  * endpoint is written with the one WireGuard uses now, else the one the
  * files already had (interface gone, e.g. deleted by hand).
  */
-export function persistedEndpoints(
+export const persistedEndpoints = (
   want: DesiredState,
   live: DeviceState | undefined,
   onDisk: NetdevConfig | undefined,
-): DesiredState {
-  const known = new Map<string, string>();
-  for (const p of onDisk?.peers ?? []) if (p.endpoint) known.set(p.publicKey, p.endpoint);
-  for (const p of live?.peers ?? []) if (p.endpoint) known.set(p.publicKey, p.endpoint);
-  return {
-    ...want,
-    peers: want.peers.map((p) => {
-      const endpoint = p.endpoint ?? known.get(p.publicKey);
-      return endpoint === undefined ? p : { ...p, endpoint };
-    }),
-  };
-}
+): DesiredState => withKnownEndpoints(want, live?.peers, onDisk?.peers);
 
 export class NetworkdBackend implements Backend, HandshakeTrigger {
   readonly name = "networkd";
@@ -185,9 +180,7 @@ export class NetworkdBackend implements Backend, HandshakeTrigger {
   }
 
   async stats(): Promise<PeerStats[]> {
-    const iface = await this.knownIface();
-    if (!iface) return [];
-    return peerStatsOf(await new WgToolControl(this.env.runner, iface).read());
+    return wgToolStats(this.env.runner, await this.knownIface());
   }
 
   /**
@@ -196,9 +189,7 @@ export class NetworkdBackend implements Backend, HandshakeTrigger {
    * does not disturb it; the files do not change.
    */
   async triggerHandshake(publicKey: string): Promise<void> {
-    const iface = await this.knownIface();
-    if (!iface) throw new ScopeError("backend", "networkd: triggerHandshake before apply");
-    await retriggerPeer(new WgToolControl(this.env.runner, iface), publicKey, "networkd", iface);
+    await wgToolRetrigger(this.env.runner, await this.knownIface(), publicKey, "networkd");
   }
 
   /**
