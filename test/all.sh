@@ -9,8 +9,8 @@
 # Tiers: unit (no root), registry (real registry processes on loopback),
 # lab (network namespaces, nftables NATs, wireguard-go; root), system (QEMU
 # VMs with real systemd-networkd and kernel WireGuard; root). Every tier
-# cleans up after itself; this script also sweeps lab namespaces and VMs on
-# exit, whatever happened.
+# cleans up after itself; this script also sweeps lab namespaces on
+# exit, whatever happened (QEMU dies with its parent by pdeathsig).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 tiers="${SCOPE_TIERS:-unit registry lab system}"
@@ -22,7 +22,6 @@ bash test/setup.sh "$setup_tier" || { echo "tests: setup failed"; exit 1; }
 
 sweep() {
   [[ -f dist/test/lab/cleanup.js ]] && node dist/test/lab/cleanup.js >/dev/null 2>&1
-  pkill -f 'qemu-system.*scope-test' >/dev/null 2>&1
   return 0
 }
 trap sweep EXIT

@@ -67,6 +67,19 @@ function killAll(): void {
   for (const child of live) child.kill("SIGKILL");
 }
 
+/**
+ * Spawn QEMU, tracked in `live`. pdeathsig covers what no handler can: the
+ * host process being SIGKILLed; so nothing ever needs a sweep by name.
+ */
+function spawnQemu(args: string[]): ChildProcess {
+  installExitHandlers();
+  const qemu = ["qemu-system-x86_64", ...args];
+  const argv = hasCommand("setpriv") ? ["setpriv", "--pdeathsig", "KILL", "--", ...qemu] : qemu;
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "ignore", "pipe"] });
+  live.add(child);
+  return child;
+}
+
 function installExitHandlers(): void {
   if (handlersInstalled) return;
   handlersInstalled = true;
@@ -147,14 +160,9 @@ export function startVM(opts: VMOptions): RunningVM {
   if (!existsSync(join(opts.shareDir, "run-in-guest.sh"))) {
     throw new Error(`${opts.shareDir}/run-in-guest.sh missing: call writeGuestScript first`);
   }
-  installExitHandlers();
   const serialLog = opts.serialLog ?? join(opts.shareDir, "..", "serial.log");
-  const qemu = ["qemu-system-x86_64", ...qemuArgs(opts, serialLog)];
-  // pdeathsig covers what no handler can: the host process being SIGKILLed.
-  const argv = hasCommand("setpriv") ? ["setpriv", "--pdeathsig", "KILL", "--", ...qemu] : qemu;
   const started = Date.now();
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "ignore", "pipe"] });
-  live.add(child);
+  const child = spawnQemu(qemuArgs(opts, serialLog));
   let qemuStderr = "";
   child.stderr?.on("data", (d: Buffer) => (qemuStderr += d.toString()));
   let timedOut = false;
@@ -245,9 +253,7 @@ async function probeKvm(image: GuestImage): Promise<string | undefined> {
   const args = ["-enable-kvm", "-cpu", "host", "-m", "256", "-nographic", "-monitor", "none"];
   args.push("-serial", `file:${serial}`, "-no-reboot", "-nic", "none", "-kernel", image.kernel);
   args.push("-append", "console=ttyS0 panic=-1 loglevel=1");
-  installExitHandlers();
-  const child = spawn("qemu-system-x86_64", args, { stdio: ["ignore", "ignore", "pipe"] });
-  live.add(child);
+  const child = spawnQemu(args);
   let stderr = "";
   child.stderr?.on("data", (d: Buffer) => {
     stderr += d.toString();
