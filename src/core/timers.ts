@@ -52,8 +52,14 @@ export interface TimerProfile {
   readonly hopelessGiveUpMs: number;
   /** Tell a newcomer at once that its peerJoin was applied, so it re-triggers its handshake (DESIGN §4). */
   readonly confirmApplied: boolean;
-  /** Backend stats polling by the runtime: while something is pending, and once all is settled. */
+  /**
+   * Backend stats polling by the runtime: while something is pending; once
+   * all is settled but some peer is not direct (a WireGuard handshake of
+   * its own, every 5 s, can make it direct: seen only at the next read);
+   * and once every peer is direct.
+   */
   readonly statsPendingMs: number;
+  readonly statsIndirectMs: number;
   readonly statsSettledMs: number;
 }
 
@@ -77,6 +83,7 @@ export const TIMER_PROFILES: Readonly<Record<ProfileName, TimerProfile>> = {
     // A handshake is only seen at the next read: while something is pending,
     // read often (a UAPI get or a `wg show dump` costs a few ms).
     statsPendingMs: 50,
+    statsIndirectMs: 1_000,
     statsSettledMs: 5_000,
   },
   seed: {
@@ -96,6 +103,7 @@ export const TIMER_PROFILES: Readonly<Record<ProfileName, TimerProfile>> = {
     hopelessGiveUpMs: 60_000,
     confirmApplied: false,
     statsPendingMs: 250,
+    statsIndirectMs: 5_000,
     statsSettledMs: 5_000,
   },
 };

@@ -57,3 +57,15 @@ export function engineStatus(st: EngineState): EngineStatus {
 
 /** Whether any peer is still pending: the runtime polls backend stats faster then. */
 export const anyPending = (st: EngineState): boolean => st.admin.active && st.unsettled.size > 0;
+
+/**
+ * When the runtime reads backend stats next, from now. A scan of the peers,
+ * so called once per poll, not per input (anyPending is the cheap test).
+ */
+export function statsPollMs(st: EngineState): number {
+  const p = st.cfg.profile;
+  if (anyPending(st)) return p.statsPendingMs;
+  if (!st.admin.active) return p.statsSettledMs;
+  for (const ps of st.peers.values()) if (ps.paths.path !== "direct") return p.statsIndirectMs;
+  return p.statsSettledMs;
+}

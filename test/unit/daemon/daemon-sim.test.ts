@@ -173,6 +173,30 @@ describe("daemons in the simulator", function () {
     await w.stop();
   });
 
+  /** Backend stats reads by node n over the next ms of fake time. */
+  async function statsReadsOver(n: DaemonNode, ms: number): Promise<number> {
+    let reads = 0;
+    const stats = n.backend.stats.bind(n.backend);
+    n.backend.stats = () => (reads++, stats());
+    await w.advance(ms, 50);
+    n.backend.stats = stats;
+    return reads;
+  }
+
+  it("stats polls: every 5 s once all is direct, every second while a settled peer is not direct", async () => {
+    const [a] = await directMesh({ name: "a" }, { name: "b", nat: "full-cone" });
+    await w.advance(5_000, 50);
+    expect(await statsReadsOver(a!, 20_000)).to.be.within(3, 5);
+    // Both behind symmetric NATs, no IPv6: c and d settle as none with each other, and stay so.
+    const c = w.add({ name: "c", nat: "symmetric", v6: false });
+    const d = w.add({ name: "d", nat: "symmetric", v6: false });
+    await w.up(c, d);
+    await w.advanceUntil(() => c.status().peers.every((p) => p.settled), 30_000);
+    expect(c.status().peers.find((p) => p.name === "d")?.path).to.equal("none");
+    expect(await statsReadsOver(c, 20_000)).to.be.within(17, 22);
+    await w.stop();
+  });
+
   it("start-up against a registry that is down: retries on the fake clock, stops at once when told", async () => {
     const a = w.add({ name: "a" });
     await a.join();
