@@ -42,6 +42,12 @@ const CIDR = "10.88.0.0/16";
 // parses, even when the test runner itself runs under systemd.
 /** Extra node options for every daemon, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where a join's CPU goes. */
 const DAEMON_NODE_ARGS = (process.env["SCOPE_LAB_NODE_ARGS"] ?? "").split(" ").filter((a) => a !== "");
+/** A daemon writing a CPU profile at exit (SCOPE_LAB_NODE_ARGS=--cpu-prof) needs far longer than 5 s on a busy machine. */
+const SIGTERM_WINDOW_MS = DAEMON_NODE_ARGS.some(
+  (a) => a.startsWith("--cpu-prof") || a.startsWith("--heap-prof"),
+)
+  ? 60_000
+  : 5_000;
 const DAEMON_ENV: NodeJS.ProcessEnv = { ...LAB_ENV, JOURNAL_STREAM: "", INVOCATION_ID: "" };
 delete DAEMON_ENV["JOURNAL_STREAM"];
 delete DAEMON_ENV["INVOCATION_ID"];
@@ -282,7 +288,7 @@ export class Scenario {
     await waitFor(
       () => edge.daemon === undefined || edge.daemon.exitCode !== null || edge.daemon.signalCode !== null,
       {
-        timeoutMs: 5_000,
+        timeoutMs: SIGTERM_WINDOW_MS,
         what: `${host}'s daemon to exit after leave`,
       },
     ).catch(() => stopGently(edge.daemon));
@@ -467,7 +473,8 @@ async function killHard(p: ChildProcess | undefined): Promise<void> {
 async function stopGently(p: ChildProcess | undefined): Promise<void> {
   if (p === undefined || exited(p)) return;
   p.kill("SIGTERM");
-  await waitFor(() => exited(p), { timeoutMs: 5_000, what: `pid ${p.pid} to exit on SIGTERM` }).catch(() =>
-    killHard(p),
-  );
+  await waitFor(() => exited(p), {
+    timeoutMs: SIGTERM_WINDOW_MS,
+    what: `pid ${p.pid} to exit on SIGTERM`,
+  }).catch(() => killHard(p));
 }
