@@ -251,7 +251,8 @@ export class Scenario {
           );
         return this.status(host).catch(() => undefined);
       },
-      { timeoutMs: 30_000, intervalMs: 50, what: `${host}'s control socket` },
+      // 40 joins at once on a loaded 2-core host took up to 31 s to a control socket (node start-ups).
+      { timeoutMs: 90_000, intervalMs: 50, what: `${host}'s control socket` },
     );
     // Later restarts (`scope daemon --config`) read the lab's keys from the file.
     this.writeLabKeys(edge);
