@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { useFakeClock } from "../helpers/fake-clock.js";
 import type { DesiredPeer } from "../../../src/core/backend.js";
-import { LISTEN_PORT, SimWorld, type SimNode } from "../helpers/sim-world.js";
+import { LISTEN_PORT, PROBE_PORT, SimWorld, type SimNode } from "../helpers/sim-world.js";
 import { directMesh, directPair } from "./sim-pairs.js";
 import type { SimNatKind } from "../helpers/simnet.js";
 
@@ -184,6 +184,28 @@ describe("join over a simulated network (fast profile)", () => {
     t.clock.advance(30_000);
     expect(b.peer("a")).to.include({ path: "none", settled: true, reason: "peer behind symmetric NAT" });
     expect(a.peer("b")).to.include({ path: "none", reason: "this host behind symmetric NAT" });
+    w.stop();
+  });
+
+  it("the reason a settled peer is not direct follows the facts: probes answered after the give-up", () => {
+    const w = new SimWorld(t.clock);
+    const a = w.add({ name: "a", v6: false });
+    const b = w.add({ name: "b", v6: false });
+    // b's WireGuard never answers; its probe socket is shut for the first 20 s.
+    w.net.unbind(b.host, LISTEN_PORT);
+    const probes = b.host.sockets.get(PROBE_PORT)!;
+    w.net.unbind(b.host, PROBE_PORT);
+    a.join();
+    b.join();
+    t.clock.advance(20_000);
+    expect(a.peer("b")).to.include({ path: "none", settled: true, reason: "no answer on any candidate" });
+    w.net.bind(b.host, PROBE_PORT, probes);
+    t.clock.advance(40_000);
+    expect(a.peer("b")).to.include({
+      path: "none",
+      settled: true,
+      reason: "probes answered but no WireGuard handshake",
+    });
     w.stop();
   });
 
