@@ -43,11 +43,8 @@ const CIDR = "10.88.0.0/16";
 /** Extra node options for every daemon, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where a join's CPU goes. */
 const DAEMON_NODE_ARGS = (process.env["SCOPE_LAB_NODE_ARGS"] ?? "").split(" ").filter((a) => a !== "");
 /** A daemon writing a CPU profile at exit (SCOPE_LAB_NODE_ARGS=--cpu-prof) needs far longer than 5 s on a busy machine. */
-const SIGTERM_WINDOW_MS = DAEMON_NODE_ARGS.some(
-  (a) => a.startsWith("--cpu-prof") || a.startsWith("--heap-prof"),
-)
-  ? 60_000
-  : 5_000;
+const PROFILING = DAEMON_NODE_ARGS.some((a) => a.startsWith("--cpu-prof") || a.startsWith("--heap-prof"));
+const SIGTERM_WINDOW_MS = PROFILING ? 60_000 : 5_000;
 const DAEMON_ENV: NodeJS.ProcessEnv = { ...LAB_ENV, JOURNAL_STREAM: "", INVOCATION_ID: "" };
 delete DAEMON_ENV["JOURNAL_STREAM"];
 delete DAEMON_ENV["INVOCATION_ID"];
@@ -405,6 +402,8 @@ export class Scenario {
         if (existsSync(log)) cpSync(log, join(to, `${d.name}.log`));
       }
     }
+    // The lab's sweep gives a process 2 s before SIGKILL: too short to write a profile.
+    if (PROFILING) await Promise.all([...this.edges.values()].map((e) => stopGently(e.daemon)));
     await this.lab.teardown();
   }
 
