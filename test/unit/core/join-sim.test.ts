@@ -294,9 +294,33 @@ describe("join over a simulated network (fast profile)", () => {
     };
     // (Under 180 s: the simulated WireGuard sends no keepalives, so its session would expire.)
     t.clock.advance(100_000);
-    // Settled probes go every 30 s: four rounds, one ping each (dual-stack, several candidates).
-    expect(pings).to.equal(4);
+    // Settled probes go every 60 s: two rounds, one ping each (dual-stack, several candidates).
+    expect(pings).to.equal(2);
     expect(a.peer("b")?.latencyMs).to.be.a("number");
+    w.stop();
+  });
+
+  it("settled probe rounds toward different peers share wake-ups (a 5 s grid)", () => {
+    const { w, nodes } = directMesh(t.clock, [
+      { name: "a" },
+      { name: "b", nat: "full-cone" },
+      { name: "c", nat: "port-restricted" },
+      { name: "d", nat: "address-restricted" },
+    ]);
+    t.clock.advance(30_000);
+    const at = new Set<number>();
+    let pings = 0;
+    nodes[0]!.observe = (fx) => {
+      for (const e of fx)
+        if (e.type === "sendProbe" && e.bytes[5] === 1) {
+          pings++;
+          at.add(t.clock.now());
+        }
+    };
+    t.clock.advance(120_000);
+    expect(pings).to.be.at.least(6);
+    expect([...at].every((ms) => ms % 5_000 === 0)).to.equal(true);
+    expect(at.size, "wake-ups with a ping").to.be.below(pings);
     w.stop();
   });
 
