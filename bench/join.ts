@@ -26,6 +26,7 @@ import { Scenario, type Timers } from "../test/lab/scenario.js";
 import { allSettled, peerNamed } from "../test/lab/status.js";
 import type { NatKind } from "../test/lab/nat.js";
 import type { HostSpec, RouterSpec, World } from "../test/lab/world.js";
+import { floorTable, startupFloors } from "./startup.js";
 
 type V6 = "on" | "blackholed" | "off";
 interface Site {
@@ -157,6 +158,8 @@ async function main(): Promise<number> {
   console.log(`  machine load at start (uptime): ${loadAvg()}`);
   for (const [e, s] of sites) console.log(`  ${e.padEnd(4)} ${s.kind.padEnd(19)} IPv6 ${s.v6}`);
 
+  // The part of every join no engine change touches, measured in the same run (bench/startup.ts).
+  const floors = startupFloors(5);
   const sc = await Scenario.start(world, "reg");
   // As shipped: debug logging of every probe round on ten daemons costs CPU the join competes for.
   sc.daemonLogLevel = "info";
@@ -214,6 +217,8 @@ async function main(): Promise<number> {
     ),
   );
   const verdict = (ok: boolean): string => (ok ? "met" : "MISSED");
+  console.log("start-up floor in the same run (before the joins; the newcomer pays one node start):");
+  console.log(floorTable(floors));
   console.log("");
   console.log(`seed/fast median ratio: ${ratio.toFixed(1)}×`);
   console.log(

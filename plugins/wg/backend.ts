@@ -1,7 +1,14 @@
 /**
  * The wg Backend: declarative reconcile over a control channel (UAPI or
- * wg(8)) and ip(8). apply() reads, diffs (diff.ts) and sends only the
- * difference, so applying the same DesiredState twice sends nothing.
+ * wg(8)) and ip(8). apply() diffs (diff.ts) and sends only the difference,
+ * so applying the same DesiredState twice sends nothing.
+ *
+ * What it diffs against is the device as this backend last saw it: read
+ * back by stats() (the daemon polls it every few seconds) or derived from
+ * its own last write (applyPlan), so adding one peer to 1 000 is one small
+ * write, not a read of all 1 000 first. A write that fails against that
+ * picture (the interface went away, someone changed it) is retried once
+ * after a real read.
  */
 import type {
   ApplyResult,
@@ -17,12 +24,15 @@ import { checkInterfaceName } from "../../src/core/names.js";
 import { shortKey } from "../../src/crypto/keys.js";
 import { backendError, peerStatsOf, retriggerPeer, type WgControl } from "../../src/wireguard/control.js";
 import {
+  applyPlan,
   describeChange,
   isEmptyPlan,
   normalizeDesired,
   planDevice,
   planLink,
+  type Plan,
 } from "../../src/wireguard/diff.js";
+import type { DeviceState } from "../../src/wireguard/model.js";
 import { applyLink, readLink, type Lifecycle } from "./link.js";
 import type { CommandRunner, DaemonSpawner } from "../../src/exec.js";
 
@@ -49,6 +59,10 @@ export class WgBackend implements Backend, HandshakeTrigger {
   private cached: WgParts | undefined;
   /** The link half (name, addresses, MTU) of the last apply that made the link match. */
   private linkApplied: string | undefined;
+  /** The device as last read or written; undefined when unknown (before the first read, after a failure). */
+  private known: DeviceState | undefined;
+  /** Counts writes, so a read that was under way during one does not replace the newer picture. */
+  private writes = 0;
 
   constructor(
     private readonly ctx: BackendContext,
@@ -76,17 +90,24 @@ export class WgBackend implements Backend, HandshakeTrigger {
     const changes: string[] = [];
     let created = false;
     try {
-      let current = await parts.control.read();
-      if (!current) {
-        await parts.lifecycle.create();
-        created = true;
-        changes.push(`interface ${name} created (${parts.flavour})`);
-        current = await parts.control.read();
-        if (!current) throw new Error("interface vanished right after creation");
+      const cached = this.known;
+      this.known = undefined; // until this write has landed
+      let done = cached && (await this.tryWrite(parts, cached, want));
+      if (!done) {
+        let current = await parts.control.read();
+        if (!current) {
+          await parts.lifecycle.create();
+          created = true;
+          changes.push(`interface ${name} created (${parts.flavour})`);
+          current = await parts.control.read();
+          if (!current) throw new Error("interface vanished right after creation");
+        }
+        const plan = planDevice(current, want);
+        await this.write(parts, plan, want);
+        done = { plan, state: applyPlan(current, plan, want) };
       }
-      const plan = planDevice(current, want);
-      if (!isEmptyPlan(plan)) await parts.control.write(plan, want);
-      changes.push(...plan.device.map(describeChange), ...plan.peers.map(describeChange));
+      this.known = done.state;
+      changes.push(...done.plan.device.map(describeChange), ...done.plan.peers.map(describeChange));
 
       // Most applies change peers only: read the link (a spawn of ip) only
       // when its desired half changed or the interface is new.
@@ -109,7 +130,44 @@ export class WgBackend implements Backend, HandshakeTrigger {
 
   async stats(): Promise<PeerStats[]> {
     if (!this.iface) return [];
-    return peerStatsOf(await (await this.partsFor(this.iface)).control.read());
+    const parts = await this.partsFor(this.iface);
+    const writes = this.writes;
+    const state = await parts.control.read();
+    if (writes === this.writes) this.known = state;
+    return peerStatsOf(state);
+  }
+
+  /** Counted before and after, so a stats read that overlaps it in any way is not cached (stats()). */
+  private async write(parts: WgParts, plan: Plan, want: DesiredState): Promise<void> {
+    if (isEmptyPlan(plan)) return;
+    this.writes++;
+    try {
+      await parts.control.write(plan, want);
+    } finally {
+      this.writes++;
+    }
+  }
+
+  /**
+   * The plan against the cached picture, written; undefined when the write
+   * failed, so the caller reads the truth and plans again (the failed write
+   * may have landed in part: UAPI stops at the first bad line).
+   */
+  private async tryWrite(
+    parts: WgParts,
+    cached: DeviceState,
+    want: DesiredState,
+  ): Promise<{ plan: Plan; state: DeviceState } | undefined> {
+    const plan = planDevice(cached, want);
+    try {
+      await this.write(parts, plan, want);
+    } catch (err) {
+      this.ctx.logger.debug("wg: write against the cached device state failed, reading it", {
+        error: err instanceof Error ? err.message : String(err),
+      });
+      return undefined;
+    }
+    return { plan, state: applyPlan(cached, plan, want) };
   }
 
   /** See retriggerPeer (control.ts) for what this costs and when the core uses it. */
@@ -132,6 +190,7 @@ export class WgBackend implements Backend, HandshakeTrigger {
 
   async close(options?: { remove?: boolean }): Promise<void> {
     this.linkApplied = undefined;
+    this.known = undefined;
     if (!options?.remove || !this.iface) return;
     const parts = await this.partsFor(this.iface);
     try {
@@ -144,6 +203,7 @@ export class WgBackend implements Backend, HandshakeTrigger {
 
   private async partsFor(iface: string): Promise<WgParts> {
     if (this.cached && this.iface === iface) return this.cached;
+    this.known = undefined;
     this.cached = await this.env.parts(iface);
     this.iface = iface;
     return this.cached;

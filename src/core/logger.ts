@@ -1,7 +1,7 @@
 /**
  * The logging seam. Components that must stay testable (the core, backends,
- * the registry app) take a LogSink; src/log.ts provides the real one on
- * winston. Fields are structured; a secret is never passed (use shortKey).
+ * the registry app) take a LogSink; src/log.ts provides the real one
+ * (lines on stderr). Fields are structured; a secret is never passed (use shortKey).
  */
 export interface LogSink {
   debug(msg: string, fields?: Record<string, unknown>): void;

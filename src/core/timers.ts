@@ -21,7 +21,10 @@ export interface TimerProfile {
    * Probe gaps toward a settled peer; the last one repeats. WireGuard
    * keepalives carry liveness, probes only refresh latency: a few rounds soon
    * after settling replace the round trips measured while the join kept the
-   * CPUs busy, then the last gap keeps an idle mesh cheap.
+   * CPUs busy, then the last gap keeps an idle mesh cheap (fast: 60 s; at
+   * 30 s, probe sends, MACs and their handling were a third of an idle
+   * daemon's CPU in the 40-edge lab). Gaps of SETTLED_PROBE_GRID_MS or more
+   * end on that grid, so one wake-up serves every peer due in it.
    */
   readonly settledProbeGapsMs: readonly number[];
   /** Probe IPv4 from the start (true) or only after v4FallbackMs for peers silent on IPv6 (seed). */
@@ -52,8 +55,14 @@ export interface TimerProfile {
   readonly hopelessGiveUpMs: number;
   /** Tell a newcomer at once that its peerJoin was applied, so it re-triggers its handshake (DESIGN §4). */
   readonly confirmApplied: boolean;
-  /** Backend stats polling by the runtime: while something is pending, and once all is settled. */
+  /**
+   * Backend stats polling by the runtime: while something is pending; once
+   * all is settled but some peer is not direct (a WireGuard handshake of
+   * its own, every 5 s, can make it direct: seen only at the next read);
+   * and once every peer is direct.
+   */
   readonly statsPendingMs: number;
+  readonly statsIndirectMs: number;
   readonly statsSettledMs: number;
 }
 
@@ -61,7 +70,7 @@ export const TIMER_PROFILES: Readonly<Record<ProfileName, TimerProfile>> = {
   fast: {
     name: "fast",
     probeGapsMs: [100, 200, 400, 800, 1000],
-    settledProbeGapsMs: [1_000, 2_000, 4_000, 30_000],
+    settledProbeGapsMs: [1_000, 2_000, 4_000, 60_000],
     probeAllFamilies: true,
     v6GraceMs: 75,
     v4FallbackMs: 2_000,
@@ -77,6 +86,7 @@ export const TIMER_PROFILES: Readonly<Record<ProfileName, TimerProfile>> = {
     // A handshake is only seen at the next read: while something is pending,
     // read often (a UAPI get or a `wg show dump` costs a few ms).
     statsPendingMs: 50,
+    statsIndirectMs: 1_000,
     statsSettledMs: 5_000,
   },
   seed: {
@@ -96,6 +106,7 @@ export const TIMER_PROFILES: Readonly<Record<ProfileName, TimerProfile>> = {
     hopelessGiveUpMs: 60_000,
     confirmApplied: false,
     statsPendingMs: 250,
+    statsIndirectMs: 5_000,
     statsSettledMs: 5_000,
   },
 };
@@ -127,6 +138,8 @@ export const HANDSHAKE_SLACK_MS = 1_000;
 export const APPLY_LANDING_MS = 2_000;
 /** Retrigger gap toward a peer already settled as not direct: keepalives do most of the work. */
 export const SETTLED_RETRIGGER_MS = 30_000;
+/** Long settled probe gaps end on a multiple of this (engine clock), so rounds toward many peers share a wake-up. */
+export const SETTLED_PROBE_GRID_MS = 5_000;
 /** An unanswered ping is forgotten after this long. */
 export const PING_TTL_MS = 10_000;
 /** Accepted probe clock skew, unless the config says otherwise. */

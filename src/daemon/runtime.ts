@@ -27,6 +27,7 @@ import {
   anyPending,
   createEngineState,
   engineStatus,
+  statsPollMs,
   step,
   type EngineEffect,
   type EngineInput,
@@ -124,6 +125,8 @@ export class Daemon {
   /** Stops following the backend's active state (NetworkManager: the user's switch). */
   private unfollowActive: (() => void) | undefined;
   private readonly profile: TimerProfile;
+  /** When the next stats poll is due (clock ms); 0 before polling starts. */
+  private statsPollAt = 0;
   private readonly sock: ProbeTransport;
   private readonly client: RegistryClient;
   private readonly log: Logger;
@@ -410,6 +413,9 @@ export class Daemon {
     const r = step(this.st, input, this.engineNow());
     this.st = r.state;
     for (const e of r.effects) this.run(e);
+    // A peer that turned pending (a join, a migration) makes a slow poll fast again.
+    if (anyPending(this.st) && this.statsPollAt > this.clock.now() + this.profile.statsPendingMs)
+      this.pollStats();
   }
 
   private run(e: EngineEffect): void {
@@ -488,7 +494,8 @@ export class Daemon {
   }
 
   private pollStats(): void {
-    const delay = anyPending(this.st) ? this.profile.statsPendingMs : this.profile.statsSettledMs;
+    const delay = statsPollMs(this.st);
+    this.statsPollAt = this.clock.now() + delay;
     this.after("stats", delay, () => {
       this.worker.stats();
       this.pollStats();

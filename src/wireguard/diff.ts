@@ -10,7 +10,7 @@
 import type { DesiredState } from "../core/backend.js";
 import { shortKey, wgKeyPairFromPrivate } from "../crypto/keys.js";
 import { canonicalAddress, canonicalCidrs, canonicalEndpoint, sameList } from "../core/ip.js";
-import type { DeviceState, LinkState } from "./model.js";
+import type { DeviceState, LinkState, PeerState } from "./model.js";
 
 export type DeviceChange =
   /** Public halves only, for the log line. */
@@ -198,4 +198,65 @@ export function withKnownEndpoints(
       return endpoint === undefined ? p : { ...p, endpoint };
     }),
   };
+}
+
+/**
+ * The device as it is right after `plan` landed on `current`: what a read
+ * would return then, but for counters, handshakes and roaming. Lets the
+ * backend diff the next apply against what it last wrote instead of
+ * reading every peer back first (a UAPI get of 1 000 peers costs more than
+ * adding one). `desired` must come from normalizeDesired and be the state
+ * the plan was made for; its allowed IPs are unique across peers, as the
+ * engine makes them (WireGuard would move a duplicate to the last peer).
+ */
+export function applyPlan(current: DeviceState, plan: Plan, desired: DesiredState): DeviceState {
+  const next: DeviceState = { ...current, peers: [] };
+  for (const c of plan.device) {
+    if (c.kind === "private-key") next.privateKey = desired.iface.privateKey;
+    else next.listenPort = c.to;
+  }
+  const peers = new Map(current.peers.map((p) => [p.publicKey, p]));
+  const wanted = new Map(desired.peers.map((p) => [p.publicKey, p]));
+  const edit = (key: string, over: Partial<PeerState>): void => {
+    const have = peers.get(key);
+    if (have) peers.set(key, { ...have, ...over });
+  };
+  for (const c of plan.peers) {
+    switch (c.kind) {
+      case "remove":
+        peers.delete(c.publicKey);
+        break;
+      case "add":
+        peers.set(c.publicKey, {
+          publicKey: c.publicKey,
+          presharedKey: wanted.get(c.publicKey)?.presharedKey,
+          endpoint: c.endpoint,
+          allowedIps: c.allowedIps,
+          persistentKeepalive: c.keepalive,
+          rxBytes: 0,
+          txBytes: 0,
+        });
+        break;
+      case "endpoint":
+        edit(c.publicKey, { endpoint: c.to });
+        break;
+      case "allowed-ips":
+        edit(c.publicKey, { allowedIps: c.to });
+        break;
+      case "keepalive":
+        edit(c.publicKey, { persistentKeepalive: c.to });
+        break;
+      case "psk":
+        edit(c.publicKey, {
+          presharedKey: c.to === "new" ? wanted.get(c.publicKey)?.presharedKey : undefined,
+        });
+        break;
+      default: {
+        const never: never = c;
+        throw new Error(`unknown change ${JSON.stringify(never)}`);
+      }
+    }
+  }
+  next.peers = [...peers.values()];
+  return next;
 }

@@ -70,6 +70,22 @@ export function keyFromHex(hex: string): string {
   return Buffer.from(hex, "hex").toString("base64");
 }
 
+/**
+ * Public keys of get replies, hex → base64. The daemon reads stats every
+ * 50 ms to 5 s, each time converting the same peers' keys (a share of an
+ * idle daemon's CPU in the 40-edge lab). Public keys only: no secret is kept.
+ */
+const publicKeys = new Map<string, string>();
+function publicKeyFromHex(hex: string): string {
+  let key = publicKeys.get(hex);
+  if (key === undefined) {
+    key = keyFromHex(hex);
+    if (publicKeys.size >= 4096) publicKeys.clear();
+    publicKeys.set(hex, key);
+  }
+  return key;
+}
+
 const REPLY_END = /(?:^|\n)errno=(-?\d+)\n\n$/;
 
 /** True once `buffered` holds a whole reply. Lets a transport stop reading without a length prefix. */
@@ -118,7 +134,7 @@ export function parseGet(reply: string): ParsedGet {
     if (key === "public_key") {
       finishPeer();
       peer = {
-        publicKey: keyFromHex(value),
+        publicKey: publicKeyFromHex(value),
         allowedIps: [],
         persistentKeepalive: 0,
         rxBytes: 0,

@@ -42,6 +42,9 @@ const CIDR = "10.88.0.0/16";
 // parses, even when the test runner itself runs under systemd.
 /** Extra node options for every daemon, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where a join's CPU goes. */
 const DAEMON_NODE_ARGS = (process.env["SCOPE_LAB_NODE_ARGS"] ?? "").split(" ").filter((a) => a !== "");
+/** A daemon writing a CPU profile at exit (SCOPE_LAB_NODE_ARGS=--cpu-prof) needs far longer than 5 s on a busy machine. */
+const PROFILING = DAEMON_NODE_ARGS.some((a) => a.startsWith("--cpu-prof") || a.startsWith("--heap-prof"));
+const SIGTERM_WINDOW_MS = PROFILING ? 60_000 : 5_000;
 const DAEMON_ENV: NodeJS.ProcessEnv = { ...LAB_ENV, JOURNAL_STREAM: "", INVOCATION_ID: "" };
 delete DAEMON_ENV["JOURNAL_STREAM"];
 delete DAEMON_ENV["INVOCATION_ID"];
@@ -245,7 +248,8 @@ export class Scenario {
           );
         return this.status(host).catch(() => undefined);
       },
-      { timeoutMs: 30_000, intervalMs: 50, what: `${host}'s control socket` },
+      // 40 joins at once on a loaded 2-core host took up to 31 s to a control socket (node start-ups).
+      { timeoutMs: 90_000, intervalMs: 50, what: `${host}'s control socket` },
     );
     // Later restarts (`scope daemon --config`) read the lab's keys from the file.
     this.writeLabKeys(edge);
@@ -282,7 +286,7 @@ export class Scenario {
     await waitFor(
       () => edge.daemon === undefined || edge.daemon.exitCode !== null || edge.daemon.signalCode !== null,
       {
-        timeoutMs: 5_000,
+        timeoutMs: SIGTERM_WINDOW_MS,
         what: `${host}'s daemon to exit after leave`,
       },
     ).catch(() => stopGently(edge.daemon));
@@ -398,6 +402,8 @@ export class Scenario {
         if (existsSync(log)) cpSync(log, join(to, `${d.name}.log`));
       }
     }
+    // The lab's sweep gives a process 2 s before SIGKILL: too short to write a profile.
+    if (PROFILING) await Promise.all([...this.edges.values()].map((e) => stopGently(e.daemon)));
     await this.lab.teardown();
   }
 
@@ -467,7 +473,8 @@ async function killHard(p: ChildProcess | undefined): Promise<void> {
 async function stopGently(p: ChildProcess | undefined): Promise<void> {
   if (p === undefined || exited(p)) return;
   p.kill("SIGTERM");
-  await waitFor(() => exited(p), { timeoutMs: 5_000, what: `pid ${p.pid} to exit on SIGTERM` }).catch(() =>
-    killHard(p),
-  );
+  await waitFor(() => exited(p), {
+    timeoutMs: SIGTERM_WINDOW_MS,
+    what: `pid ${p.pid} to exit on SIGTERM`,
+  }).catch(() => killHard(p));
 }

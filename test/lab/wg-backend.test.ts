@@ -281,8 +281,12 @@ describe("lab: wg backend on wireguard-go in two namespaces", function () {
       `peer ${keys.b.publicKey.slice(0, 8)}… preshared-key (set) => (new)`,
     ]);
     expect(must("wg", ["show", IF_A, "preshared-keys"])).to.contain(rotated);
-    // Put the old PSK back through UAPI so both ends agree again.
+    // Put the old PSK back through UAPI so both ends agree again. That
+    // backend diffs against the device as it last read or wrote it: the PSK
+    // changed behind its back, which its next stats() read (the daemon polls
+    // it every few seconds) sees.
     psk = old;
+    await backends[0]!.stats();
     expect((await backends[0]!.apply(stateA(["10.77.0.0/24"]))).changes).to.have.length(1);
     expect(ping(NS_A, "10.77.0.2")).to.equal(true);
   });

@@ -6,7 +6,7 @@
 import { natInfoOf } from "../netcheck.js";
 import { endpointFamily } from "../ip.js";
 import { PAUSED_REASON } from "./admin.js";
-import { latencyOf, shownEndpoint } from "./paths.js";
+import { hopeless, latencyOf, shownEndpoint } from "./paths.js";
 import type { EngineState, PeerState, PeerStatus, SelfStatus } from "./types.js";
 
 export { createEngineState, selfCandidates, step } from "./step.js";
@@ -57,3 +57,18 @@ export function engineStatus(st: EngineState): EngineStatus {
 
 /** Whether any peer is still pending: the runtime polls backend stats faster then. */
 export const anyPending = (st: EngineState): boolean => st.admin.active && st.unsettled.size > 0;
+
+/**
+ * When the runtime reads backend stats next, from now. A scan of the peers,
+ * so called once per poll, not per input (anyPending is the cheap test). A
+ * pair that can never go direct (symmetric NAT on both sides, no IPv6) does
+ * not keep the fast poll going forever.
+ */
+export function statsPollMs(st: EngineState): number {
+  const p = st.cfg.profile;
+  if (anyPending(st)) return p.statsPendingMs;
+  if (!st.admin.active) return p.statsSettledMs;
+  for (const ps of st.peers.values())
+    if (ps.paths.path !== "direct" && !hopeless(st, ps)) return p.statsIndirectMs;
+  return p.statsSettledMs;
+}

@@ -302,6 +302,10 @@ export function decidePath(
     s.settled = true;
     s.reason = notDirectReason(st, ps);
     fx.push(log("info", "no direct path", { peer: ps.peer.name, reason: s.reason }));
+  } else if (s.settled) {
+    // The reason follows the facts (probes answered after the give-up, a
+    // candidate that appeared), not the moment the engine gave up.
+    s.reason = notDirectReason(st, ps);
   }
   s.path = hubExists ? "hub" : s.settled ? "none" : "pending";
   return changed;

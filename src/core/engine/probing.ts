@@ -17,7 +17,14 @@ import {
   type ProbeMessage,
 } from "../probe/codec.js";
 import type { Endpoint } from "../protocol.js";
-import { gapAt, PING_TTL_MS, PROBE_PRUNE_EVERY_MS, PROBE_WINDOW_MS, RTT_SAMPLES } from "../timers.js";
+import {
+  gapAt,
+  PING_TTL_MS,
+  PROBE_PRUNE_EVERY_MS,
+  PROBE_WINDOW_MS,
+  RTT_SAMPLES,
+  SETTLED_PROBE_GRID_MS,
+} from "../timers.js";
 import { log } from "./log.js";
 import { candidatesOf, selfFamilies, shownEndpoint } from "./paths.js";
 import type { EngineEffect, EngineState, PeerState, ProbeBook, ProbeState } from "./types.js";
@@ -91,10 +98,16 @@ export function probePeer(st: EngineState, ps: PeerState, now: number, fx: Engin
   }
   const p = st.cfg.profile;
   const q = ps.probe;
-  q.nextAt =
-    now +
-    (ps.paths.settled ? gapAt(p.settledProbeGapsMs, q.settledRound++) : gapAt(p.probeGapsMs, q.round++));
+  if (!ps.paths.settled) {
+    q.nextAt = now + gapAt(p.probeGapsMs, q.round++);
+    return;
+  }
+  const gap = gapAt(p.settledProbeGapsMs, q.settledRound++);
+  q.nextAt = gap < SETTLED_PROBE_GRID_MS ? now + gap : onGrid(now + gap);
 }
+
+/** The first grid line at or after t: settled rounds toward 40 peers cost a few wake-ups, not 40. */
+const onGrid = (t: number): number => Math.ceil(t / SETTLED_PROBE_GRID_MS) * SETTLED_PROBE_GRID_MS;
 
 /** The answered target on the family of the endpoint in use with the lowest round trip; all when none answered. */
 function settledTarget(ps: PeerState, targets: Endpoint[]): Endpoint[] {

@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { useFakeClock } from "../helpers/fake-clock.js";
 import type { DesiredPeer } from "../../../src/core/backend.js";
-import { LISTEN_PORT, SimWorld, type SimNode } from "../helpers/sim-world.js";
+import { LISTEN_PORT, PROBE_PORT, SimWorld, type SimNode } from "../helpers/sim-world.js";
 import { directMesh, directPair } from "./sim-pairs.js";
 import type { SimNatKind } from "../helpers/simnet.js";
 
@@ -187,6 +187,28 @@ describe("join over a simulated network (fast profile)", () => {
     w.stop();
   });
 
+  it("the reason a settled peer is not direct follows the facts: probes answered after the give-up", () => {
+    const w = new SimWorld(t.clock);
+    const a = w.add({ name: "a", v6: false });
+    const b = w.add({ name: "b", v6: false });
+    // b's WireGuard never answers; its probe socket is shut for the first 20 s.
+    w.net.unbind(b.host, LISTEN_PORT);
+    const probes = b.host.sockets.get(PROBE_PORT)!;
+    w.net.unbind(b.host, PROBE_PORT);
+    a.join();
+    b.join();
+    t.clock.advance(20_000);
+    expect(a.peer("b")).to.include({ path: "none", settled: true, reason: "no answer on any candidate" });
+    w.net.bind(b.host, PROBE_PORT, probes);
+    t.clock.advance(40_000);
+    expect(a.peer("b")).to.include({
+      path: "none",
+      settled: true,
+      reason: "probes answered but no WireGuard handshake",
+    });
+    w.stop();
+  });
+
   it("symmetric to public can go direct through WireGuard roaming", () => {
     const w = new SimWorld(t.clock);
     const a = w.add({ name: "a", nat: "symmetric", v6: false });
@@ -272,9 +294,33 @@ describe("join over a simulated network (fast profile)", () => {
     };
     // (Under 180 s: the simulated WireGuard sends no keepalives, so its session would expire.)
     t.clock.advance(100_000);
-    // Settled probes go every 30 s: four rounds, one ping each (dual-stack, several candidates).
-    expect(pings).to.equal(4);
+    // Settled probes go every 60 s: two rounds, one ping each (dual-stack, several candidates).
+    expect(pings).to.equal(2);
     expect(a.peer("b")?.latencyMs).to.be.a("number");
+    w.stop();
+  });
+
+  it("settled probe rounds toward different peers share wake-ups (a 5 s grid)", () => {
+    const { w, nodes } = directMesh(t.clock, [
+      { name: "a" },
+      { name: "b", nat: "full-cone" },
+      { name: "c", nat: "port-restricted" },
+      { name: "d", nat: "address-restricted" },
+    ]);
+    t.clock.advance(30_000);
+    const at = new Set<number>();
+    let pings = 0;
+    nodes[0]!.observe = (fx) => {
+      for (const e of fx)
+        if (e.type === "sendProbe" && e.bytes[5] === 1) {
+          pings++;
+          at.add(t.clock.now());
+        }
+    };
+    t.clock.advance(120_000);
+    expect(pings).to.be.at.least(6);
+    expect([...at].every((ms) => ms % 5_000 === 0)).to.equal(true);
+    expect(at.size, "wake-ups with a ping").to.be.below(pings);
     w.stop();
   });
 

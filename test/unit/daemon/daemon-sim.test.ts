@@ -173,6 +173,39 @@ describe("daemons in the simulator", function () {
     await w.stop();
   });
 
+  /** Backend stats reads by node n over the next ms of fake time. */
+  async function statsReadsOver(n: DaemonNode, ms: number): Promise<number> {
+    let reads = 0;
+    const stats = n.backend.stats.bind(n.backend);
+    n.backend.stats = () => (reads++, stats());
+    await w.advance(ms, 50);
+    n.backend.stats = stats;
+    return reads;
+  }
+
+  it("stats polls: every 5 s once all is direct or hopeless, every second while a settled peer could still go direct", async () => {
+    const [a] = await directMesh({ name: "a" }, { name: "b" });
+    await w.advance(5_000, 50);
+    expect(await statsReadsOver(a!, 20_000)).to.be.within(3, 5);
+    // c and d both behind symmetric NATs, no IPv6: hopeless with each other, direct with a and b.
+    const c = w.add({ name: "c", nat: "symmetric", v6: false });
+    const d = w.add({ name: "d", nat: "symmetric", v6: false });
+    await w.up(c, d);
+    const settled = (n: DaemonNode) => () => n.status().peers.every((p) => p.settled);
+    await w.advanceUntil(settled(c), 30_000);
+    const path = (n: DaemonNode, peer: string) => n.status().peers.find((p) => p.name === peer);
+    expect(path(c, "d")?.reason).to.equal("both peers behind symmetric NAT");
+    expect([path(c, "a")?.path, path(c, "b")?.path]).to.deep.equal(["direct", "direct"]);
+    expect(await statsReadsOver(c, 20_000)).to.be.within(3, 5);
+    // Port-restricted, no IPv6: not direct with c, but a WireGuard handshake of its own may still get through.
+    const e = w.add({ name: "e", nat: "port-restricted", v6: false });
+    await w.up(e);
+    await w.advanceUntil(settled(c), 30_000);
+    expect(path(c, "e")?.path).to.equal("none");
+    expect(await statsReadsOver(c, 20_000)).to.be.within(17, 22);
+    await w.stop();
+  });
+
   it("start-up against a registry that is down: retries on the fake clock, stops at once when told", async () => {
     const a = w.add({ name: "a" });
     await a.join();

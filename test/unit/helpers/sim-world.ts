@@ -10,6 +10,7 @@ import {
   engineStatus,
   step,
   anyPending,
+  statsPollMs,
   type EngineEffect,
   type EngineInput,
   type EngineState,
@@ -251,9 +252,8 @@ export class SimNode {
   }
 
   private pollStats(): void {
-    const p = TIMER_PROFILES[this.profile];
     if (this.poll !== undefined) this.world.clock.clearTimer(this.poll);
-    const delay = anyPending(this.st) ? p.statsPendingMs : p.statsSettledMs;
+    const delay = statsPollMs(this.st);
     this.pollAt = this.world.clock.now() + delay;
     this.poll = this.world.clock.setTimer(delay, () => {
       this.dispatch({ type: "stats", stats: this.wg.stats() });

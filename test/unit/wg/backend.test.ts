@@ -34,8 +34,8 @@ interface Step {
   /** Expected effects, one per line ("uapi IFACE ..." for socket requests). */
   effects: string;
   changes: string[];
-  /** Something WireGuard does on its own before the step (roaming). */
-  before?: (fake: FakeWgHost) => void;
+  /** Something WireGuard does on its own before the step (roaming), and the daemon's stats poll. */
+  before?: (fake: FakeWgHost, backend: WgBackend) => unknown;
 }
 
 type Flavour = "kernel" | "wireguard-go";
@@ -54,7 +54,7 @@ const lines = (text: string): string => text.trim().replace(/^ +/gm, "");
 async function runSteps(flavour: Flavour, steps: Step[]): Promise<{ fake: FakeWgHost; backend: WgBackend }> {
   const { fake, backend, log } = setup(flavour);
   for (const step of steps) {
-    step.before?.(fake);
+    await step.before?.(fake, backend);
     fake.take();
     const result = await backend.apply(step.desired);
     expect(fake.take(), `${step.name}: effects`).to.equal(lines(step.effects));
@@ -83,12 +83,17 @@ function scenario(effects: Record<string, string>): Step[] {
         "interface link up",
       ],
     },
-    { name: "identical re-apply", desired: stateWith([peerB]), effects: effects.read!, changes: [] },
+    // The device is not read again: the backend knows what it wrote.
+    { name: "identical re-apply", desired: stateWith([peerB]), effects: "", changes: [] },
     {
+      // The roam is seen by the stats poll, whose read the next diff uses.
       name: "roamed endpoint, desired endpoint absent",
-      before: (fake) => fake.roam("scope0", PEER_B, "198.51.100.7:40000"),
+      before: (fake, backend) => {
+        fake.roam("scope0", PEER_B, "198.51.100.7:40000");
+        return backend.stats();
+      },
       desired: stateWith([{ ...peerB, endpoint: undefined }]),
-      effects: effects.read!,
+      effects: "",
       changes: [],
     },
     {
@@ -107,7 +112,7 @@ function scenario(effects: Record<string, string>): Step[] {
         `peer ${C} added: endpoint [2001:db8::3]:51820, allowed-ips 10.88.0.3/32,fd88::3/128, keepalive 25s, preshared-key (none)`,
       ],
     },
-    { name: "re-apply with PSK", desired: withPsk(), effects: effects.read!, changes: [] },
+    { name: "re-apply with PSK", desired: withPsk(), effects: "", changes: [] },
     {
       name: "allowed-ips change",
       desired: stateWith([{ ...peerB, presharedKey: PSK_1, allowedIps: ["10.88.0.0/16"] }, peerC]),
@@ -124,7 +129,7 @@ function scenario(effects: Record<string, string>): Step[] {
       // The link is read again only when its desired half changes.
       name: "tunnel address changed",
       desired: stateWith([peerC], { addresses: ["10.88.0.9/16"] }),
-      effects: `${effects.read!}
+      effects: `
         ip -j address show dev scope0
         ip address del 10.88.0.1/16 dev scope0
         ip address add 10.88.0.9/16 dev scope0`,
@@ -155,16 +160,12 @@ describe("wg backend: wireguard-go states", () => {
           ip -j address show dev scope0
           ip address add 10.88.0.1/16 dev scope0
           ip link set dev scope0 up`,
-        read: `
-          ${U} get=1`,
         "endpoint change": `
-          ${U} get=1
           ${U} set=1
           public_key=${hex(PEER_B)}
           update_only=true
           endpoint=192.0.2.22:51820`,
         "psk added": `
-          ${U} get=1
           ${U} set=1
           public_key=${hex(PEER_C)}
           endpoint=[2001:db8::3]:51820
@@ -177,14 +178,12 @@ describe("wg backend: wireguard-go states", () => {
           endpoint=192.0.2.2:51820
           preshared_key=${hex(PSK_1)}`,
         "allowed-ips": `
-          ${U} get=1
           ${U} set=1
           public_key=${hex(PEER_B)}
           update_only=true
           replace_allowed_ips=true
           allowed_ip=10.88.0.0/16`,
         "peer removed": `
-          ${U} get=1
           ${U} set=1
           public_key=${hex(PEER_B)}
           remove=true`,
@@ -206,6 +205,53 @@ describe("wg backend: wireguard-go states", () => {
     expect(fake.take()).not.to.contain("spawn");
   });
 
+  it("adding one peer to a known device is one set of that peer, no read", async () => {
+    const { fake, backend } = setup("wireguard-go");
+    const many = Array.from({ length: 50 }, (_, i) => ({
+      publicKey: Buffer.alloc(32, 0x40 + i).toString("base64"),
+      allowedIps: [`10.88.1.${i + 1}/32`],
+    }));
+    await backend.apply(stateWith(many));
+    fake.take();
+    await backend.apply(stateWith([...many, peerB]));
+    expect(fake.take()).to.equal(
+      lines(`
+        ${U} set=1
+        public_key=${hex(PEER_B)}
+        endpoint=192.0.2.2:51820
+        replace_allowed_ips=true
+        allowed_ip=10.88.0.2/32`),
+    );
+  });
+
+  it("a write that fails against the known device (wireguard-go gone) reads and starts it again", async () => {
+    const { fake, backend } = setup("wireguard-go");
+    await backend.apply(stateWith([peerB]));
+    fake.wireguard.delete("scope0");
+    fake.links.delete("scope0");
+    fake.take();
+    const r = await backend.apply(stateWith([peerB, peerC]));
+    expect(r.created).to.equal(true);
+    expect(fake.take().split("\n").slice(0, 4)).to.deep.equal([
+      `${U} set=1`,
+      `public_key=${hex(PEER_C)}`,
+      `endpoint=[2001:db8::3]:51820`,
+      `persistent_keepalive_interval=25`,
+    ]);
+    expect((await backend.stats()).map((s) => s.publicKey)).to.deep.equal([PEER_B, PEER_C]);
+  });
+
+  it("a peer removed behind its back is added again by the apply after a stats poll", async () => {
+    const { fake, backend } = setup("wireguard-go");
+    await backend.apply(stateWith([peerB, peerC]));
+    fake.devices.get("scope0")!.peers.delete(PEER_B);
+    await backend.stats();
+    const r = await backend.apply(stateWith([peerB, peerC]));
+    expect(r.changes).to.deep.equal([
+      `peer ${B} added: endpoint 192.0.2.2:51820, allowed-ips 10.88.0.2/32, keepalive off, preshared-key (none)`,
+    ]);
+  });
+
   it("addresses: adds missing, removes extra, sets the MTU", async () => {
     const { fake, backend } = setup("wireguard-go");
     await backend.apply(stateWith([]));
@@ -219,7 +265,6 @@ describe("wg backend: wireguard-go states", () => {
     ]);
     expect(fake.take()).to.equal(
       lines(`
-        ${U} get=1
         ip -j address show dev scope0
         ip link set dev scope0 mtu 1380
         ip address del 10.99.0.1/24 dev scope0
@@ -304,20 +349,14 @@ describe("wg backend: kernel states", () => {
           ip -j address show dev scope0
           ip address add 10.88.0.1/16 dev scope0
           ip link set dev scope0 up`,
-        read: `
-          wg show scope0 dump`,
         "endpoint change": `
-          wg show scope0 dump
           ${W} peer ${PEER_B} endpoint 192.0.2.22:51820`,
         "psk added": `
-          wg show scope0 dump
           ${W} peer ${PEER_B} preshared-key /dev/stdin <stdin>
           ${W} peer ${PEER_B} endpoint 192.0.2.2:51820 peer ${PEER_C} endpoint [2001:db8::3]:51820 persistent-keepalive 25 allowed-ips 10.88.0.3/32,fd88::3/128`,
         "allowed-ips": `
-          wg show scope0 dump
           ${W} peer ${PEER_B} allowed-ips 10.88.0.0/16`,
         "peer removed": `
-          wg show scope0 dump
           ${W} peer ${PEER_B} remove`,
       }),
     );

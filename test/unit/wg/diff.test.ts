@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import {
+  applyPlan,
   describeChange,
   normalizeDesired,
   planDevice,
@@ -144,7 +145,41 @@ describe("wg diff: planDevice", () => {
       expect(plan.device).to.deep.equal([]);
       expect(plan.peers.map(describeChange)).to.deep.equal(row.changes);
     });
+    it(`${row.name}: applyPlan gives a device with nothing left to do`, () => {
+      const want = normalizeDesired(stateWith(row.want));
+      const have = device(row.have);
+      const after = applyPlan(have, planDevice(have, want), want);
+      expect(planDevice(after, want)).to.deep.equal({ device: [], peers: [] });
+    });
   }
+
+  it("applyPlan: the device a read would return after the write, counters aside", () => {
+    const have: DeviceState = {
+      listenPort: 1,
+      peers: [
+        live({ publicKey: PEER_B, endpoint: "198.51.100.9:4000", allowedIps: ["10.88.0.2/32"], rxBytes: 7 }),
+        live({ publicKey: PEER_C, allowedIps: ["10.88.0.3/32"], presharedKey: PSK_1 }),
+      ],
+    };
+    const want = normalizeDesired(
+      stateWith([{ ...peerB, allowedIps: ["10.88.0.0/16"], persistentKeepalive: 25, presharedKey: PSK_2 }]),
+    );
+    expect(applyPlan(have, planDevice(have, want), want)).to.deep.equal({
+      privateKey: PRIVATE_A,
+      listenPort: 51820,
+      peers: [
+        live({
+          publicKey: PEER_B,
+          endpoint: "192.0.2.2:51820",
+          allowedIps: ["10.88.0.0/16"],
+          persistentKeepalive: 25,
+          presharedKey: PSK_2,
+          rxBytes: 7,
+        }),
+      ],
+    });
+    expect(have.peers, "the input is left as it was").to.have.length(2);
+  });
 
   it("device changes print public halves only", () => {
     const plan = planDevice(
