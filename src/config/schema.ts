@@ -53,6 +53,23 @@ export const Duration = z.union([z.string(), z.number()]).transform((v, ctx) => 
   return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? "s") as "s" | "m" | "h" | "d"];
 });
 
+/** "600/1m": at most 600 in each minute; "0" or "off": no limit. → { points, duration (s) }. */
+export const RateValue = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const text = String(v).trim();
+  if (text === "0" || text === "off") return { points: 0, duration: 1 };
+  const m = /^(\d{1,9})\s*\/\s*(\d*)\s*(s|m|h)$/.exec(text);
+  if (!m) {
+    ctx.addIssue({ code: "custom", message: 'expected COUNT/PERIOD like "600/1m" or "20/10s", or "off"' });
+    return z.NEVER;
+  }
+  const per = Number(m[2] === "" ? 1 : m[2]) * { s: 1, m: 60, h: 3600 }[m[3] as "s" | "m" | "h"];
+  if (per === 0) {
+    ctx.addIssue({ code: "custom", message: "the period must be at least 1s" });
+    return z.NEVER;
+  }
+  return { points: Number(m[1]), duration: per };
+});
+
 export const RegistryConfig = z.strictObject({
   registry: z
     .strictObject({
@@ -67,6 +84,19 @@ export const RegistryConfig = z.strictObject({
       tls_key: absPath.optional(),
       /** How long events are kept for Last-Event-ID resume. */
       event_retention: Duration.default(86400),
+    })
+    .prefault({}),
+  /** Quotas per source address and per member (src/registry/limits.ts, docs/hardening.md). */
+  limits: z
+    .strictObject({
+      join_per_address: RateValue.prefault("60/1m"),
+      join_per_peer: RateValue.prefault("10/1m"),
+      requests_per_address: RateValue.prefault("6000/1m"),
+      requests_per_peer: RateValue.prefault("1200/1m"),
+      messages_per_peer: RateValue.prefault("600/1m"),
+      streams_per_peer: z.coerce.number().int().min(0).max(1000).default(4),
+      /** TCP connections open at once on the API port (event streams included). */
+      max_connections: z.coerce.number().int().min(1).max(1_000_000).default(20_000),
     })
     .prefault({}),
   log: z.strictObject({ level: logLevel.default("info") }).prefault({}),

@@ -28,6 +28,7 @@ import { createRegistryApp } from "./app.js";
 import { hashAdminToken, markAdminRequest } from "./auth.js";
 import type { RegistryDeps, RegistryLogger } from "./deps.js";
 import { EventHub } from "./events.js";
+import { Limits, type LimitsConfig } from "./limits.js";
 import { Metrics } from "./metrics.js";
 import { startReflector } from "./reflector-server.js";
 import { SqliteStore } from "./sqlite-store.js";
@@ -104,6 +105,15 @@ function listen(server: Server, opts: { host?: string; port?: number; path?: str
   });
 }
 
+export const limitsOf = (l: RegistryConfig["limits"]): LimitsConfig => ({
+  joinPerAddress: l.join_per_address,
+  joinPerPeer: l.join_per_peer,
+  requestPerAddress: l.requests_per_address,
+  requestPerPeer: l.requests_per_peer,
+  messagePerPeer: l.messages_per_peer,
+  streamsPerPeer: l.streams_per_peer,
+});
+
 export async function startRegistry(
   config: RegistryConfig,
   log: RegistryLogger = createLogger("registry"),
@@ -128,6 +138,7 @@ export async function startRegistry(
     registryIdentity,
     reflectorPorts: [port, c.reflector_port2 ?? port + 1],
     adminTokenHash: loadAdminTokenHash(c.admin_token_file),
+    limits: new Limits(limitsOf(config.limits)),
   };
   const app = createRegistryApp(deps);
   const handler = app.callback();
@@ -135,6 +146,8 @@ export async function startRegistry(
   // Slow-loris bounds; event streams are unaffected (their request is complete at once).
   server.headersTimeout = 15_000;
   server.requestTimeout = 30_000;
+  // Past this, node closes new connections at once: the bound on sockets (and file descriptors).
+  server.maxConnections = config.limits.max_connections;
   await listen(server, { host, port });
   const bound = (server.address() as { port: number }).port;
   deps.reflectorPorts = [bound, c.reflector_port2 ?? bound + 1];

@@ -14,8 +14,9 @@ import {
   type MessageAccepted,
 } from "../../core/protocol.js";
 import { peerIdOf, sha256Hex } from "../../crypto/keys.js";
-import { isAdmin, requireJoinProof, requireMember } from "../auth.js";
+import { isAdmin, requireJoinProof, requireJoinToken, requireMember } from "../auth.js";
 import { readJson } from "../body.js";
+import { addressKey } from "../limits.js";
 import type { RegistryDeps } from "../deps.js";
 import { streamEvents } from "../stream.js";
 import { networkParam } from "./params.js";
@@ -26,12 +27,16 @@ export function memberRoutes(deps: RegistryDeps): Router {
 
   router.post("/networks/:net/join", async (ctx) => {
     const network = networkParam(ctx);
+    await deps.limits?.take("joinPerAddress", addressKey(ctx.req.socket.remoteAddress ?? ""));
     const req = await readJson(ctx, JoinRequest);
-    await requireJoinProof(ctx, deps, req.peer.identityKey);
     const peerId = peerIdOf(req.peer.identityKey);
+    const tokenHash = sha256Hex(req.token);
+    // Token before proof: the proof's nonce is the first write, and only a token holder may cause it.
+    await requireJoinToken(deps, network, tokenHash, peerId);
+    await requireJoinProof(ctx, deps, req.peer.identityKey);
     const out = await store.join({
       network,
-      tokenHash: sha256Hex(req.token),
+      tokenHash,
       peerId,
       peer: req.peer,
       now: clock.now(),
@@ -79,7 +84,7 @@ export function memberRoutes(deps: RegistryDeps): Router {
   router.post("/networks/:net/messages", async (ctx) => {
     const network = networkParam(ctx);
     const msg = await readJson(ctx, PostMessage);
-    const me = await requireMember(ctx, deps, network);
+    const me = await requireMember(ctx, deps, network, ["messagePerPeer"]);
     await checkMessage(deps, network, me.id, msg);
     const stored = await store.appendEvent({ ...msg, network, from: me.id, ts: clock.now() });
     ctx.status = 202;
@@ -90,6 +95,7 @@ export function memberRoutes(deps: RegistryDeps): Router {
     const network = networkParam(ctx);
     const after = resumePoint(ctx);
     const me = await requireMember(ctx, deps, network);
+    deps.limits?.openStream(me.id, ctx.res);
     await streamEvents(ctx, deps, network, me.id, after);
   });
 
