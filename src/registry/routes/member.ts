@@ -11,6 +11,7 @@ import {
   PeerUpdate,
   PostMessage,
   type JoinResponse,
+  type Peer,
   type MessageAccepted,
 } from "../../core/protocol.js";
 import { peerIdOf, sha256Hex } from "../../crypto/keys.js";
@@ -85,7 +86,7 @@ export function memberRoutes(deps: RegistryDeps): Router {
     const network = networkParam(ctx);
     const msg = await readJson(ctx, PostMessage);
     const me = await requireMember(ctx, deps, network, ["messagePerPeer"]);
-    await checkMessage(deps, network, me.id, msg);
+    await checkMessage(deps, network, me, msg);
     const stored = await store.appendEvent({ ...msg, network, from: me.id, ts: clock.now() });
     ctx.status = 202;
     ctx.body = { id: stored.event.id } satisfies MessageAccepted;
@@ -102,13 +103,23 @@ export function memberRoutes(deps: RegistryDeps): Router {
   return router;
 }
 
-/** Rules the schema cannot express: recipients exist, a peer speaks only for itself. */
-async function checkMessage(deps: RegistryDeps, network: string, from: string, msg: PostMessage) {
+/**
+ * Rules the schema cannot express: recipients exist, a peer speaks only for
+ * itself, and a report goes only to the peer it is about (it tells that peer
+ * how it is seen; told to anyone else it would be a member's word about a
+ * third peer's endpoint). Hubs see everyone's WireGuard traffic, so theirs
+ * may go to anyone; the role is the stored one, which the admin controls.
+ */
+async function checkMessage(deps: RegistryDeps, network: string, me: Peer, msg: PostMessage) {
+  const from = me.id;
   if (msg.type === "cc.ltgc.scope:kex" && msg.to === undefined) {
     throw new ScopeError("bad_request", "to: kex messages are directed; name the recipient");
   }
   if (msg.type === "cc.ltgc.scope:peerConn" && msg.body.peerId !== from) {
     throw new ScopeError("forbidden", "body.peerId: a peer announces only its own connection");
+  }
+  if (msg.type === "cc.ltgc.scope:peerReport" && me.role !== "hub" && msg.to !== msg.body.about) {
+    throw new ScopeError("forbidden", "to: a report goes only to the peer it is about (body.about)");
   }
   if (msg.to === from) throw new ScopeError("bad_request", "to: a message to oneself is not relayed");
   if (msg.to !== undefined && !(await deps.store.getPeer(network, msg.to))) {
