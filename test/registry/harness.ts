@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AdminClient } from "../../src/client/admin-client.js";
 import { RegistryClient } from "../../src/client/registry-client.js";
-import type { PeerInput } from "../../src/core/protocol.js";
+import type { Event, PeerInput } from "../../src/core/protocol.js";
 import { generateIdentity, generateWgKeyPair, type Identity } from "../../src/crypto/keys.js";
 
 const MAIN = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
@@ -142,4 +142,40 @@ export function newPeer(name = `host-${++counter}`): {
 
 export function memberClient(reg: RegistryProcess, network: string, identity: Identity): RegistryClient {
   return new RegistryClient({ url: reg.url, network, identity });
+}
+
+export interface Recorder {
+  events: Event[];
+  ready: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Follows a client's stream in the background, recording events. */
+export function record(client: RegistryClient, lastEventId?: number): Recorder {
+  const ac = new AbortController();
+  const events: Event[] = [];
+  let onReady!: () => void;
+  const ready = new Promise<void>((r) => (onReady = r));
+  const done = client.events({
+    lastEventId,
+    signal: ac.signal,
+    onEvent: (e) => void events.push(e),
+    onReady: () => onReady(),
+  });
+  return {
+    events,
+    ready,
+    stop: async () => {
+      ac.abort();
+      await done;
+    },
+  };
+}
+
+export async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
