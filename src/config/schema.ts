@@ -106,7 +106,16 @@ export type RegistryConfig = z.infer<typeof RegistryConfig>;
 export const TimerProfileName = z.enum(["fast", "seed"]);
 
 export const EdgeConfig = z.strictObject({
-  registry: z.strictObject({ url: z.url({ protocol: /^https?$/ }) }),
+  registry: z.strictObject({
+    url: z.url({ protocol: /^https?$/ }),
+    /** PEM CA that signs the registry's certificate (src/client/tls.ts); default: the system's CAs. */
+    ca_file: absPath.optional(),
+    /** sha256/BASE64 of the registry certificate's public key, checked on top of the chain. */
+    pin: z
+      .string()
+      .regex(/^sha256\/[A-Za-z0-9+/]{43}=$/, "expected sha256/ and 44 base64 characters")
+      .optional(),
+  }),
   network: z.strictObject({ name: NetworkName }),
   identity: z.strictObject({ key_file: absPath }),
   wireguard: z.strictObject({

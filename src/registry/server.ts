@@ -15,7 +15,7 @@ import {
   lstatSync,
 } from "node:fs";
 import { createServer as createHttpServer, type Server } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import type { Socket as UdpSocket } from "node:dgram";
 import { dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -47,6 +47,8 @@ export interface RunningRegistry {
   port: number;
   reflectorPorts: [number, number];
   deps: RegistryDeps;
+  /** Re-reads what can change under a running registry: the TLS certificate and key (SIGHUP). */
+  reload(): void;
   close(): Promise<void>;
 }
 
@@ -92,6 +94,17 @@ function loadAdminTokenHash(file: string | undefined): Buffer | undefined {
   return hashAdminToken(token);
 }
 
+/** No TLS 1.0/1.1: deprecated (RFC 8996), and nothing that speaks to a registry needs them. */
+export const TLS_MIN_VERSION = "TLSv1.2";
+
+function readTls(files: { cert: string; key: string }) {
+  return {
+    cert: readFileSync(files.cert),
+    key: readFileSync(files.key),
+    minVersion: TLS_MIN_VERSION,
+  } as const;
+}
+
 function listen(server: Server, opts: { host?: string; port?: number; path?: string }): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
@@ -127,8 +140,8 @@ export async function startRegistry(
   const hub = new EventHub(() => metrics.eventsEmitted++);
   store.onEvent((e) => hub.publish(e));
 
-  const tls =
-    c.tls_cert && c.tls_key ? { cert: readFileSync(c.tls_cert), key: readFileSync(c.tls_key) } : undefined;
+  const tlsFiles = c.tls_cert && c.tls_key ? { cert: c.tls_cert, key: c.tls_key } : undefined;
+  const tls = tlsFiles && readTls(tlsFiles);
   const deps: RegistryDeps = {
     store,
     hub,
@@ -143,6 +156,17 @@ export async function startRegistry(
   const app = createRegistryApp(deps);
   const handler = app.callback();
   const server: Server = tls ? createHttpsServer(tls, handler) : createHttpServer(handler);
+  /** SIGHUP: new connections get the renewed certificate; open ones (event streams) keep theirs. */
+  const reload = () => {
+    if (!tlsFiles) return;
+    try {
+      (server as HttpsServer).setSecureContext(readTls(tlsFiles));
+      log.info("TLS certificate reloaded", { cert: tlsFiles.cert });
+    } catch (e) {
+      // A half-written renewal must not take the registry down: keep serving the old one.
+      log.error("TLS reload failed; still serving the previous certificate", { err: (e as Error).message });
+    }
+  };
   // Slow-loris bounds; event streams are unaffected (their request is complete at once).
   server.headersTimeout = 15_000;
   server.requestTimeout = 30_000;
@@ -208,10 +232,10 @@ export async function startRegistry(
       if (existsSync(c.admin_socket)) unlinkSync(c.admin_socket);
       log.info("registry stopped");
     })());
-  return { port: bound, reflectorPorts: deps.reflectorPorts, deps, close };
+  return { port: bound, reflectorPorts: deps.reflectorPorts, deps, reload, close };
 }
 
-/** Runs until SIGTERM/SIGINT, then shuts down gracefully. */
+/** Runs until SIGTERM/SIGINT, then shuts down gracefully; SIGHUP reloads the TLS certificate. */
 export async function runRegistry(
   config: RegistryConfig,
   log: RegistryLogger = createLogger("registry"),
@@ -222,6 +246,8 @@ export async function runRegistry(
       log.info("shutting down", { signal });
       void running.close().then(resolve);
     };
+    const hup = () => running.reload();
+    process.on("SIGHUP", hup);
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
   });

@@ -207,6 +207,8 @@ export class Scenario {
           SCOPE_CLI,
           "join",
           this.registryUrl,
+          // The lab's registry speaks plain http on its fake internet (the registry tier tests TLS).
+          "--insecure",
           "--network",
           network,
           "--token",

@@ -55,14 +55,18 @@ export interface RegistryProcess {
   dispose(): Promise<void>;
 }
 
-export async function startRegistryProcess(opts: { extraConfig?: string } = {}): Promise<RegistryProcess> {
+/** tls: serve HTTPS with these PEM files (the URL is then https://127.0.0.1:PORT). */
+export async function startRegistryProcess(
+  opts: { extraConfig?: string; tls?: { cert: string; key: string } } = {},
+): Promise<RegistryProcess> {
   const dir = mkdtempSync(join(tmpdir(), "scope-reg-"));
   const port = await freePort();
   const socketPath = join(dir, "admin.sock");
   const config = join(dir, "registry.conf");
-  writeFileSync(config, `[registry]\nadmin_socket = ${socketPath}\n${opts.extraConfig ?? ""}`);
+  const tls = opts.tls ? `tls_cert = ${opts.tls.cert}\ntls_key = ${opts.tls.key}\n` : "";
+  writeFileSync(config, `[registry]\nadmin_socket = ${socketPath}\n${tls}${opts.extraConfig ?? ""}`);
   let out = "";
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${opts.tls ? "https" : "http"}://127.0.0.1:${port}`;
   const rp: RegistryProcess = {
     port,
     url,
@@ -103,6 +107,8 @@ export async function waitHealthy(url: string, child: ChildProcess, out: () => s
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`registry exited ${child.exitCode}:\n${out()}`);
+    // fetch() cannot be given a CA: over https, its own log line says it is up.
+    if (url.startsWith("https:") && /registry listening/.test(out())) return;
     try {
       const r = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
       if (r.ok) return;

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { AdminClient } from "../../client/admin-client.js";
+import { loadTrust } from "../../client/tls.js";
 import { ScopeError } from "../../core/errors.js";
 import type { CommandIO, OptionSpecs, ParsedArgs } from "../command.js";
 
@@ -13,12 +14,15 @@ export const ADMIN_OPTIONS: OptionSpecs = {
   socket: { type: "string" },
   registry: { type: "string" },
   "token-file": { type: "string" },
+  "ca-file": { type: "string" },
 };
 
 export const ADMIN_HELP = [
   `      --socket PATH       admin socket (default ${DEFAULT_ADMIN_SOCKET})`,
   "      --registry URL      remote registry instead of the socket; needs the admin token",
   "      --token-file FILE   admin token (or SCOPE_ADMIN_TOKEN in the environment)",
+  "      --ca-file PEM       CA that signed the registry's certificate (https:// only; the token",
+  "                          never goes over plain http except to a loopback address)",
 ].join("\n");
 
 export function adminClient(args: ParsedArgs, io: CommandIO): AdminClient {
@@ -31,7 +35,9 @@ export function adminClient(args: ParsedArgs, io: CommandIO): AdminClient {
         "usage",
         "--registry needs the admin token: --token-file FILE or SCOPE_ADMIN_TOKEN",
       );
-    return new AdminClient({ url: registry, token });
+    const caFile = args.values["ca-file"];
+    const tls = typeof caFile === "string" ? loadTrust({ caFile }) : undefined;
+    return new AdminClient({ url: registry, token, ...(tls ? { tls } : {}) });
   }
   return new AdminClient({ socketPath: typeof socket === "string" ? socket : DEFAULT_ADMIN_SOCKET });
 }
