@@ -381,7 +381,7 @@ async function main(): Promise<void> {
   writeFileSync(
     join(dir, "registry.conf"),
     // The bench measures fan-out from one loopback client: quotas would measure the limiter.
-    `[registry]\nadmin_socket = ${socketPath}\n[log]\nlevel = warn\n[limits]\n${UNLIMITED}`,
+    `[registry]\nadmin_socket = ${socketPath}\nmetrics_listen = off\n[log]\nlevel = warn\n[limits]\n${UNLIMITED}`,
   );
   mkdirSync(dataDir, { mode: 0o700 });
   console.log(`seeding ${n} subscriber peers… (${load()})`);

@@ -78,6 +78,8 @@ export const RegistryConfig = z.strictObject({
       /** Second UDP reflector port for mapping tests; default listen port + 1. */
       reflector_port2: port.optional(),
       admin_socket: absPath.default("/run/scope/registry.sock"),
+      /** Prometheus /metrics listener, apart from the API port; "off" for none. */
+      metrics_listen: z.union([z.literal("off"), ListenAddress]).default("127.0.0.1:9470"),
       /** File holding the admin token for remote admin; no remote admin when absent. */
       admin_token_file: absPath.optional(),
       tls_cert: absPath.optional(),

@@ -18,7 +18,7 @@ import { errorMiddleware } from "./http-errors.js";
 import { addressKey } from "./limits.js";
 import { adminRoutes } from "./routes/admin.js";
 import { memberRoutes } from "./routes/member.js";
-import { systemRoutes } from "./routes/system.js";
+import { metricsRoutes, systemRoutes } from "./routes/system.js";
 
 export function createRegistryApp(deps: RegistryDeps): Koa {
   const app = new Koa({ proxy: false });
@@ -46,5 +46,16 @@ export function createRegistryApp(deps: RegistryDeps): Koa {
     app.use(r.routes());
     app.use(r.allowedMethods({ throw: false }));
   }
+  return app;
+}
+
+/** The /metrics listener's app (server.ts serves it on metrics_listen): errors as JSON, nothing else. */
+export function createMetricsApp(deps: RegistryDeps): Koa {
+  const app = new Koa({ proxy: false });
+  app.on("error", (err: Error) => deps.log.debug("metrics connection error", { err: err.message }));
+  app.use(errorMiddleware(deps.log, () => {}));
+  const r = metricsRoutes(deps);
+  app.use(r.routes());
+  app.use(r.allowedMethods({ throw: false }));
   return app;
 }

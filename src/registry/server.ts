@@ -24,7 +24,7 @@ import { ScopeError } from "../core/errors.js";
 import { generateIdentity, identityFromSecret, type Identity } from "../crypto/keys.js";
 import type { RegistryConfig } from "../config/schema.js";
 import { createLogger, registerSecret } from "../log.js";
-import { createRegistryApp } from "./app.js";
+import { createMetricsApp, createRegistryApp } from "./app.js";
 import { hashAdminToken, markAdminRequest } from "./auth.js";
 import type { RegistryDeps, RegistryLogger } from "./deps.js";
 import { EventHub } from "./events.js";
@@ -46,6 +46,8 @@ export interface RunningRegistry {
   /** TCP port actually bound (useful with port 0). */
   port: number;
   reflectorPorts: [number, number];
+  /** Port of the /metrics listener; undefined when metrics_listen = off. */
+  metricsPort: number | undefined;
   deps: RegistryDeps;
   /** Re-reads what can change under a running registry: the TLS certificate and key (SIGHUP). */
   reload(): void;
@@ -176,6 +178,11 @@ export async function startRegistry(
   const bound = (server.address() as { port: number }).port;
   deps.reflectorPorts = [bound, c.reflector_port2 ?? bound + 1];
 
+  const metricsServer =
+    c.metrics_listen === "off" ? undefined : createHttpServer(createMetricsApp(deps).callback());
+  if (metricsServer) await listen(metricsServer, parseListen(c.metrics_listen));
+  const metricsBound = metricsServer && (metricsServer.address() as { port: number }).port;
+
   const udp: UdpSocket[] = [];
   for (const p of deps.reflectorPorts)
     udp.push(await startReflector({ host, port: p, identity: registryIdentity, metrics, log }));
@@ -211,6 +218,7 @@ export async function startRegistry(
     tls: Boolean(tls),
     reflector: deps.reflectorPorts.join(","),
     admin_socket: c.admin_socket,
+    metrics: metricsServer ? `${c.metrics_listen.replace(/:\d+$/, "")}:${metricsBound}` : "off",
     data: c.data,
   });
 
@@ -219,12 +227,10 @@ export async function startRegistry(
     (closing ??= (async () => {
       for (const t of timers) clearInterval(t);
       hub.close();
-      const closed = Promise.all([server, admin].map((s) => new Promise<void>((r) => s.close(() => r()))));
+      const servers = [server, admin, ...(metricsServer ? [metricsServer] : [])];
+      const closed = Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
       server.closeIdleConnections();
-      const cut = setTimeout(
-        () => [server, admin].forEach((s) => s.closeAllConnections()),
-        SHUTDOWN_GRACE_MS,
-      );
+      const cut = setTimeout(() => servers.forEach((s) => s.closeAllConnections()), SHUTDOWN_GRACE_MS);
       await closed;
       clearTimeout(cut);
       await Promise.all(udp.map((s) => new Promise<void>((r) => s.close(() => r()))));
@@ -232,7 +238,7 @@ export async function startRegistry(
       if (existsSync(c.admin_socket)) unlinkSync(c.admin_socket);
       log.info("registry stopped");
     })());
-  return { port: bound, reflectorPorts: deps.reflectorPorts, deps, reload, close };
+  return { port: bound, reflectorPorts: deps.reflectorPorts, metricsPort: metricsBound, deps, reload, close };
 }
 
 /** Runs until SIGTERM/SIGINT, then shuts down gracefully; SIGHUP reloads the TLS certificate. */

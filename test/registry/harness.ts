@@ -64,7 +64,11 @@ export async function startRegistryProcess(
   const socketPath = join(dir, "admin.sock");
   const config = join(dir, "registry.conf");
   const tls = opts.tls ? `tls_cert = ${opts.tls.cert}\ntls_key = ${opts.tls.key}\n` : "";
-  writeFileSync(config, `[registry]\nadmin_socket = ${socketPath}\n${tls}${opts.extraConfig ?? ""}`);
+  // metrics on a free port: registries of parallel runs must not collide on 9470.
+  writeFileSync(
+    config,
+    `[registry]\nadmin_socket = ${socketPath}\nmetrics_listen = 127.0.0.1:${await freePort()}\n${tls}${opts.extraConfig ?? ""}`,
+  );
   let out = "";
   const url = `${opts.tls ? "https" : "http"}://127.0.0.1:${port}`;
   const rp: RegistryProcess = {
