@@ -77,7 +77,8 @@ export const RegistryConfig = z.strictObject({
       data: absPath.default("/var/lib/scope/registry"),
       /** Second UDP reflector port for mapping tests; default listen port + 1. */
       reflector_port2: port.optional(),
-      admin_socket: absPath.default("/run/scope/registry.sock"),
+      /** In a directory of its own (0750): only root and the admin group may enter (admin-socket.ts). */
+      admin_socket: absPath.default("/run/scope/registry/admin.sock"),
       /** Prometheus /metrics listener, apart from the API port; "off" for none. */
       metrics_listen: z.union([z.literal("off"), ListenAddress]).default("127.0.0.1:9470"),
       /** File holding the admin token for remote admin; no remote admin when absent. */

@@ -5,15 +5,7 @@
  * API on a root-only Unix socket. close() (also on SIGTERM/SIGINT) stops in
  * the reverse order and ends open event streams so clients reconnect.
  */
-import {
-  existsSync,
-  mkdirSync,
-  chmodSync,
-  readFileSync,
-  unlinkSync,
-  writeFileSync,
-  lstatSync,
-} from "node:fs";
+import { existsSync, mkdirSync, chmodSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import type { Socket as UdpSocket } from "node:dgram";
@@ -30,6 +22,7 @@ import type { RegistryDeps, RegistryLogger } from "./deps.js";
 import { EventHub } from "./events.js";
 import { Limits, type LimitsConfig } from "./limits.js";
 import { Metrics } from "./metrics.js";
+import { listenAdminSocket, prepareAdminSocket } from "./admin-socket.js";
 import { startReflector } from "./reflector-server.js";
 import { SqliteStore } from "./sqlite-store.js";
 
@@ -136,6 +129,9 @@ export async function startRegistry(
   const c = config.registry;
   const { host, port } = parseListen(c.listen);
   ensurePrivateDir(c.data);
+  // Owner and group: root, and the registry's group (scope-admin in the package, whose
+  // unit runs with Group=scope-admin); nobody else (admin-socket.ts). Checked before any port is bound.
+  prepareAdminSocket(c.admin_socket);
   const registryIdentity = loadOrCreateKey(c.data);
   const store = new SqliteStore(join(c.data, DB_FILE));
   const metrics = new Metrics();
@@ -191,12 +187,7 @@ export async function startRegistry(
     markAdminRequest(req);
     handler(req, res);
   });
-  mkdirSync(dirname(c.admin_socket), { recursive: true, mode: 0o755 });
-  if (existsSync(c.admin_socket) && lstatSync(c.admin_socket).isSocket()) unlinkSync(c.admin_socket);
-  await listen(admin, { path: c.admin_socket });
-  // Owner and group: root, and the registry's group (scope-admin in the package, whose
-  // unit runs with Group=scope-admin); nobody else.
-  chmodSync(c.admin_socket, 0o660);
+  await listenAdminSocket(admin, c.admin_socket);
 
   const retention = { maxAgeMs: c.event_retention * 1000, maxPerNetwork: EVENTS_PER_NETWORK };
   const prune = async () => {

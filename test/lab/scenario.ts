@@ -86,7 +86,8 @@ export class Scenario {
     readonly registryHost: string,
   ) {
     this.regDir = join(lab.dir, "registry");
-    mkdirSync(join(this.regDir, "data"), { recursive: true });
+    // 0750: the admin socket's directory must not let others in (src/registry/admin-socket.ts).
+    mkdirSync(join(this.regDir, "data"), { recursive: true, mode: 0o750 });
     this.admin = new AdminClient({ socketPath: this.adminSocket });
   }
 
