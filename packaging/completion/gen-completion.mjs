@@ -32,12 +32,12 @@ _scope() {
 ${subs.join("\n")}
   esac
   case $prev in
-    --config | --token-file | --data | --config-dir | --state-dir | --socket) _filedir && return ;;
+    --config | --token-file | --ca-file | --data | --config-dir | --state-dir | --socket) _filedir && return ;;
     --backend) COMPREPLY=($(compgen -W "auto wg networkmanager networkd" -- "$cur")) && return ;;
     --topology) COMPREPLY=($(compgen -W "mesh tree" -- "$cur")) && return ;;
     --timers) COMPREPLY=($(compgen -W "fast seed" -- "$cur")) && return ;;
     --log-level) COMPREPLY=($(compgen -W "error warn info debug" -- "$cur")) && return ;;
-    --network | --name | --cidr | --cidr6 | --listen | --listen-port | --interface | --uses | --expires | --count | --registry | --token) return ;;
+    --network | --name | --cidr | --cidr6 | --listen | --listen-port | --interface | --uses | --expires | --count | --registry | --token | --pin) return ;;
   esac
   if [[ $cword -eq 1 ]]; then
     COMPREPLY=($(compgen -W "${top.join(" ")} --help --version" -- "$cur"))

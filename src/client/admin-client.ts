@@ -14,9 +14,11 @@ import {
   type TokenInput,
 } from "../core/protocol.js";
 import { z } from "zod";
+import { ScopeError } from "../core/errors.js";
 import { call, jsonBody, type Target } from "./http.js";
+import { isLoopbackHost, type TlsTrust } from "./tls.js";
 
-export type AdminTarget = { socketPath: string } | { url: string; token: string };
+export type AdminTarget = { socketPath: string } | { url: string; token: string; tls?: TlsTrust };
 
 export class AdminClient {
   private readonly target: Target;
@@ -27,7 +29,15 @@ export class AdminClient {
       this.target = { socketPath: where.socketPath };
       this.auth = {};
     } else {
-      this.target = { url: where.url };
+      // The bearer token is the registry's master key: never in clear text past this host.
+      const u = new URL(where.url);
+      if (u.protocol !== "https:" && !isLoopbackHost(u.hostname)) {
+        throw new ScopeError(
+          "usage",
+          `--registry ${where.url}: the admin token is sent only over https:// (or http:// to loopback)`,
+        );
+      }
+      this.target = { url: where.url, ...(where.tls ? { tls: where.tls } : {}) };
       this.auth = { authorization: `Bearer ${where.token}` };
     }
   }

@@ -10,6 +10,7 @@ import { request as httpsRequest } from "node:https";
 import type { z } from "zod";
 import { ERROR_CODES, ScopeError, type ErrorCode } from "../core/errors.js";
 import { ErrorBody } from "../core/protocol.js";
+import { tlsRequestOptions, tlsTrustProblem, type TlsTrust } from "./tls.js";
 
 /**
  * Where the registry is: a base URL (http/https) or the admin Unix socket.
@@ -19,8 +20,8 @@ import { ErrorBody } from "../core/protocol.js";
  * source address) brings its own.
  */
 export type Target =
-  | { url: string; socketPath?: undefined; agent?: Agent; transport?: HttpTransport }
-  | { socketPath: string; url?: undefined; agent?: undefined; transport?: undefined };
+  | { url: string; socketPath?: undefined; agent?: Agent; transport?: HttpTransport; tls?: TlsTrust }
+  | { socketPath: string; url?: undefined; agent?: undefined; transport?: undefined; tls?: undefined };
 
 /** What callers read of an answer: an IncomingMessage has it, and so does an in-process transport's. */
 export interface HttpResponse extends AsyncIterable<Buffer> {
@@ -119,6 +120,7 @@ function sendOnce(target: Target, req: HttpRequest): Promise<IncomingMessage> {
         headers,
         signal: req.signal,
         ...(target.agent ? { agent: target.agent } : {}),
+        ...(base.protocol === "https:" ? tlsRequestOptions(target.tls) : {}),
       };
       r = base.protocol === "https:" ? httpsRequest(opts) : httpRequest(opts);
     }
@@ -137,7 +139,10 @@ function sendOnce(target: Target, req: HttpRequest): Promise<IncomingMessage> {
     });
     r.on("error", (e: Error & { code?: string; reused?: boolean }) => {
       if (r.reusedSocket && !responded && e.code === "ECONNRESET") e.reused = true;
+      const untrusted = tlsTrustProblem(describeTarget(target), e.code);
       if (e instanceof ScopeError || e.name === "AbortError") reject(e);
+      // Not "unreachable": retrying at once will not make the certificate trusted.
+      else if (untrusted) reject(new ScopeError("unavailable", untrusted));
       else
         reject(
           new ScopeError(

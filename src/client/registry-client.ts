@@ -25,6 +25,7 @@ import { Agent as HttpsAgent } from "node:https";
 import { call, errorFrom, isUnreachable, jsonBody, send, type HttpTransport, type Target } from "./http.js";
 import { SseParser } from "./sse.js";
 import { z } from "zod";
+import type { TlsTrust } from "./tls.js";
 
 export interface RegistryClientOptions {
   /** Base URL, e.g. "https://reg.example:8470". */
@@ -37,6 +38,8 @@ export interface RegistryClientOptions {
   random?: Random;
   /** Carries requests instead of node:http (default: none, a keep-alive agent per client). */
   transport?: HttpTransport;
+  /** CA and pin for an https URL (tls.ts); default: the system's CAs. */
+  tls?: TlsTrust;
 }
 
 export interface EventsOptions {
@@ -133,8 +136,8 @@ export class RegistryClient {
   }
 
   private newTarget(): Target {
-    const { url, transport } = this.opts;
-    return transport ? { url, transport } : { url, agent: newAgent(url) };
+    const { url, transport, tls } = this.opts;
+    return transport ? { url, transport } : { url, agent: newAgent(url), ...(tls ? { tls } : {}) };
   }
 
   /**

@@ -53,6 +53,23 @@ export const Duration = z.union([z.string(), z.number()]).transform((v, ctx) => 
   return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? "s") as "s" | "m" | "h" | "d"];
 });
 
+/** "600/1m": at most 600 in each minute; "0" or "off": no limit. → { points, duration (s) }. */
+export const RateValue = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const text = String(v).trim();
+  if (text === "0" || text === "off") return { points: 0, duration: 1 };
+  const m = /^(\d{1,9})\s*\/\s*(\d*)\s*(s|m|h)$/.exec(text);
+  if (!m) {
+    ctx.addIssue({ code: "custom", message: 'expected COUNT/PERIOD like "600/1m" or "20/10s", or "off"' });
+    return z.NEVER;
+  }
+  const per = Number(m[2] === "" ? 1 : m[2]) * { s: 1, m: 60, h: 3600 }[m[3] as "s" | "m" | "h"];
+  if (per === 0) {
+    ctx.addIssue({ code: "custom", message: "the period must be at least 1s" });
+    return z.NEVER;
+  }
+  return { points: Number(m[1]), duration: per };
+});
+
 export const RegistryConfig = z.strictObject({
   registry: z
     .strictObject({
@@ -60,13 +77,29 @@ export const RegistryConfig = z.strictObject({
       data: absPath.default("/var/lib/scope/registry"),
       /** Second UDP reflector port for mapping tests; default listen port + 1. */
       reflector_port2: port.optional(),
-      admin_socket: absPath.default("/run/scope/registry.sock"),
+      /** In a directory of its own (0750): only root and the admin group may enter (admin-socket.ts). */
+      admin_socket: absPath.default("/run/scope/registry/admin.sock"),
+      /** Prometheus /metrics listener, apart from the API port; "off" for none. */
+      metrics_listen: z.union([z.literal("off"), ListenAddress]).default("127.0.0.1:9470"),
       /** File holding the admin token for remote admin; no remote admin when absent. */
       admin_token_file: absPath.optional(),
       tls_cert: absPath.optional(),
       tls_key: absPath.optional(),
       /** How long events are kept for Last-Event-ID resume. */
       event_retention: Duration.default(86400),
+    })
+    .prefault({}),
+  /** Quotas per source address and per member (src/registry/limits.ts, docs/hardening.md). */
+  limits: z
+    .strictObject({
+      join_per_address: RateValue.prefault("60/1m"),
+      join_per_peer: RateValue.prefault("10/1m"),
+      requests_per_address: RateValue.prefault("6000/1m"),
+      requests_per_peer: RateValue.prefault("1200/1m"),
+      messages_per_peer: RateValue.prefault("600/1m"),
+      streams_per_peer: z.coerce.number().int().min(0).max(1000).default(4),
+      /** TCP connections open at once on the API port (event streams included). */
+      max_connections: z.coerce.number().int().min(1).max(1_000_000).default(20_000),
     })
     .prefault({}),
   log: z.strictObject({ level: logLevel.default("info") }).prefault({}),
@@ -76,7 +109,16 @@ export type RegistryConfig = z.infer<typeof RegistryConfig>;
 export const TimerProfileName = z.enum(["fast", "seed"]);
 
 export const EdgeConfig = z.strictObject({
-  registry: z.strictObject({ url: z.url({ protocol: /^https?$/ }) }),
+  registry: z.strictObject({
+    url: z.url({ protocol: /^https?$/ }),
+    /** PEM CA that signs the registry's certificate (src/client/tls.ts); default: the system's CAs. */
+    ca_file: absPath.optional(),
+    /** sha256/BASE64 of the registry certificate's public key, checked on top of the chain. */
+    pin: z
+      .string()
+      .regex(/^sha256\/[A-Za-z0-9+/]{43}=$/, "expected sha256/ and 44 base64 characters")
+      .optional(),
+  }),
   network: z.strictObject({ name: NetworkName }),
   identity: z.strictObject({ key_file: absPath }),
   wireguard: z.strictObject({

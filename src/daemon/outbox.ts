@@ -4,7 +4,7 @@
  * answer late or not at all, and a lost peerReport is the one way a host
  * behind a port-shifting NAT learns its WireGuard mapping (DESIGN §4). So:
  *
- * - a message the registry did not take (no answer, reset, timeout, 5xx) is
+ * - a message the registry did not take (no answer, reset, timeout, 5xx, 429) is
  *   sent again after a bounded backoff on the injected clock; an answer that
  *   refuses it (4xx: the recipient left, bad input) is final;
  * - messages about the same thing coalesce: a newer peerReport about a peer
@@ -53,8 +53,12 @@ export function coalesceKey(m: PostMessage): string {
   }
 }
 
-/** True for a failure the registry may not have seen at all (or could not serve): worth sending again. */
-export const isRetryable = (e: unknown): boolean => e instanceof ScopeError && e.code === "unavailable";
+/**
+ * True for a failure the registry may not have seen at all (or could not
+ * serve), or refused only for now (429, a quota): worth sending again.
+ */
+export const isRetryable = (e: unknown): boolean =>
+  e instanceof ScopeError && (e.code === "unavailable" || e.code === "rate_limited");
 
 export class Outbox {
   /** Waiting to be sent (queued or for a retry), by key. */

@@ -51,6 +51,7 @@ import { localAddresses, runNetcheck, type NetcheckRunner } from "./netcheck-run
 import { pingPeer } from "./ping.js";
 import { Outbox, RETRY_MAX_MS, RETRY_MIN_MS, isRetryable } from "./outbox.js";
 import { ProbeSocket, type ProbeTransport } from "./udp.js";
+import { trustOf } from "../client/tls.js";
 
 export interface DaemonDeps {
   config: EdgeConfig;
@@ -171,6 +172,7 @@ export class Daemon {
       clock: this.clock,
       ...(d.random ? { random: d.random } : {}),
       ...(d.registryTransport ? { transport: d.registryTransport } : {}),
+      tls: trustOf(d.config),
     });
     this.log = d.logger;
     this.outbox = new Outbox({

@@ -13,10 +13,12 @@ import Router from "@koa/router";
 import { ScopeError } from "../core/errors.js";
 import { API_PREFIX } from "../core/protocol.js";
 import type { RegistryDeps } from "./deps.js";
+import { isAdminSocketRequest } from "./auth.js";
 import { errorMiddleware } from "./http-errors.js";
+import { addressKey } from "./limits.js";
 import { adminRoutes } from "./routes/admin.js";
 import { memberRoutes } from "./routes/member.js";
-import { systemRoutes } from "./routes/system.js";
+import { metricsRoutes, systemRoutes } from "./routes/system.js";
 
 export function createRegistryApp(deps: RegistryDeps): Koa {
   const app = new Koa({ proxy: false });
@@ -31,6 +33,10 @@ export function createRegistryApp(deps: RegistryDeps): Koa {
 
   app.use(errorMiddleware(deps.log, (status) => deps.metrics.countRequest(status)));
   app.use(async (ctx, next) => {
+    // Every TCP request counts against its source address; the admin socket is not limited.
+    if (deps.limits && !isAdminSocketRequest(ctx.req)) {
+      await deps.limits.take("requestPerAddress", addressKey(ctx.req.socket.remoteAddress ?? ""));
+    }
     await next();
     if (ctx.status === 405 || ctx.status === 501) {
       throw new ScopeError("method_not_allowed", `${ctx.method.slice(0, 16)} is not allowed on this path`);
@@ -40,5 +46,16 @@ export function createRegistryApp(deps: RegistryDeps): Koa {
     app.use(r.routes());
     app.use(r.allowedMethods({ throw: false }));
   }
+  return app;
+}
+
+/** The /metrics listener's app (server.ts serves it on metrics_listen): errors as JSON, nothing else. */
+export function createMetricsApp(deps: RegistryDeps): Koa {
+  const app = new Koa({ proxy: false });
+  app.on("error", (err: Error) => deps.log.debug("metrics connection error", { err: err.message }));
+  app.use(errorMiddleware(deps.log, () => {}));
+  const r = metricsRoutes(deps);
+  app.use(r.routes());
+  app.use(r.allowedMethods({ throw: false }));
   return app;
 }

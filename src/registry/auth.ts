@@ -14,10 +14,12 @@ import { peerIdOf } from "../crypto/keys.js";
 import { readSignatureHeaders, verifyRequest, type SignatureFields } from "../crypto/signing.js";
 import { readRawBody } from "./body.js";
 import type { RegistryDeps } from "./deps.js";
+import type { LimitName } from "./limits.js";
 
 /** Requests accepted on the admin Unix socket; the socket's file mode is the authentication. */
 const adminSocketRequests = new WeakSet<IncomingMessage>();
 export const markAdminRequest = (req: IncomingMessage): void => void adminSocketRequests.add(req);
+export const isAdminSocketRequest = (req: IncomingMessage): boolean => adminSocketRequests.has(req);
 
 export const hashAdminToken = (token: string): Buffer => createHash("sha256").update(token, "utf8").digest();
 
@@ -46,13 +48,19 @@ function refuse(deps: RegistryDeps, message: string): never {
   throw new ScopeError("unauthorized", message);
 }
 
-/** Checks window, signature and nonce, in that order (cheap to expensive, storage last). */
+/**
+ * Checks window, signature, quotas and nonce, in that order (cheap to
+ * expensive, storage last). The owner's quotas are charged only once the
+ * signature proved the request is theirs, and before the nonce is written,
+ * so a member past its quota adds no rows either.
+ */
 async function checkSigned(
   ctx: Context,
   deps: RegistryDeps,
   identityKey: string,
   owner: string,
   f: SignatureFields,
+  quotas: readonly LimitName[],
 ) {
   const now = deps.clock.now();
   if (Math.abs(now - f.time) > SIGNATURE_WINDOW_MS)
@@ -61,6 +69,7 @@ async function checkSigned(
   if (!verifyRequest(identityKey, { method: ctx.method, path: ctx.originalUrl, body }, f)) {
     refuse(deps, "bad request signature");
   }
+  for (const q of quotas) await deps.limits?.take(q, owner);
   // Kept until the timestamp leaves the window; after that the window check refuses it anyway.
   if (!(await deps.store.useNonce(`${owner}:${f.nonce}`, f.time + SIGNATURE_WINDOW_MS))) {
     deps.metrics.rejectedSignatures++;
@@ -68,19 +77,47 @@ async function checkSigned(
   }
 }
 
-/** The signed-in member of `network`; 401 for anything else. */
-export async function requireMember(ctx: Context, deps: RegistryDeps, network: string): Promise<Peer> {
+/** The signed-in member of `network`; 401 for anything else. quotas: besides requestPerPeer. */
+export async function requireMember(
+  ctx: Context,
+  deps: RegistryDeps,
+  network: string,
+  quotas: readonly LimitName[] = [],
+): Promise<Peer> {
   const f = signatureFields(ctx, deps);
   if (!PeerId.safeParse(f.peer).success) refuse(deps, "x-scope-peer is not a peer id");
   const peer = await deps.store.getPeer(network, f.peer);
   if (!peer) refuse(deps, `not a member of ${network}`);
-  await checkSigned(ctx, deps, peer.identityKey, peer.id, f);
+  await checkSigned(ctx, deps, peer.identityKey, peer.id, f, ["requestPerPeer", ...quotas]);
   return peer;
+}
+
+/**
+ * What /join can check by reading only, before anything is written (DESIGN
+ * §3: no request without auth changes state, not even a nonce row): the
+ * network exists and the token is known, for this network, unexpired, and
+ * has a use left unless the peer is a member re-joining. The store checks
+ * all of it again inside its transaction; this is the gate, that the truth.
+ */
+export async function requireJoinToken(
+  deps: RegistryDeps,
+  network: string,
+  tokenHash: string,
+  peerId: string,
+): Promise<void> {
+  if (!(await deps.store.getNetwork(network))) throw new ScopeError("not_found", `no network ${network}`);
+  const token = await deps.store.tokenByHash(tokenHash);
+  if (!token) throw new ScopeError("forbidden", "unknown join token");
+  if (token.network !== network) throw new ScopeError("token_invalid", "join token is for another network");
+  if (token.expiresAt <= deps.clock.now()) throw new ScopeError("token_invalid", "join token expired");
+  if (token.uses <= 0 && !(await deps.store.getPeer(network, peerId))) {
+    throw new ScopeError("token_invalid", "join token used up");
+  }
 }
 
 /** Proof of possession at join: signed with the identity key the body claims (peer header "join"). */
 export async function requireJoinProof(ctx: Context, deps: RegistryDeps, identityKey: string): Promise<void> {
   const f = signatureFields(ctx, deps);
   if (f.peer !== "join") refuse(deps, "join requests carry x-scope-peer: join");
-  await checkSigned(ctx, deps, identityKey, peerIdOf(identityKey), f);
+  await checkSigned(ctx, deps, identityKey, peerIdOf(identityKey), f, ["joinPerPeer"]);
 }

@@ -7,6 +7,7 @@ import type { Clock } from "../core/clock.js";
 import { silentLogger, type LogSink } from "../core/logger.js";
 import type { Identity } from "../crypto/keys.js";
 import type { EventHub } from "./events.js";
+import type { Limits } from "./limits.js";
 import type { Metrics } from "./metrics.js";
 import type { Store } from "./store.js";
 
@@ -25,6 +26,8 @@ export interface RegistryDeps {
   reflectorPorts: [number, number];
   /** SHA-256 of the admin bearer token; undefined disables bearer admin auth (the socket still works). */
   adminTokenHash: Buffer | undefined;
+  /** Quotas and rate limits (limits.ts); absent: none (in-process test registries). */
+  limits?: Limits;
 }
 
 export { silentLogger };

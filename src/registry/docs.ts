@@ -61,7 +61,7 @@ export const ENDPOINTS: Endpoint[] = [
     auth: "none",
     response: "Prometheus text",
     errors: "—",
-    what: "Counters and gauges.",
+    what: "Counters and gauges; only on `metrics_listen` (default 127.0.0.1:9470), not on the API port.",
   },
   {
     method: "GET",

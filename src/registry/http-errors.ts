@@ -93,6 +93,9 @@ export function errorMiddleware(log: RegistryLogger, onStatus: (status: number) 
       }
       ctx.status = r.status;
       ctx.body = r.body;
+      // A 429 says when to come back (limits.ts: RateLimitedError).
+      const retry = (err as { retryAfterS?: unknown }).retryAfterS;
+      if (r.status === 429 && typeof retry === "number") ctx.set("retry-after", String(retry));
     }
     onStatus(ctx.respond === false ? 200 : ctx.status);
   };

@@ -16,21 +16,53 @@ import type { Metrics } from "./metrics.js";
 /** Per source address: a burst of this many, refilled at RATE_PER_S. */
 const BURST = 20;
 const RATE_PER_S = 5;
-/** Bounds the limiter's memory under a spoofed-source flood; a full table is forgotten at once. */
-const MAX_TRACKED_SOURCES = 50_000;
+/** Bounds the limiter's memory under a spoofed-source flood. */
+export const MAX_TRACKED_SOURCES = 50_000;
+/** A full table is swept for idle sources at most this often (a sweep walks all of it). */
+const SWEEP_EVERY_MS = 1_000;
+/** Where sources go while the table is full of sources that are still limited. */
+const OVERFLOW = "overflow";
 
+/**
+ * A token bucket per source address. UDP sources can be spoofed, so a flood
+ * can name more sources than memory allows; then the table must not simply
+ * be forgotten (that would hand every limited source a full bucket again,
+ * the very sources a reflection attack uses). Instead:
+ * - a bucket that has refilled completely is the same as no bucket, so
+ *   those are dropped (a sweep when the table is full, at most once a
+ *   second);
+ * - while the table is still full, new sources share one overflow bucket:
+ *   a flood of fresh addresses gets BURST answers and RATE_PER_S after,
+ *   together, and the sources already tracked keep their own state.
+ * Home-made rather than rate-limiter-flexible's memory store: that one
+ * keeps a timer per key and no bound, which a spoofed flood turns into
+ * unbounded memory; TCP sources (limits.ts) cannot be spoofed like this.
+ */
 export class RateLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private sweptAt = -Infinity;
 
   constructor(
     private readonly burst = BURST,
     private readonly ratePerS = RATE_PER_S,
+    private readonly maxSources = MAX_TRACKED_SOURCES,
   ) {}
 
-  allow(key: string, now: number): boolean {
+  get tracked(): number {
+    return this.buckets.size;
+  }
+
+  allow(source: string, now: number): boolean {
+    let key = source;
     let b = this.buckets.get(key);
+    if (!b && this.buckets.size >= this.maxSources) {
+      this.sweep(now);
+      if (this.buckets.size >= this.maxSources) {
+        key = OVERFLOW;
+        b = this.buckets.get(key);
+      }
+    }
     if (!b) {
-      if (this.buckets.size >= MAX_TRACKED_SOURCES) this.buckets.clear();
       b = { tokens: this.burst, at: now };
       this.buckets.set(key, b);
     }
@@ -39,6 +71,14 @@ export class RateLimiter {
     if (b.tokens < 1) return false;
     b.tokens -= 1;
     return true;
+  }
+
+  /** Drops the buckets that have refilled: they hold nothing a fresh one would not. */
+  private sweep(now: number): void {
+    if (now - this.sweptAt < SWEEP_EVERY_MS) return;
+    this.sweptAt = now;
+    const fullAfterMs = (this.burst / this.ratePerS) * 1000;
+    for (const [k, b] of this.buckets) if (now - b.at >= fullAfterMs) this.buckets.delete(k);
   }
 }
 

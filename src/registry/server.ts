@@ -5,17 +5,9 @@
  * API on a root-only Unix socket. close() (also on SIGTERM/SIGINT) stops in
  * the reverse order and ends open event streams so clients reconnect.
  */
-import {
-  existsSync,
-  mkdirSync,
-  chmodSync,
-  readFileSync,
-  unlinkSync,
-  writeFileSync,
-  lstatSync,
-} from "node:fs";
+import { existsSync, mkdirSync, chmodSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer, type Server } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import type { Socket as UdpSocket } from "node:dgram";
 import { dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -24,11 +16,13 @@ import { ScopeError } from "../core/errors.js";
 import { generateIdentity, identityFromSecret, type Identity } from "../crypto/keys.js";
 import type { RegistryConfig } from "../config/schema.js";
 import { createLogger, registerSecret } from "../log.js";
-import { createRegistryApp } from "./app.js";
+import { createMetricsApp, createRegistryApp } from "./app.js";
 import { hashAdminToken, markAdminRequest } from "./auth.js";
 import type { RegistryDeps, RegistryLogger } from "./deps.js";
 import { EventHub } from "./events.js";
+import { Limits, type LimitsConfig } from "./limits.js";
 import { Metrics } from "./metrics.js";
+import { listenAdminSocket, prepareAdminSocket } from "./admin-socket.js";
 import { startReflector } from "./reflector-server.js";
 import { SqliteStore } from "./sqlite-store.js";
 
@@ -45,7 +39,11 @@ export interface RunningRegistry {
   /** TCP port actually bound (useful with port 0). */
   port: number;
   reflectorPorts: [number, number];
+  /** Port of the /metrics listener; undefined when metrics_listen = off. */
+  metricsPort: number | undefined;
   deps: RegistryDeps;
+  /** Re-reads what can change under a running registry: the TLS certificate and key (SIGHUP). */
+  reload(): void;
   close(): Promise<void>;
 }
 
@@ -91,6 +89,17 @@ function loadAdminTokenHash(file: string | undefined): Buffer | undefined {
   return hashAdminToken(token);
 }
 
+/** No TLS 1.0/1.1: deprecated (RFC 8996), and nothing that speaks to a registry needs them. */
+export const TLS_MIN_VERSION = "TLSv1.2";
+
+function readTls(files: { cert: string; key: string }) {
+  return {
+    cert: readFileSync(files.cert),
+    key: readFileSync(files.key),
+    minVersion: TLS_MIN_VERSION,
+  } as const;
+}
+
 function listen(server: Server, opts: { host?: string; port?: number; path?: string }): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
@@ -104,6 +113,15 @@ function listen(server: Server, opts: { host?: string; port?: number; path?: str
   });
 }
 
+export const limitsOf = (l: RegistryConfig["limits"]): LimitsConfig => ({
+  joinPerAddress: l.join_per_address,
+  joinPerPeer: l.join_per_peer,
+  requestPerAddress: l.requests_per_address,
+  requestPerPeer: l.requests_per_peer,
+  messagePerPeer: l.messages_per_peer,
+  streamsPerPeer: l.streams_per_peer,
+});
+
 export async function startRegistry(
   config: RegistryConfig,
   log: RegistryLogger = createLogger("registry"),
@@ -111,14 +129,17 @@ export async function startRegistry(
   const c = config.registry;
   const { host, port } = parseListen(c.listen);
   ensurePrivateDir(c.data);
+  // Owner and group: root, and the registry's group (scope-admin in the package, whose
+  // unit runs with Group=scope-admin); nobody else (admin-socket.ts). Checked before any port is bound.
+  prepareAdminSocket(c.admin_socket);
   const registryIdentity = loadOrCreateKey(c.data);
   const store = new SqliteStore(join(c.data, DB_FILE));
   const metrics = new Metrics();
   const hub = new EventHub(() => metrics.eventsEmitted++);
   store.onEvent((e) => hub.publish(e));
 
-  const tls =
-    c.tls_cert && c.tls_key ? { cert: readFileSync(c.tls_cert), key: readFileSync(c.tls_key) } : undefined;
+  const tlsFiles = c.tls_cert && c.tls_key ? { cert: c.tls_cert, key: c.tls_key } : undefined;
+  const tls = tlsFiles && readTls(tlsFiles);
   const deps: RegistryDeps = {
     store,
     hub,
@@ -128,16 +149,35 @@ export async function startRegistry(
     registryIdentity,
     reflectorPorts: [port, c.reflector_port2 ?? port + 1],
     adminTokenHash: loadAdminTokenHash(c.admin_token_file),
+    limits: new Limits(limitsOf(config.limits)),
   };
   const app = createRegistryApp(deps);
   const handler = app.callback();
   const server: Server = tls ? createHttpsServer(tls, handler) : createHttpServer(handler);
+  /** SIGHUP: new connections get the renewed certificate; open ones (event streams) keep theirs. */
+  const reload = () => {
+    if (!tlsFiles) return;
+    try {
+      (server as HttpsServer).setSecureContext(readTls(tlsFiles));
+      log.info("TLS certificate reloaded", { cert: tlsFiles.cert });
+    } catch (e) {
+      // A half-written renewal must not take the registry down: keep serving the old one.
+      log.error("TLS reload failed; still serving the previous certificate", { err: (e as Error).message });
+    }
+  };
   // Slow-loris bounds; event streams are unaffected (their request is complete at once).
   server.headersTimeout = 15_000;
   server.requestTimeout = 30_000;
+  // Past this, node closes new connections at once: the bound on sockets (and file descriptors).
+  server.maxConnections = config.limits.max_connections;
   await listen(server, { host, port });
   const bound = (server.address() as { port: number }).port;
   deps.reflectorPorts = [bound, c.reflector_port2 ?? bound + 1];
+
+  const metricsServer =
+    c.metrics_listen === "off" ? undefined : createHttpServer(createMetricsApp(deps).callback());
+  if (metricsServer) await listen(metricsServer, parseListen(c.metrics_listen));
+  const metricsBound = metricsServer && (metricsServer.address() as { port: number }).port;
 
   const udp: UdpSocket[] = [];
   for (const p of deps.reflectorPorts)
@@ -147,12 +187,7 @@ export async function startRegistry(
     markAdminRequest(req);
     handler(req, res);
   });
-  mkdirSync(dirname(c.admin_socket), { recursive: true, mode: 0o755 });
-  if (existsSync(c.admin_socket) && lstatSync(c.admin_socket).isSocket()) unlinkSync(c.admin_socket);
-  await listen(admin, { path: c.admin_socket });
-  // Owner and group: root, and the registry's group (scope-admin in the package, whose
-  // unit runs with Group=scope-admin); nobody else.
-  chmodSync(c.admin_socket, 0o660);
+  await listenAdminSocket(admin, c.admin_socket);
 
   const retention = { maxAgeMs: c.event_retention * 1000, maxPerNetwork: EVENTS_PER_NETWORK };
   const prune = async () => {
@@ -174,6 +209,7 @@ export async function startRegistry(
     tls: Boolean(tls),
     reflector: deps.reflectorPorts.join(","),
     admin_socket: c.admin_socket,
+    metrics: metricsServer ? `${c.metrics_listen.replace(/:\d+$/, "")}:${metricsBound}` : "off",
     data: c.data,
   });
 
@@ -182,12 +218,10 @@ export async function startRegistry(
     (closing ??= (async () => {
       for (const t of timers) clearInterval(t);
       hub.close();
-      const closed = Promise.all([server, admin].map((s) => new Promise<void>((r) => s.close(() => r()))));
+      const servers = [server, admin, ...(metricsServer ? [metricsServer] : [])];
+      const closed = Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
       server.closeIdleConnections();
-      const cut = setTimeout(
-        () => [server, admin].forEach((s) => s.closeAllConnections()),
-        SHUTDOWN_GRACE_MS,
-      );
+      const cut = setTimeout(() => servers.forEach((s) => s.closeAllConnections()), SHUTDOWN_GRACE_MS);
       await closed;
       clearTimeout(cut);
       await Promise.all(udp.map((s) => new Promise<void>((r) => s.close(() => r()))));
@@ -195,10 +229,10 @@ export async function startRegistry(
       if (existsSync(c.admin_socket)) unlinkSync(c.admin_socket);
       log.info("registry stopped");
     })());
-  return { port: bound, reflectorPorts: deps.reflectorPorts, deps, close };
+  return { port: bound, reflectorPorts: deps.reflectorPorts, metricsPort: metricsBound, deps, reload, close };
 }
 
-/** Runs until SIGTERM/SIGINT, then shuts down gracefully. */
+/** Runs until SIGTERM/SIGINT, then shuts down gracefully; SIGHUP reloads the TLS certificate. */
 export async function runRegistry(
   config: RegistryConfig,
   log: RegistryLogger = createLogger("registry"),
@@ -209,6 +243,8 @@ export async function runRegistry(
       log.info("shutting down", { signal });
       void running.close().then(resolve);
     };
+    const hup = () => running.reload();
+    process.on("SIGHUP", hup);
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
   });

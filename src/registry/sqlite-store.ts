@@ -67,6 +67,14 @@ interface NetworkRow {
   topology: Network["topology"];
   created_at: number;
 }
+interface TokenRow {
+  id: string;
+  network: string;
+  hash: string;
+  uses: number;
+  expires_at: number;
+  created_at: number;
+}
 interface EventRow {
   id: number;
   data: string;
@@ -151,8 +159,8 @@ export class SqliteStore implements Store {
       insertToken: db.prepare(
         "INSERT INTO tokens (id, network, hash, uses, expires_at, created_at) VALUES (@id, @network, @hash, @uses, @expiresAt, @createdAt)",
       ),
-      tokenByHash: db.prepare<[string], { id: string; network: string; uses: number; expires_at: number }>(
-        "SELECT id, network, uses, expires_at FROM tokens WHERE hash = ?",
+      tokenByHash: db.prepare<[string], TokenRow>(
+        "SELECT id, network, hash, uses, expires_at, created_at FROM tokens WHERE hash = ?",
       ),
       useToken: db.prepare<[string]>("UPDATE tokens SET uses = uses - 1 WHERE id = ?"),
       peer: db.prepare<[string, string], { record: string }>(
@@ -227,6 +235,20 @@ export class SqliteStore implements Store {
 
   async createToken(t: TokenRecord): Promise<void> {
     this.stmt.insertToken.run(t);
+  }
+
+  async tokenByHash(hash: string): Promise<TokenRecord | undefined> {
+    const r = this.stmt.tokenByHash.get(hash);
+    return (
+      r && {
+        id: r.id,
+        network: r.network,
+        hash: r.hash,
+        uses: r.uses,
+        expiresAt: r.expires_at,
+        createdAt: r.created_at,
+      }
+    );
   }
 
   async join(c: JoinCommit): Promise<JoinOutcome> {

@@ -80,6 +80,8 @@ export interface Store {
   listNetworks(): Promise<Network[]>;
 
   createToken(token: TokenRecord): Promise<void>;
+  /** The token with this hash, read only: /join checks it before writing anything (even a nonce). */
+  tokenByHash(hash: string): Promise<TokenRecord | undefined>;
 
   /**
    * Joins (or re-joins) a peer. Refuses with ScopeError: token unknown

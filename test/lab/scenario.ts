@@ -89,7 +89,8 @@ export class Scenario {
     readonly registryHost: string,
   ) {
     this.regDir = join(lab.dir, "registry");
-    mkdirSync(join(this.regDir, "data"), { recursive: true });
+    // 0750: the admin socket's directory must not let others in (src/registry/admin-socket.ts).
+    mkdirSync(join(this.regDir, "data"), { recursive: true, mode: 0o750 });
     this.admin = new AdminClient({ socketPath: this.adminSocket });
   }
 
@@ -210,6 +211,8 @@ export class Scenario {
           SCOPE_CLI,
           "join",
           this.registryUrl,
+          // The lab's registry speaks plain http on its fake internet (the registry tier tests TLS).
+          "--insecure",
           "--network",
           network,
           "--token",

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AdminClient } from "../../src/client/admin-client.js";
 import { RegistryClient } from "../../src/client/registry-client.js";
-import type { PeerInput } from "../../src/core/protocol.js";
+import type { Event, PeerInput } from "../../src/core/protocol.js";
 import { generateIdentity, generateWgKeyPair, type Identity } from "../../src/crypto/keys.js";
 
 const MAIN = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
@@ -55,14 +55,22 @@ export interface RegistryProcess {
   dispose(): Promise<void>;
 }
 
-export async function startRegistryProcess(opts: { extraConfig?: string } = {}): Promise<RegistryProcess> {
+/** tls: serve HTTPS with these PEM files (the URL is then https://127.0.0.1:PORT). */
+export async function startRegistryProcess(
+  opts: { extraConfig?: string; tls?: { cert: string; key: string } } = {},
+): Promise<RegistryProcess> {
   const dir = mkdtempSync(join(tmpdir(), "scope-reg-"));
   const port = await freePort();
   const socketPath = join(dir, "admin.sock");
   const config = join(dir, "registry.conf");
-  writeFileSync(config, `[registry]\nadmin_socket = ${socketPath}\n${opts.extraConfig ?? ""}`);
+  const tls = opts.tls ? `tls_cert = ${opts.tls.cert}\ntls_key = ${opts.tls.key}\n` : "";
+  // metrics on a free port: registries of parallel runs must not collide on 9470.
+  writeFileSync(
+    config,
+    `[registry]\nadmin_socket = ${socketPath}\nmetrics_listen = 127.0.0.1:${await freePort()}\n${tls}${opts.extraConfig ?? ""}`,
+  );
   let out = "";
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${opts.tls ? "https" : "http"}://127.0.0.1:${port}`;
   const rp: RegistryProcess = {
     port,
     url,
@@ -103,6 +111,8 @@ export async function waitHealthy(url: string, child: ChildProcess, out: () => s
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`registry exited ${child.exitCode}:\n${out()}`);
+    // fetch() cannot be given a CA: over https, its own log line says it is up.
+    if (url.startsWith("https:") && /registry listening/.test(out())) return;
     try {
       const r = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
       if (r.ok) return;
@@ -142,4 +152,40 @@ export function newPeer(name = `host-${++counter}`): {
 
 export function memberClient(reg: RegistryProcess, network: string, identity: Identity): RegistryClient {
   return new RegistryClient({ url: reg.url, network, identity });
+}
+
+export interface Recorder {
+  events: Event[];
+  ready: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Follows a client's stream in the background, recording events. */
+export function record(client: RegistryClient, lastEventId?: number): Recorder {
+  const ac = new AbortController();
+  const events: Event[] = [];
+  let onReady!: () => void;
+  const ready = new Promise<void>((r) => (onReady = r));
+  const done = client.events({
+    lastEventId,
+    signal: ac.signal,
+    onEvent: (e) => void events.push(e),
+    onReady: () => onReady(),
+  });
+  return {
+    events,
+    ready,
+    stop: async () => {
+      ac.abort();
+      await done;
+    },
+  };
+}
+
+export async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

@@ -2,23 +2,33 @@
  * Where admin commands reach the registry: the local admin socket by default,
  * or --registry URL with the admin token from --token-file / SCOPE_ADMIN_TOKEN.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { AdminClient } from "../../client/admin-client.js";
+import { loadTrust } from "../../client/tls.js";
 import { ScopeError } from "../../core/errors.js";
 import type { CommandIO, OptionSpecs, ParsedArgs } from "../command.js";
 
 export const DEFAULT_ADMIN_SOCKET = "/run/scope/registry.sock";
+/** Where a registry without the package's tmpfiles link (DEFAULT_ADMIN_SOCKET → here) listens. */
+const REGISTRY_ADMIN_SOCKET = "/run/scope/registry/admin.sock";
+const defaultSocket = (): string =>
+  existsSync(DEFAULT_ADMIN_SOCKET) || !existsSync(REGISTRY_ADMIN_SOCKET)
+    ? DEFAULT_ADMIN_SOCKET
+    : REGISTRY_ADMIN_SOCKET;
 
 export const ADMIN_OPTIONS: OptionSpecs = {
   socket: { type: "string" },
   registry: { type: "string" },
   "token-file": { type: "string" },
+  "ca-file": { type: "string" },
 };
 
 export const ADMIN_HELP = [
   `      --socket PATH       admin socket (default ${DEFAULT_ADMIN_SOCKET})`,
   "      --registry URL      remote registry instead of the socket; needs the admin token",
   "      --token-file FILE   admin token (or SCOPE_ADMIN_TOKEN in the environment)",
+  "      --ca-file PEM       CA that signed the registry's certificate (https:// only; the token",
+  "                          never goes over plain http except to a loopback address)",
 ].join("\n");
 
 export function adminClient(args: ParsedArgs, io: CommandIO): AdminClient {
@@ -31,7 +41,9 @@ export function adminClient(args: ParsedArgs, io: CommandIO): AdminClient {
         "usage",
         "--registry needs the admin token: --token-file FILE or SCOPE_ADMIN_TOKEN",
       );
-    return new AdminClient({ url: registry, token });
+    const caFile = args.values["ca-file"];
+    const tls = typeof caFile === "string" ? loadTrust({ caFile }) : undefined;
+    return new AdminClient({ url: registry, token, ...(tls ? { tls } : {}) });
   }
-  return new AdminClient({ socketPath: typeof socket === "string" ? socket : DEFAULT_ADMIN_SOCKET });
+  return new AdminClient({ socketPath: typeof socket === "string" ? socket : defaultSocket() });
 }

@@ -1,12 +1,14 @@
 import { spawn } from "node:child_process";
 import { existsSync, openSync } from "node:fs";
 import { readFile, writeFile, mkdir } from "node:fs/promises";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadEdgeConfig, parseEdgeConfig } from "../../config/load.js";
 import { ScopeError } from "../../core/errors.js";
 import { composeCandidates } from "../../core/netcheck.js";
 import { NetworkName, PeerName } from "../../core/protocol.js";
 import { RegistryClient } from "../../client/registry-client.js";
+import { loadTrust, requireSecureUrl } from "../../client/tls.js";
 import {
   generateIdentity,
   generateWgKeyPair,
@@ -34,7 +36,7 @@ export const command: Command = {
   name: "join",
   summary: "Join this host to a network: create keys, write /etc/scope/NET.conf, start the daemon",
   usage:
-    "join REGISTRY_URL --network NET (--token-file F | --token - | --token T) [--name N] [--backend auto|wg|networkmanager|networkd] [--listen-port P] [--interface IF] [--timers fast|seed] [--config-dir DIR] [--state-dir DIR] [--no-start | --foreground]",
+    "join REGISTRY_URL --network NET (--token-file F | --token - | --token T) [--name N] [--backend auto|wg|networkmanager|networkd] [--listen-port P] [--interface IF] [--timers fast|seed] [--config-dir DIR] [--state-dir DIR] [--ca-file PEM] [--pin sha256/B64] [--insecure] [--no-start | --foreground]",
   help: [
     "Keys are created once under STATE_DIR/NET (identity.key, wg.key; 0600, directory 0700)",
     "and reused when joining again. The token is read from --token-file F or stdin",
@@ -43,6 +45,9 @@ export const command: Command = {
     "runs, the 'systemctl enable --now scope@NET' line to run is printed.",
     "With --foreground this process becomes the daemon (as 'scope daemon --config",
     "CONFIG' would), without a second start-up: the quickest way into the mesh.",
+    "REGISTRY_URL must be https:// (plain http:// only to a loopback address, or with",
+    "--insecure). --ca-file names the CA that signed the registry's certificate (kept as",
+    "ca_file in NET.conf); --pin adds the SHA-256 of its public key (docs/hardening.md).",
   ].join("\n"),
   options: {
     network: { type: "string", short: "n" },
@@ -57,6 +62,9 @@ export const command: Command = {
     "state-dir": { type: "string", default: DEFAULT_STATE_ROOT },
     "no-start": { type: "boolean" },
     foreground: { type: "boolean" },
+    "ca-file": { type: "string" },
+    pin: { type: "string" },
+    insecure: { type: "boolean" },
   },
   positionals: { min: 1, max: 1, names: ["REGISTRY_URL"] },
   async run(args, io) {
@@ -64,6 +72,10 @@ export const command: Command = {
     const url = args.positionals[0] ?? "";
     if (!/^https?:\/\/./.test(url))
       throw new ScopeError("usage", "REGISTRY_URL must be http(s)://HOST[:PORT]");
+    requireSecureUrl(url, "REGISTRY_URL", v.insecure === true);
+    const caFile = typeof v["ca-file"] === "string" ? resolve(v["ca-file"]) : undefined;
+    const pin = typeof v.pin === "string" ? v.pin : undefined;
+    const tls = loadTrust({ caFile, pin }); // a bad file or pin: exit 2 (config), naming it
     const network = check(NetworkName, v.network, "--network NET");
     const name = check(PeerName, v.name ?? hostname().split(".")[0], "--name");
     const listenPort = Number(v["listen-port"]);
@@ -110,6 +122,8 @@ export const command: Command = {
       listenPort,
       timers: String(v.timers),
       backend: String(v.backend),
+      caFile,
+      pin,
       defaultState: stateDir === stateDirOf(DEFAULT_STATE_ROOT, network),
     });
     // The interface is made while the join request is on the wire (daemon/edge.ts).
@@ -120,7 +134,7 @@ export const command: Command = {
             ?.then((m) => m.prepareInterface(parseEdgeConfig(confPath, confText), wg.privateKey))
             .catch(() => undefined)
         : undefined;
-    const client = new RegistryClient({ url, network, identity });
+    const client = new RegistryClient({ url, network, identity, tls });
     const response = await client
       .join(token, {
         name,
@@ -213,12 +227,16 @@ function edgeConfigText(o: {
   listenPort: number;
   timers: string;
   backend: string;
+  caFile: string | undefined;
+  pin: string | undefined;
   defaultState: boolean;
 }): string {
   return [
     "# Written by 'scope join'. Keys live in the files named here, never in this file.",
     "[registry]",
     `url = ${o.url}`,
+    ...(o.caFile !== undefined ? [`ca_file = ${o.caFile}`] : []),
+    ...(o.pin !== undefined ? [`pin = ${o.pin}`] : []),
     "",
     "[network]",
     `name = ${o.network}`,

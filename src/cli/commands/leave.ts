@@ -7,6 +7,7 @@ import { askDaemon, backendFor, resolveEdge, stateDirFor } from "../../daemon/ed
 import { loadIdentity } from "../../daemon/files.js";
 import { createLogger } from "../../log.js";
 import type { Command } from "../command.js";
+import { trustOf } from "../../client/tls.js";
 
 export const command: Command = {
   name: "leave",
@@ -34,7 +35,7 @@ export const command: Command = {
     if (!viaDaemon) {
       // No daemon: do its part here.
       const identity = await loadIdentity(config.identity.key_file);
-      await new RegistryClient({ url: config.registry.url, network: net, identity })
+      await new RegistryClient({ url: config.registry.url, network: net, identity, tls: trustOf(config) })
         .leave()
         .catch((e: Error) => {
           // Already gone (removed by an admin, or an earlier leave): nothing left to undo there.

@@ -175,7 +175,9 @@ export function onEvent(st: EngineState, ev: Event, now: number, fx: EngineEffec
           st.dirty.peers.add(from.peer.id);
         }
         if (b.wgEndpoint) learnSelfEndpoint(st, b.wgEndpoint, fx);
-      } else if (b.wgEndpoint) {
+      } else if (b.wgEndpoint && st.peers.get(ev.from)?.peer.role === "hub") {
+        // About a third peer: only a hub's word counts (it relays everyone's WireGuard
+        // traffic); an ordinary member could otherwise point us at a black hole.
         const ps = st.peers.get(b.about);
         if (ps && learnReported(ps, formatEndpoint(b.wgEndpoint), now)) st.dirty.peers.add(ps.peer.id);
       }

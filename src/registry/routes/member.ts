@@ -11,11 +11,13 @@ import {
   PeerUpdate,
   PostMessage,
   type JoinResponse,
+  type Peer,
   type MessageAccepted,
 } from "../../core/protocol.js";
 import { peerIdOf, sha256Hex } from "../../crypto/keys.js";
-import { isAdmin, requireJoinProof, requireMember } from "../auth.js";
+import { isAdmin, requireJoinProof, requireJoinToken, requireMember } from "../auth.js";
 import { readJson } from "../body.js";
+import { addressKey } from "../limits.js";
 import type { RegistryDeps } from "../deps.js";
 import { streamEvents } from "../stream.js";
 import { networkParam } from "./params.js";
@@ -26,12 +28,16 @@ export function memberRoutes(deps: RegistryDeps): Router {
 
   router.post("/networks/:net/join", async (ctx) => {
     const network = networkParam(ctx);
+    await deps.limits?.take("joinPerAddress", addressKey(ctx.req.socket.remoteAddress ?? ""));
     const req = await readJson(ctx, JoinRequest);
-    await requireJoinProof(ctx, deps, req.peer.identityKey);
     const peerId = peerIdOf(req.peer.identityKey);
+    const tokenHash = sha256Hex(req.token);
+    // Token before proof: the proof's nonce is the first write, and only a token holder may cause it.
+    await requireJoinToken(deps, network, tokenHash, peerId);
+    await requireJoinProof(ctx, deps, req.peer.identityKey);
     const out = await store.join({
       network,
-      tokenHash: sha256Hex(req.token),
+      tokenHash,
       peerId,
       peer: req.peer,
       now: clock.now(),
@@ -79,8 +85,8 @@ export function memberRoutes(deps: RegistryDeps): Router {
   router.post("/networks/:net/messages", async (ctx) => {
     const network = networkParam(ctx);
     const msg = await readJson(ctx, PostMessage);
-    const me = await requireMember(ctx, deps, network);
-    await checkMessage(deps, network, me.id, msg);
+    const me = await requireMember(ctx, deps, network, ["messagePerPeer"]);
+    await checkMessage(deps, network, me, msg);
     const stored = await store.appendEvent({ ...msg, network, from: me.id, ts: clock.now() });
     ctx.status = 202;
     ctx.body = { id: stored.event.id } satisfies MessageAccepted;
@@ -90,19 +96,30 @@ export function memberRoutes(deps: RegistryDeps): Router {
     const network = networkParam(ctx);
     const after = resumePoint(ctx);
     const me = await requireMember(ctx, deps, network);
+    deps.limits?.openStream(me.id, ctx.res);
     await streamEvents(ctx, deps, network, me.id, after);
   });
 
   return router;
 }
 
-/** Rules the schema cannot express: recipients exist, a peer speaks only for itself. */
-async function checkMessage(deps: RegistryDeps, network: string, from: string, msg: PostMessage) {
+/**
+ * Rules the schema cannot express: recipients exist, a peer speaks only for
+ * itself, and a report goes only to the peer it is about (it tells that peer
+ * how it is seen; told to anyone else it would be a member's word about a
+ * third peer's endpoint). Hubs see everyone's WireGuard traffic, so theirs
+ * may go to anyone; the role is the stored one, which the admin controls.
+ */
+async function checkMessage(deps: RegistryDeps, network: string, me: Peer, msg: PostMessage) {
+  const from = me.id;
   if (msg.type === "cc.ltgc.scope:kex" && msg.to === undefined) {
     throw new ScopeError("bad_request", "to: kex messages are directed; name the recipient");
   }
   if (msg.type === "cc.ltgc.scope:peerConn" && msg.body.peerId !== from) {
     throw new ScopeError("forbidden", "body.peerId: a peer announces only its own connection");
+  }
+  if (msg.type === "cc.ltgc.scope:peerReport" && me.role !== "hub" && msg.to !== msg.body.about) {
+    throw new ScopeError("forbidden", "to: a report goes only to the peer it is about (body.about)");
   }
   if (msg.to === from) throw new ScopeError("bad_request", "to: a message to oneself is not relayed");
   if (msg.to !== undefined && !(await deps.store.getPeer(network, msg.to))) {

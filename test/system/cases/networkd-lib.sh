@@ -139,11 +139,11 @@ setup_netns_c() {
 	ip -n c route add default via 10.99.0.1
 }
 
-# join_c REGISTRY_URL: join identity "c" from the namespace with the kernel wg
+# join_c REGISTRY_URL [JOIN_FLAGS...]: join identity "c" from the namespace with the kernel wg
 # backend (its own config and state dirs, so it never touches this host's).
 join_c() {
 	scope token create "$NET" --uses 1 >/root/c.token
-	ip netns exec c /usr/bin/scope join "$1" --network "$NET" --token-file /root/c.token \
+	ip netns exec c /usr/bin/scope join "$@" --network "$NET" --token-file /root/c.token \
 		--backend wg --name c --config-dir /etc/scope-c --state-dir /var/lib/scope-c --no-start
 	echo "flavour = kernel" >>/etc/scope-c/$NET.conf
 	debug_log /etc/scope-c/$NET.conf

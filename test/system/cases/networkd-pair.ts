@@ -9,10 +9,18 @@
 //   every 200 ms: no packet lost, b's session untouched (same handshake,
 //   rx counter not reset) and no `networkctl reload` for the new peer.
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { makeTestCa } from "../../tls-ca.js";
 import { expectOutput, type SystemCase } from "../case.js";
 
 const LIB = "source /project/test/system/cases/networkd-lib.sh";
-const URL = "http://192.168.77.1:8470";
+// https: b mints its join token over the remote admin API, and the admin token
+// never goes over plain http past loopback. The CA is made on the host (guests()).
+const URL = "https://192.168.77.1:8470";
+const CA = "/etc/scope/registry-ca.pem";
+const installCa = `install -D -m 0644 "$SCOPE_IN/ca.pem" ${CA}`;
 
 // Which backend `auto` picks right now, without starting a daemon.
 const autoChoice = `node --input-type=module -e '
@@ -31,7 +39,10 @@ ip addr add "$SCOPE_LINK_ADDR" dev "$SCOPE_LINK_IF"
 # b reaches the namespace c through this VM.
 echo 1 >/proc/sys/net/ipv4/ip_forward
 install -m 0600 "$SCOPE_IN/admin.token" /etc/scope-admin.token
-printf '[registry]\\nadmin_token_file = /etc/scope-admin.token\\n' >/etc/scope-registry.conf
+${installCa}
+install -m 0644 "$SCOPE_IN/registry.pem" /etc/scope-registry.pem
+install -m 0600 "$SCOPE_IN/registry.key" /etc/scope-registry.key
+printf '[registry]\\nadmin_token_file = /etc/scope-admin.token\\ntls_cert = /etc/scope-registry.pem\\ntls_key = /etc/scope-registry.key\\n' >/etc/scope-registry.conf
 barrier link
 systemctl stop scope-registry 2>/dev/null || true
 systemd-run -q --unit=scope-registry --collect /usr/bin/scope registry --config /etc/scope-registry.conf \\
@@ -45,7 +56,7 @@ echo "auto with NetworkManager active: $(${autoChoice})"
 systemctl stop NetworkManager
 echo "auto with NetworkManager stopped: $(${autoChoice})"
 scope token create "$NET" --uses 1 >/root/a.token
-scope join "${URL}" --network "$NET" --token-file /root/a.token --backend auto --name a --no-start
+scope join "${URL}" --ca-file ${CA} --network "$NET" --token-file /root/a.token --backend auto --name a --no-start
 grep -x 'type = auto' /etc/scope/$NET.conf
 debug_log /etc/scope/$NET.conf
 systemctl start scope@$NET
@@ -70,7 +81,7 @@ RELOADS=$(reloads)
 start_watch scope0 "$B_ADDR"
 sleep 2
 setup_netns_c
-join_c "${URL}"
+join_c "${URL}" --ca-file ${CA}
 start_c
 C_KEY=$(pubkey_of /var/lib/scope-c/$NET)
 wait_for 240 has_handshake scope0 "$C_KEY"
@@ -103,8 +114,9 @@ ip addr add "$SCOPE_LINK_ADDR" dev "$SCOPE_LINK_IF"
 ip route add 10.99.0.0/24 via "$SCOPE_PEER_IP"
 barrier link
 barrier a-up
-scope token create "$NET" --uses 1 --registry "${URL}" --token-file "$SCOPE_IN/admin.token" >/root/b.token
-scope join "${URL}" --network "$NET" --token-file /root/b.token --backend wg --name b --no-start
+${installCa}
+scope token create "$NET" --uses 1 --registry "${URL}" --ca-file ${CA} --token-file "$SCOPE_IN/admin.token" >/root/b.token
+scope join "${URL}" --ca-file ${CA} --network "$NET" --token-file /root/b.token --backend wg --name b --no-start
 echo "flavour = kernel" >>/etc/scope/$NET.conf
 debug_log /etc/scope/$NET.conf
 systemctl start scope@$NET
@@ -121,8 +133,17 @@ const networkdPair: SystemCase = {
   name: "networkd-pair",
   description: "networkd backend: auto choice, files, networkctl, live peer addition without loss (2 VMs)",
   guests: () => {
-    // The registry's remote admin token: b mints its join token with it.
-    const files = { "admin.token": `scope_admin_${randomBytes(24).toString("base64url")}\n` };
+    // The registry's remote admin token: b mints its join token with it, over https.
+    const dir = mkdtempSync(join(tmpdir(), "scope-nd-ca-"));
+    const ca = makeTestCa(dir);
+    const server = ca.issue("registry", ["IP:192.168.77.1"]);
+    const files = {
+      "admin.token": `scope_admin_${randomBytes(24).toString("base64url")}\n`,
+      "ca.pem": readFileSync(ca.caFile, "utf8"),
+      "registry.pem": readFileSync(server.cert, "utf8"),
+      "registry.key": readFileSync(server.key, "utf8"),
+    };
+    rmSync(dir, { recursive: true, force: true });
     return [
       { script: scriptA, files },
       { script: scriptB, files },

@@ -35,11 +35,11 @@ phase1() {
 	start_registry 10.99.0.1
 	scope network create "$NET" --cidr 10.88.0.0/16
 	scope token create "$NET" --uses 1 >/root/a.token
-	scope join "${URL}" --network "$NET" --token-file /root/a.token --backend networkd --name a --no-start
+	scope join "${URL}" --insecure --network "$NET" --token-file /root/a.token --backend networkd --name a --no-start
 	grep -x 'type = networkd' /etc/scope/$NET.conf
 	debug_log /etc/scope/$NET.conf
 	systemctl start scope@$NET
-	join_c "${URL}"
+	join_c "${URL}" --insecure
 	start_c
 	C_KEY=$(pubkey_of /var/lib/scope-c/$NET)
 	wait_for 240 has_handshake scope0 "$C_KEY"

@@ -32,7 +32,7 @@ for i in $(seq ${seconds}); do ping -c 1 -W 1 ${addr} >/dev/null 2>&1 && break; 
 ping -c 3 -i 0.3 -w 20 ${addr}`;
 
 const joinScript = (name: string): string => `
-scope join ${REGISTRY} --network ${NET} --token-file /root/${NET}.token --name ${name} --backend wg --no-start
+scope join ${REGISTRY} --insecure --network ${NET} --token-file /root/${NET}.token --name ${name} --backend wg --no-start
 systemctl enable --now scope@${NET}
 for i in $(seq 60); do scope status --network ${NET} --json >/dev/null 2>&1 && break; sleep 1; done
 scope status --network ${NET} --json >/dev/null`;

@@ -173,15 +173,18 @@ describe("join engine", () => {
     const w = new SimWorld(t.clock);
     const a = w.add({ name: "a", v6: false });
     const s = w.add({ name: "s", nat: "symmetric", v6: false });
+    // A hub: the one kind of peer whose reports about a third peer count at all.
+    const h = w.add({ name: "h", v6: false }, "fast", "hub");
+    h.join();
     s.join();
     t.clock.advance(2_000);
     a.join();
     const ps = a.st.peers.get(s.id);
     if (!ps) throw new Error("a does not know s");
-    // Someone else's view of s's WireGuard mapping (valid toward them only),
+    // The hub's view of s's WireGuard mapping (valid toward the hub only),
     // as a report and as a reported candidate in its record.
     const now = t.clock.now();
-    const ev = { id: 1_000, network: "lab", ts: now, from: "0000000000000001" };
+    const ev = { id: 1_000, network: "lab", ts: now, from: h.id };
     const about = { about: s.id, wgEndpoint: { address: s.host.v4, port: 1137 } };
     step(a.st, { type: "event", event: { ...ev, type: "cc.ltgc.scope:peerReport", body: about } }, now);
     const reported = { address: "203.0.113.77", port: 1138, kind: "reported" as const };
@@ -193,6 +196,44 @@ describe("join engine", () => {
     // s initiates toward the public host; WireGuard roams to s's real mapping.
     expect(a.peer("s")?.path).to.equal("direct");
     expect(a.peer("s")?.endpoint).to.not.match(/:113[78]$/);
+    w.stop();
+  });
+
+  it("ignores an ordinary member's report about a third peer; takes a hub's", () => {
+    const w = new SimWorld(t.clock);
+    const [a, b, m] = ["a", "b", "m"].map((name) => w.add({ name, v6: false }));
+    const h = w.add({ name: "h", v6: false }, "fast", "hub");
+    if (!a || !b || !m) throw new Error("nodes");
+    for (const n of [a, b, m, h]) n.join();
+    t.clock.advance(3_000);
+    const now = t.clock.now();
+    const blackHole = { address: "198.51.100.9", port: 9 };
+    const report = (from: string, id: number) =>
+      step(
+        a.st,
+        {
+          type: "event",
+          event: {
+            id,
+            network: "lab",
+            ts: now,
+            from,
+            to: a.id,
+            type: "cc.ltgc.scope:peerReport",
+            body: { about: b.id, wgEndpoint: blackHole },
+          },
+        },
+        now,
+      );
+    const reportedOfB = () =>
+      a.st.peers
+        .get(b.id)
+        ?.paths.evidence.filter((e) => e.source === "reported")
+        .map((e) => e.endpoint);
+    report(m.id, 1_000);
+    expect(reportedOfB()).to.deep.equal([]);
+    report(h.id, 1_001);
+    expect(reportedOfB()).to.deep.equal(["198.51.100.9:9"]);
     w.stop();
   });
 
