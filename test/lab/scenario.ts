@@ -209,7 +209,7 @@ export class Scenario {
           this.registryUrl,
           "--network",
           network,
-          "--token",
+          "--token-file",
           "-",
           "--name",
           edge.name,

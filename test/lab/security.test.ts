@@ -178,7 +178,7 @@ describe("lab: forged and replayed probes", function () {
     // join --foreground makes the interface while its request is on the wire.
     const s = sc as Scenario;
     const dir = `${s.lab.dir}/refused`;
-    const args = ["join", s.registryUrl, "--network", "lab", "--token", "-", "--name", "refused"];
+    const args = ["join", s.registryUrl, "--network", "lab", "--token-file", "-", "--name", "refused"];
     const local = ["--backend", "wg", "--interface", "sl-refused", "--listen-port", "52990"];
     const files = ["--config-dir", dir, "--state-dir", `${dir}/state`, "--foreground"];
     const refused = await s.scope("atk", [...args, ...local, ...files], "not-a-token-of-this-network").then(

@@ -28,17 +28,20 @@ import {
 import { localAddresses } from "../../daemon/netcheck-runner.js";
 import { registerSecret } from "../../log.js";
 import type { Command, CommandIO } from "../command.js";
+import { CHECKS } from "../flags.js";
 import { hostname } from "node:os";
+
+const TOKEN_HINT = "a token on argv is visible to every user in ps(1); use --token-file F, or - for stdin";
 
 export const command: Command = {
   name: "join",
   summary: "Join this host to a network: create keys, write /etc/scope/NET.conf, start the daemon",
   usage:
-    "join REGISTRY_URL --network NET (--token-file F | --token - | --token T) [--name N] [--backend auto|wg|networkmanager|networkd] [--listen-port P] [--interface IF] [--timers fast|seed] [--config-dir DIR] [--state-dir DIR] [--no-start | --foreground]",
+    "join REGISTRY_URL --network NET --token-file F|- [--name N] [--backend auto|wg|networkmanager|networkd] [--listen-port P] [--interface IF] [--timers fast|seed] [--config-dir DIR] [--state-dir DIR] [--no-start | --foreground]",
   help: [
     "Keys are created once under STATE_DIR/NET (identity.key, wg.key; 0600, directory 0700)",
-    "and reused when joining again. The token is read from --token-file F or stdin",
-    "(--token -); --token T works but is visible to every user in ps(1).",
+    "and reused when joining again. The token is read from --token-file F, or from",
+    "stdin with --token-file -; never from argv, which every user sees in ps(1).",
     "Without --no-start the daemon is started in the background, or, when systemd",
     "runs, the 'systemctl enable --now scope@NET' line to run is printed.",
     "With --foreground this process becomes the daemon (as 'scope daemon --config",
@@ -46,7 +49,6 @@ export const command: Command = {
   ].join("\n"),
   options: {
     network: { type: "string", short: "n" },
-    token: { type: "string" },
     "token-file": { type: "string" },
     name: { type: "string" },
     backend: { type: "string", default: "auto" },
@@ -58,7 +60,19 @@ export const command: Command = {
     "no-start": { type: "boolean" },
     foreground: { type: "boolean" },
   },
-  positionals: { min: 1, max: 1, names: ["REGISTRY_URL"] },
+  checks: {
+    network: CHECKS.network,
+    "token-file": CHECKS.secretFile,
+    name: CHECKS.peerName,
+    backend: CHECKS.backend,
+    "listen-port": CHECKS.listenPort,
+    interface: CHECKS.iface,
+    timers: CHECKS.timers,
+    "config-dir": CHECKS.path,
+    "state-dir": CHECKS.path,
+  },
+  refused: { token: TOKEN_HINT },
+  positionals: { min: 1, max: 1, names: ["REGISTRY_URL"], checks: [CHECKS.url] },
   async run(args, io) {
     const v = args.values as Record<string, string | boolean | undefined>;
     const url = args.positionals[0] ?? "";
@@ -176,22 +190,18 @@ function check<T>(
 }
 
 async function readToken(v: Record<string, string | boolean | undefined>, io: CommandIO): Promise<string> {
+  const file = v["token-file"];
+  if (typeof file !== "string")
+    throw new ScopeError("usage", "a join token is needed: --token-file F, or --token-file - for stdin");
   let token: string;
-  if (typeof v["token-file"] === "string")
-    token = await readFile(v["token-file"], "utf8").catch(() => {
-      throw new ScopeError("usage", `cannot read --token-file ${v["token-file"]}`);
-    });
-  else if (v.token === "-") {
+  if (file === "-") {
     const chunks: Buffer[] = [];
     for await (const c of io.stdin) chunks.push(Buffer.from(c as Buffer));
     token = Buffer.concat(chunks).toString("utf8");
-  } else if (typeof v.token === "string") {
-    io.stderr.write(
-      "scope: warning: --token T is visible to other users in ps(1); prefer --token-file F or --token -\n",
-    );
-    token = v.token;
   } else
-    throw new ScopeError("usage", "a join token is needed: --token-file F, --token - (stdin) or --token T");
+    token = await readFile(file, "utf8").catch(() => {
+      throw new ScopeError("usage", `--token-file ${file}: cannot read`);
+    });
   token = token.trim();
   if (token.length < 8) throw new ScopeError("usage", "the join token is too short");
   return token;

@@ -7,6 +7,7 @@ import { askDaemon, backendFor, resolveEdge, stateDirFor } from "../../daemon/ed
 import { loadIdentity } from "../../daemon/files.js";
 import { createLogger } from "../../log.js";
 import type { Command } from "../command.js";
+import { CHECKS } from "../flags.js";
 
 export const command: Command = {
   name: "leave",
@@ -21,6 +22,8 @@ export const command: Command = {
     config: { type: "string" },
     "keep-files": { type: "boolean" },
   },
+  checks: { network: CHECKS.network, config: CHECKS.file },
+
   async run(args, io) {
     const { path, config } = await resolveEdge(args.values);
     const net = config.network.name;
