@@ -38,7 +38,7 @@ import { composeCandidates, natInfoOf, type NetcheckReport } from "../core/netch
 import type { Event, JoinResponse, PeerUpdate } from "../core/protocol.js";
 import { TIMER_PROFILES, type TimerProfile } from "../core/timers.js";
 import type { HttpTransport } from "../client/http.js";
-import { RegistryClient } from "../client/registry-client.js";
+import { RegistryClient, newStreamStats, type StreamStats } from "../client/registry-client.js";
 import type { EdgeConfig } from "../config/schema.js";
 import type { Identity, WgKeyPair } from "../crypto/keys.js";
 import { shortKey } from "../crypto/keys.js";
@@ -101,6 +101,8 @@ export type Status = EngineStatus & {
   backend: string;
   profile: string;
   registry: "connected" | "disconnected";
+  /** The event stream's resume point and counters (a silent stream is noticed and replaced). */
+  stream: StreamStats;
 };
 
 /** The interface half of a desired state, from the config; addresses come from the registry. */
@@ -139,6 +141,7 @@ export class Daemon {
   private queued: Event[] | undefined = [];
   private control: Server | undefined;
   private registryUp = false;
+  private readonly streamStats = newStreamStats();
   /** Our own leave is under way: the selfRemoved it causes is expected. */
   private leaving = false;
   /** A migration netcheck is under way: address polls meanwhile wait for it. */
@@ -358,6 +361,7 @@ export class Daemon {
     try {
       await this.client.events({
         signal: this.abort.signal,
+        stats: this.streamStats,
         onEvent: (event) =>
           this.queued ? void this.queued.push(event) : this.dispatch({ type: "event", event }),
         onReady: () => {
@@ -552,6 +556,7 @@ export class Daemon {
       backend: this.d.backend.name,
       profile: this.profile.name,
       registry: this.registryUp ? "connected" : "disconnected",
+      stream: { ...this.streamStats },
     };
   }
 

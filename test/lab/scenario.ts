@@ -112,6 +112,11 @@ export class Scenario {
     return `http://${this.lab.publicV4(this.registryHost)}:${REGISTRY_PORT}`;
   }
 
+  /** The registry's SQLite file, for tests that check what it holds (sqlite3 on the real file). */
+  get registryDb(): string {
+    return join(this.regDir, "data", "registry.db");
+  }
+
   get adminSocket(): string {
     return join(this.regDir, "admin.sock");
   }
