@@ -161,6 +161,11 @@ export class Scenario {
     this.tokens.set(net, token);
   }
 
+  /** The join token of a network, for tests that look for it where it must not be. */
+  tokenOf(net: string): string {
+    return this.tokens.get(net) ?? "";
+  }
+
   /** The registry's peer records of a network (admin view). */
   registryPeers(net = "lab"): Promise<Peer[]> {
     return this.admin.listPeers(net);

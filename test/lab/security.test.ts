@@ -7,13 +7,17 @@
 // `scope status` and in WireGuard itself, and stay healthy.
 
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { createConnection } from "node:net";
+import { join } from "node:path";
 import { expect } from "chai";
 import { encodeProbe } from "../../src/core/probe/codec.js";
 import { skipUnlessLab } from "./lab.js";
 import { ping, wgShow } from "./checks.js";
+import { rssKb } from "../registry/harness.js";
 import { Scenario } from "./scenario.js";
 import { sendDatagrams, Sniffer } from "./sniff.js";
+import { CmdlineSampler } from "./cmdlines.js";
 import { peerNamed } from "./status.js";
 import { waitFor } from "./wait.js";
 import type { World } from "./world.js";
@@ -44,10 +48,13 @@ describe("lab: forged and replayed probes", function () {
   this.timeout(180_000);
   let sc: Scenario | undefined;
   const victims: Victim[] = [];
+  let argvs: CmdlineSampler;
 
   before(async function () {
     skipUnlessLab(this);
     const s = (sc = await Scenario.start(WORLD, "reg"));
+    // Issue 14, acceptance 9: every process's argv, all through both joins.
+    argvs = new CmdlineSampler();
     // Capture from the very first probe: once settled, probing backs off.
     const t = await s.join("t");
     const tSniff = await Sniffer.start(s.lab, "t", t.probePort);
@@ -58,6 +65,7 @@ describe("lab: forged and replayed probes", function () {
     await s.waitConverged(["t", "f"], 30_000);
     tSniff.stop();
     fSniff.stop();
+    await argvs.stop();
     const keys = await s.registryPeers();
     for (const [host, peer, sniffer, probeTarget] of [
       ["t", "f", tSniff, `${s.lab.publicV4("t")}:${t.probePort}`],
@@ -174,6 +182,49 @@ describe("lab: forged and replayed probes", function () {
     expect(r.deviations).to.deep.equal([]);
   });
 
+  it("no process's argv held a token, a private key or a PSK during the joins (issue 14, acceptance 9)", async () => {
+    const s = sc as Scenario;
+    const secrets = [s.tokenOf("lab")];
+    for (const host of ["t", "f"]) {
+      const e = s.edge(host);
+      secrets.push(readFileSync(join(e.dir, "state", "lab", "wg.key"), "utf8").trim());
+      secrets.push(readFileSync(join(e.dir, "state", "lab", "identity.key"), "utf8").trim());
+      for (const psk of (await wgShow(s.lab, host, e.iface, "preshared-keys")).values())
+        if (psk !== "(none)") secrets.push(psk);
+    }
+    console.log(`    ${argvs.samples} samples of /proc/*/cmdline, ${argvs.seen.size} distinct command lines`);
+    expect(argvs.seen.size).to.be.greaterThan(0);
+    expect(argvs.holding(secrets)).to.deep.equal([]);
+  });
+
+  it("10 000 malformed inputs each on the control socket and the probe port change nothing (issue 14, acceptance 6)", async () => {
+    const s = sc as Scenario;
+    const v = victims.find((x) => x.host === "t") as Victim;
+    const pid = s.edge("t").daemon?.pid ?? 0;
+    const before = { rss: rssKb(pid), status: await s.status("t") };
+    // The probe port: garbage of every length, truncated and bit-flipped real probes.
+    const real = v.probes;
+    const junk = Array.from({ length: 10_000 }, (_, i) => {
+      const p = real[i % real.length] ?? Buffer.alloc(0);
+      if (i % 3 === 0) return randomBytes(i % 1400);
+      if (i % 3 === 1) return p.subarray(0, i % (p.length + 1));
+      const flipped = Buffer.from(p);
+      if (flipped.length) flipped[i % flipped.length] ^= 1 << (i % 8);
+      return flipped;
+    });
+    for (let i = 0; i < junk.length; i += 2_000)
+      await sendDatagrams(s.lab, "atk", v.probeTarget, junk.slice(i, i + 2_000), 0, 50);
+    // The control socket: 10 000 malformed requests over many connections.
+    const answers = await fuzzControl(s.edge("t").controlSocket, 10_000);
+    const after = { rss: rssKb(pid), status: await s.status("t") };
+    console.log(`    control answers ${answers}; RSS ${before.rss} → ${after.rss} kB`);
+    expect(s.edge("t").daemon?.exitCode ?? null, "daemon still running").to.equal(null);
+    expect(after.rss - before.rss, "RSS growth, kB").to.be.lessThan(64 * 1024);
+    const view = (st: typeof before.status) => st.peers.map((p) => [p.name, p.path, p.endpoint]);
+    expect(view(after.status)).to.deep.equal(view(before.status));
+    expect(await watch(v, 1_000)).to.deep.equal([]);
+  });
+
   it("a join the registry refuses (wrong token) leaves no interface behind", async function () {
     // join --foreground makes the interface while its request is on the wire.
     const s = sc as Scenario;
@@ -204,3 +255,37 @@ describe("lab: forged and replayed probes", function () {
     }
   });
 });
+
+/** Sends n malformed requests to a control socket, 10 per connection; resolves with the answers received. */
+async function fuzzControl(path: string, n: number): Promise<number> {
+  const kinds = [
+    () => randomBytes(40).toString("latin1"),
+    () => "{",
+    () => JSON.stringify({ cmd: "ping", peer: "x".repeat(500), count: -1 }),
+    () => JSON.stringify({ cmd: "leave", extra: true }),
+    () => JSON.stringify({ cmd: { toString: 1 } }),
+    () => "[]",
+    () => "null",
+    () => JSON.stringify({ cmd: "status", __proto__: { x: 1 } }),
+  ];
+  let answers = 0;
+  const conn = (lines: string[]): Promise<void> =>
+    new Promise((resolve) => {
+      const c = createConnection(path);
+      c.setEncoding("utf8");
+      c.on("data", (d: string) => (answers += d.split("\n").length - 1));
+      c.on("close", () => resolve());
+      c.on("error", () => undefined);
+      c.write(lines.map((l) => l.replace(/\n/g, " ") + "\n").join(""));
+      setTimeout(() => c.destroy(), 500);
+    });
+  for (let i = 0; i < n; i += 200)
+    await Promise.all(
+      Array.from({ length: 20 }, (_, j) =>
+        conn(
+          Array.from({ length: 10 }, (_, k) => (kinds[(i + j * 10 + k) % kinds.length] as () => string)()),
+        ),
+      ),
+    );
+  return answers;
+}

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { existsSync, openSync } from "node:fs";
-import { readFile, writeFile, mkdir } from "node:fs/promises";
+import { readFile, mkdir } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { loadEdgeConfig, parseEdgeConfig } from "../../config/load.js";
 import { ScopeError } from "../../core/errors.js";
@@ -22,6 +22,7 @@ import {
   loadIdentity,
   loadWgKey,
   stateDirOf,
+  writeFileAtomic,
   writeJoinState,
   writePrivateFile,
 } from "../../daemon/files.js";
@@ -165,7 +166,7 @@ export const command: Command = {
     });
 
     await mkdir(String(v["config-dir"]), { recursive: true, mode: 0o755 });
-    await writeFile(confPath, confText, { mode: 0o640 });
+    await writeFileAtomic(confPath, confText, 0o640);
     io.stdout.write(
       `joined ${network} as ${response.self.name} (${response.self.address}), peer id ${response.self.id}, WireGuard key ${shortKey(wg.publicKey)}\n` +
         `config: ${confPath}\n`,
