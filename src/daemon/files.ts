@@ -8,6 +8,7 @@ import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { z } from "zod";
 import { ScopeError } from "../core/errors.js";
+import { registerSecret } from "../log.js";
 import { Key32, Network, Peer, Port } from "../core/protocol.js";
 import { identityFromSecret, wgKeyPairFromPrivate, type Identity, type WgKeyPair } from "../crypto/keys.js";
 
@@ -88,21 +89,29 @@ async function readKeyFile(path: string, what: string): Promise<string> {
 }
 
 export async function loadIdentity(path: string): Promise<Identity> {
-  const raw = Buffer.from(await readKeyFile(path, "identity key"), "base64");
+  const text = await readKeyFile(path, "identity key");
+  registerSecret(text);
+  const raw = Buffer.from(text, "base64");
   if (raw.length !== 32) throw new ScopeError("config", `${path}: identity key must be 32 bytes of base64`);
   return identityFromSecret(raw);
 }
 
 export async function loadWgKey(path: string): Promise<WgKeyPair> {
   try {
-    return wgKeyPairFromPrivate(await readKeyFile(path, "WireGuard private key"));
+    const text = await readKeyFile(path, "WireGuard private key");
+    registerSecret(text);
+    return wgKeyPairFromPrivate(text);
   } catch (e) {
     if (e instanceof ScopeError) throw e;
     throw new ScopeError("config", `${path}: not a WireGuard private key`);
   }
 }
 
-export const identityFileText = (id: Identity): string => Buffer.from(id.secretKey).toString("base64") + "\n";
+export function identityFileText(id: Identity): string {
+  const text = Buffer.from(id.secretKey).toString("base64");
+  registerSecret(text);
+  return text + "\n";
+}
 
 /** What `scope join` learned and the daemon needs on every start (the token is not kept). */
 export const JoinState = z.object({

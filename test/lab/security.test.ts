@@ -16,7 +16,7 @@ import { skipUnlessLab } from "./lab.js";
 import { ping, wgShow } from "./checks.js";
 import { rssKb } from "../registry/harness.js";
 import { Scenario } from "./scenario.js";
-import { sendDatagrams, Sniffer } from "./sniff.js";
+import { Replayer, sendDatagrams, Sniffer } from "./sniff.js";
 import { CmdlineSampler } from "./cmdlines.js";
 import { peerNamed } from "./status.js";
 import { waitFor } from "./wait.js";
@@ -29,6 +29,7 @@ const WORLD: World = {
     { name: "t", v6: false },
     { name: "f", router: "r-f", v6: false },
     { name: "atk", v6: false },
+    { name: "n", v6: false },
   ],
 };
 
@@ -243,6 +244,57 @@ describe("lab: forged and replayed probes", function () {
     );
     expect(link).to.equal("absent");
     expect(existsSync("/var/run/wireguard/sl-refused.sock"), "wireguard-go socket left").to.equal(false);
+  });
+
+  it("probes replayed while the peer is still pending are not answered and move nothing (issue 14, acceptance 8)", async () => {
+    // n joins while t drops its WireGuard handshakes, so t keeps n pending as long
+    // as the attack lasts; n's genuine probes reach t (and are captured there), and
+    // each is replayed at once from n's own address on another port: what a NAT
+    // rebinding looks like, and what the replay check alone tells apart.
+    const s = sc as Scenario;
+    const nIp = s.lab.publicV4("n");
+    const { listenPort: tWg, probePort: tProbe } = s.ports("t");
+    const { listenPort: nWg } = s.ports("n");
+    await s.lab.exec("t", ["nft", "-f", "-"], {
+      input: `table inet sl-hold { chain in { type filter hook input priority 0; ip saddr ${nIp} udp dport ${tWg} drop; }; }\n`,
+    });
+    const sniff = await Sniffer.start(s.lab, "t", tProbe);
+    const replayer = await Replayer.start(s.lab, "n", `${s.lab.publicV4("t")}:${tProbe}`, 40_000);
+    let replayed = 0;
+    let pendingSeen = 0;
+    const bad: string[] = [];
+    try {
+      await s.join("n");
+      const until = Date.now() + 8_000;
+      while (Date.now() < until) {
+        for (const c of sniff.captured.splice(0))
+          if (c.from === `${nIp}:${s.ports("n").probePort}`) {
+            replayer.send(c.payload);
+            replayed++;
+          }
+        const p = peerNamed(await s.status("t"), "n");
+        if (p?.path === "pending") pendingSeen++;
+        if (p?.endpoint?.endsWith(":40000")) bad.push(`status endpoint ${p.endpoint}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      sniff.stop();
+      await s.lab.exec("t", ["nft", "delete", "table", "inet", "sl-hold"], { allowFail: true });
+    }
+    const { sent, replies } = await replayer.stop();
+    const p = await s.waitStatus("t", (st) => peerNamed(st, "n")?.path === "direct", 30_000, "n direct");
+    const wg = (await wgShow(s.lab, "t", s.edge("t").iface, "endpoints")).get(
+      (await s.registryPeers()).find((x) => x.name === "n")?.wgPublicKey ?? "",
+    );
+    console.log(
+      `    replayed ${replayed} (sent ${sent}) while n was pending (${pendingSeen} pending samples); answered ${replies}; then ${peerNamed(p, "n")?.endpoint}`,
+    );
+    expect(replayed, "probes replayed").to.be.greaterThan(0);
+    expect(pendingSeen, "the replays hit a pending peer").to.be.greaterThan(0);
+    expect(bad).to.deep.equal([]);
+    expect(replies, "replayed probes answered").to.equal(0);
+    expect(peerNamed(p, "n")?.endpoint).to.equal(`${nIp}:${nWg}`);
+    expect(wg).to.equal(`${nIp}:${nWg}`);
   });
 
   it("both daemons are still up and the tunnel still carries traffic", async function () {

@@ -109,6 +109,7 @@ export const command: Command = {
       () => loadWgKey(`${stateDir}/wg.key`),
       async (p) => {
         const k = generateWgKeyPair();
+        registerSecret(k.privateKey);
         await writePrivateFile(p, k.privateKey + "\n");
         return k;
       },
