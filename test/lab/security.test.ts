@@ -9,6 +9,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { createConnection } from "node:net";
+import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { expect } from "chai";
 import { encodeProbe } from "../../src/core/probe/codec.js";
@@ -33,6 +34,8 @@ const WORLD: World = {
   ],
 };
 
+const CANARY = `canary-secret-${randomBytes(8).toString("hex")}`;
+
 interface Victim {
   readonly host: "t" | "f";
   readonly peer: "t" | "f";
@@ -56,6 +59,8 @@ describe("lab: forged and replayed probes", function () {
     const s = (sc = await Scenario.start(WORLD, "reg"));
     // Issue 14, acceptance 9: every process's argv, all through both joins.
     argvs = new CmdlineSampler();
+    // A canary with a made-up secret on its argv: the sampler must see it, or it proves nothing.
+    spawn(process.execPath, ["-e", "setTimeout(() => {}, 500)", CANARY], { stdio: "ignore" });
     // Capture from the very first probe: once settled, probing backs off.
     const t = await s.join("t");
     const tSniff = await Sniffer.start(s.lab, "t", t.probePort);
@@ -194,7 +199,7 @@ describe("lab: forged and replayed probes", function () {
         if (psk !== "(none)") secrets.push(psk);
     }
     console.log(`    ${argvs.samples} samples of /proc/*/cmdline, ${argvs.seen.size} distinct command lines`);
-    expect(argvs.seen.size).to.be.greaterThan(0);
+    expect(argvs.holding([CANARY]), "the canary's argv was seen").to.have.length(1);
     expect(argvs.holding(secrets)).to.deep.equal([]);
   });
 
