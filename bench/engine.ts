@@ -47,6 +47,7 @@ import type { PeerStats } from "../src/core/backend.js";
 import type { Candidate, Endpoint, Event, JoinResponse, NatInfo, Peer } from "../src/core/protocol.js";
 import { identityFromSecret, peerIdOf, type Identity } from "../src/crypto/keys.js";
 import { TIMER_PROFILES } from "../src/core/timers.js";
+import { identityKeyer } from "../src/core/probe/mac.js";
 import { percentile, textTable } from "../test/lab/checks.js";
 
 const NETWORK = "bench";
@@ -190,7 +191,7 @@ class Mesh {
     return createEngineState(
       {
         profile: TIMER_PROFILES.fast,
-        identity: { publicKey: this.self.publicKey, secretKey: this.self.secretKey },
+        identity: identityKeyer(this.self),
         nonceSalt: "b0b0b0b0",
         probePort: PROBE_PORT,
       },

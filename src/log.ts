@@ -28,10 +28,19 @@ const SECRET_FIELD =
 const REDACTED = "[redacted]";
 const secrets = new Set<string>();
 
-/** Masks s in every later log line. Short strings are ignored: masking "a" would garble everything. */
+/**
+ * Masks s in every later log line, by value: a key interpolated into a
+ * message or an error text, or sitting in a field with an innocent name, is
+ * masked as well as one in a field called privateKey. Short strings are
+ * ignored: masking "a" would garble everything. Bounded (PSKs rotate): the
+ * oldest go first, long after they stopped being used.
+ */
 export function registerSecret(s: string): void {
-  if (s.length >= 8) secrets.add(s);
+  if (s.length < 8 || secrets.has(s)) return;
+  secrets.add(s);
+  if (secrets.size > MAX_SECRETS) secrets.delete(secrets.values().next().value as string);
 }
+const MAX_SECRETS = 4096;
 
 function mask(text: string): string {
   let out = text;

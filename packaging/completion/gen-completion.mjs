@@ -37,7 +37,7 @@ ${subs.join("\n")}
     --topology) COMPREPLY=($(compgen -W "mesh tree" -- "$cur")) && return ;;
     --timers) COMPREPLY=($(compgen -W "fast seed" -- "$cur")) && return ;;
     --log-level) COMPREPLY=($(compgen -W "error warn info debug" -- "$cur")) && return ;;
-    --network | --name | --cidr | --cidr6 | --listen | --listen-port | --interface | --uses | --expires | --count | --registry | --token | --pin) return ;;
+    --network | --name | --cidr | --cidr6 | --listen | --listen-port | --interface | --uses | --expires | --count | --registry | --pin) return ;;
   esac
   if [[ $cword -eq 1 ]]; then
     COMPREPLY=($(compgen -W "${top.join(" ")} --help --version" -- "$cur"))

@@ -5,6 +5,7 @@
  * ScopeError, whose code decides the exit status (src/core/errors.ts).
  */
 import type { ParseArgsConfig } from "node:util";
+import type { ValueCheck } from "./flags.js";
 
 export type OptionSpecs = NonNullable<ParseArgsConfig["options"]>;
 
@@ -30,8 +31,12 @@ export interface Command {
   /** Longer help: what it does, option descriptions. */
   help?: string;
   options?: OptionSpecs;
+  /** The rule of each string option's value (src/cli/flags.ts), checked before run(). */
+  checks?: Record<string, ValueCheck>;
+  /** Options refused outright, with the hint to print (e.g. a secret that would sit on argv). */
+  refused?: Record<string, string>;
   /** Allowed number of positional arguments. */
-  positionals?: { min: number; max: number; names?: string[] };
+  positionals?: { min: number; max: number; names?: string[]; checks?: (ValueCheck | undefined)[] };
   run(args: ParsedArgs, io: CommandIO): Promise<number | void>;
 }
 

@@ -11,6 +11,7 @@ import { isScopeError, ScopeError } from "../core/errors.js";
 import { isLogLevel, setLogLevel } from "../log.js";
 import type { Command, CommandIO } from "./command.js";
 import { COMMANDS } from "./commands/index.js";
+import { shownValue } from "./flags.js";
 
 const GLOBAL_OPTIONS = { help: { type: "boolean", short: "h" }, "log-level": { type: "string" } } as const;
 
@@ -54,6 +55,31 @@ function findCommand(argv: string[]): { command: Command; rest: string[] } | und
 
 const usageError = (message: string): ScopeError => new ScopeError("usage", message);
 
+/** Before parsing: a refused option must not be parsed (its value may be a secret to keep out of messages). */
+function refuseOptions(command: Command, rest: string[]): void {
+  for (const [name, hint] of Object.entries(command.refused ?? {}))
+    if (rest.some((a) => a === `--${name}` || a.startsWith(`--${name}=`)))
+      throw usageError(`--${name} is refused: ${hint}`);
+}
+
+/** Every value against its rule (src/cli/flags.ts): one line naming the flag, exit 2, before any I/O. */
+function checkValues(
+  command: Command,
+  parsed: { values: Record<string, unknown>; positionals: string[] },
+): void {
+  for (const [name, check] of Object.entries(command.checks ?? {})) {
+    const v = parsed.values[name];
+    if (typeof v !== "string") continue;
+    const problem = check(v);
+    if (problem) throw usageError(`--${name} ${shownValue(v)}: ${problem}`);
+  }
+  const { names = [], checks = [] } = command.positionals ?? {};
+  parsed.positionals.forEach((v, i) => {
+    const problem = checks[i]?.(v);
+    if (problem) throw usageError(`${names[i] ?? "argument"} ${shownValue(v)}: ${problem}`);
+  });
+}
+
 export async function main(argv: string[], io: CommandIO): Promise<number> {
   try {
     if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
@@ -74,6 +100,7 @@ export async function main(argv: string[], io: CommandIO): Promise<number> {
       throw usageError(`unknown command '${argv[0]}' (see 'scope --help')`);
     }
     const { command, rest } = found;
+    refuseOptions(command, rest);
     let parsed;
     try {
       parsed = parseArgs({
@@ -101,6 +128,7 @@ export async function main(argv: string[], io: CommandIO): Promise<number> {
     if (n < min) throw usageError(`missing argument; usage: scope ${command.usage}`);
     if (n > max)
       throw usageError(`unexpected argument '${parsed.positionals[max]}'; usage: scope ${command.usage}`);
+    checkValues(command, parsed);
     return (await command.run(parsed, io)) ?? 0;
   } catch (e) {
     if (isScopeError(e)) {

@@ -4,7 +4,7 @@
  * every answer and event is validated against src/core/protocol.ts, so code
  * behind this client only ever sees well-formed records.
  */
-import { sleep, systemClock, systemRandom, type Clock, type Random } from "../core/clock.js";
+import { sleep, systemClock, systemRandom, type Clock, type Random, type TimerId } from "../core/clock.js";
 import { ScopeError } from "../core/errors.js";
 import {
   API_PREFIX,
@@ -52,6 +52,8 @@ export interface EventsOptions {
   onReady?(lastEventId: number): void;
   /** A reconnect is coming after this error. */
   onDisconnect?(err: Error, retryInMs: number): void;
+  /** Counters for status (the same object, updated in place). */
+  stats?: StreamStats;
   signal: AbortSignal;
 }
 
@@ -64,8 +66,40 @@ export interface EventsOptions {
  * with an error (overloaded, 5xx), back off by doubling up to the cap.
  */
 export const RECONNECT_MIN_MS = 500;
+/**
+ * The registry sends a heartbeat every 15 s (src/registry/events.ts
+ * HEARTBEAT_MS) when it has nothing else to send. A stream silent for two
+ * heartbeats and a bit is dead, even if TCP still thinks it is open (a
+ * half-open connection after a path silently drops packets lasts until
+ * keepalive gives up, about two hours): reconnect. Within 45 s of the last
+ * byte the daemon says so (issue 14, acceptance 4).
+ */
+export const STREAM_SILENCE_MS = 35_000;
+/** The stream's headers come before any replay: a registry that does not send them soon is not there. */
+export const STREAM_CONNECT_MS = 10_000;
 export const RECONNECT_UNREACHABLE_MAX_MS = 1_000;
 export const RECONNECT_MAX_MS = 30_000;
+
+/** What `scope status` shows of the event stream, and what a lab test checks after an outage. */
+export interface StreamStats {
+  /** The last event id handled (the resume point). */
+  lastEventId: number | undefined;
+  /** Events handed to onEvent. */
+  delivered: number;
+  /** Events that came again with an id at or below the resume point: dropped, not handled twice. */
+  repeated: number;
+  /** Streams that were found silent (no byte, not even a heartbeat, for STREAM_SILENCE_MS). */
+  silent: number;
+  reconnects: number;
+}
+
+export const newStreamStats = (lastEventId?: number): StreamStats => ({
+  lastEventId,
+  delivered: 0,
+  repeated: 0,
+  silent: 0,
+  reconnects: 0,
+});
 
 /** Errors that a reconnect cannot cure: stop instead of retrying forever. */
 const FATAL_CODES = new Set(["unauthorized", "forbidden", "not_found", "bad_request", "gone"]);
@@ -146,66 +180,86 @@ export class RegistryClient {
    * cannot fix (no longer a member, network gone, bad request).
    */
   async events(o: EventsOptions): Promise<void> {
-    let last = o.lastEventId;
+    const stats = o.stats ?? newStreamStats(o.lastEventId);
+    stats.lastEventId = o.lastEventId;
     let delay = RECONNECT_MIN_MS;
     while (!o.signal.aborted) {
       const conn = new AbortController();
       this.streamAbort = conn;
       const stop = () => conn.abort();
       o.signal.addEventListener("abort", stop, { once: true });
+      // Fires when the stream says nothing for too long: then it is as good as gone.
+      let silent = false;
+      const watchdog = new Watchdog(this.clock, () => {
+        silent = true;
+        conn.abort();
+      });
       try {
         await this.streamOnce(
           { ...o, signal: conn.signal },
-          last,
-          (id) => (last = id),
+          stats,
+          watchdog,
           () => (delay = RECONNECT_MIN_MS),
         );
         if (o.signal.aborted) return;
         throw new ScopeError("unavailable", "event stream ended", { cause: { code: "EOF" } });
       } catch (e) {
         if (o.signal.aborted) return;
-        const dropped = conn.signal.aborted; // dropConnections(): reconnect at once
         if (e instanceof ScopeError && FATAL_CODES.has(e.code)) throw e;
+        const dropped = conn.signal.aborted && !silent; // dropConnections(): reconnect at once
+        if (silent) stats.silent++;
         // No answer at all (or the stream broke mid-way): the registry is down or
         // restarting; retrying is cheap for it, so keep the delay short.
-        const cheap = isUnreachable(e) || !(e instanceof ScopeError);
+        const cheap = silent || isUnreachable(e) || !(e instanceof ScopeError);
         const wait = dropped ? 0 : Math.round(delay * (0.5 + this.random() / 2));
-        o.onDisconnect?.(dropped ? new Error("connections dropped") : (e as Error), wait);
+        const why = silent
+          ? new ScopeError("unavailable", `event stream silent for ${watchdog.silenceMs / 1000} s`)
+          : dropped
+            ? new Error("connections dropped")
+            : (e as Error);
+        o.onDisconnect?.(why, wait);
         if (wait > 0) await sleep(this.clock, wait, o.signal);
         delay = Math.min(cheap ? RECONNECT_UNREACHABLE_MAX_MS : RECONNECT_MAX_MS, delay * 2);
+        stats.reconnects++;
       } finally {
+        watchdog.stop();
         o.signal.removeEventListener("abort", stop);
         if (this.streamAbort === conn) this.streamAbort = undefined;
       }
     }
   }
 
-  private async streamOnce(
-    o: EventsOptions,
-    after: number | undefined,
-    advance: (id: number) => void,
-    connected: () => void,
-  ) {
+  private async streamOnce(o: EventsOptions, stats: StreamStats, watchdog: Watchdog, connected: () => void) {
     const path = `${this.base}/events`;
+    const after = stats.lastEventId;
     const headers = {
       ...signRequest(this.opts.identity, this.peerId, { method: "GET", path, body: "" }, this.clock.now()),
       accept: "text/event-stream",
       ...(after !== undefined ? { "last-event-id": String(after) } : {}),
     };
+    watchdog.feed(STREAM_CONNECT_MS);
     const res = await send(this.target, { method: "GET", path, headers, signal: o.signal });
     if ((res.statusCode ?? 0) !== 200) throw await errorFrom(res);
+    watchdog.feed(STREAM_SILENCE_MS);
     // Events are handled one at a time, in order, even when a handler is async.
     let chain: Promise<void> = Promise.resolve();
     const parser = new SseParser((m) => {
       chain = chain.then(async () => {
         if (m.event === "message") {
+          const id = Number(m.lastEventId);
+          // At or below the resume point: handled already (a replay overlapping a live
+          // event after a reconnect). Handling it twice would apply it twice.
+          if (stats.lastEventId !== undefined && id <= stats.lastEventId) return void stats.repeated++;
           const parsed = Event.safeParse(parseJson(m.data));
-          if (parsed.success) await o.onEvent(parsed.data);
-          advance(Number(m.lastEventId)); // a malformed event is skipped, not re-fetched forever
+          if (parsed.success) {
+            await o.onEvent(parsed.data);
+            stats.delivered++;
+          }
+          stats.lastEventId = id; // a malformed event is skipped, not re-fetched forever
         } else if (m.event === "ready" || m.event === "resync") {
           const c = StreamControl.parse(parseJson(m.data));
           if (m.event === "resync") await o.onResync?.(c.lastEventId, c.reason);
-          advance(c.lastEventId);
+          stats.lastEventId = c.lastEventId;
           if (m.event === "ready") {
             connected();
             o.onReady?.(c.lastEventId);
@@ -213,9 +267,15 @@ export class RegistryClient {
         }
       });
     });
-    for await (const chunk of res) {
-      parser.push(chunk);
-      await chain;
+    try {
+      for await (const chunk of res) {
+        watchdog.feed(STREAM_SILENCE_MS); // any byte, a heartbeat too, proves the path
+        parser.push(chunk);
+        await chain;
+      }
+    } finally {
+      // What arrived before the break is handled before the resume point is read again.
+      await chain.catch(() => undefined);
     }
   }
 
@@ -259,6 +319,28 @@ export class RegistryClient {
 const AGENT_OPTIONS = { keepAlive: true, timeout: 5_000, scheduling: "lifo" } as const;
 const newAgent = (url: string): HttpAgent =>
   url.startsWith("https:") ? new HttpsAgent(AGENT_OPTIONS) : new HttpAgent(AGENT_OPTIONS);
+
+/** One timer, pushed back by feed(); calls fire() when it runs out. */
+class Watchdog {
+  private timer: TimerId | undefined;
+  silenceMs = 0;
+  constructor(
+    private readonly clock: Clock,
+    private readonly fire: () => void,
+  ) {}
+  feed(ms: number): void {
+    this.stop();
+    this.silenceMs = ms;
+    this.timer = this.clock.setTimer(ms, () => {
+      this.timer = undefined;
+      this.fire();
+    });
+  }
+  stop(): void {
+    if (this.timer !== undefined) this.clock.clearTimer(this.timer);
+    this.timer = undefined;
+  }
+}
 
 const parseJson = (text: string): unknown => {
   try {

@@ -2,7 +2,9 @@
  * Incremental Server-Sent Events parser (the WHATWG event-stream format):
  * feed it chunks of bytes as they arrive, get one callback per dispatched
  * event. Handles lines split across chunks, CRLF/CR/LF endings, multi-line
- * data, comments (heartbeats) and the id/retry fields.
+ * data, comments (heartbeats) and the id/retry fields. Bounded: a line or
+ * an event longer than maxChars (a broken or hostile server) throws
+ * SseOverflow instead of growing the buffer until the process dies.
  */
 export interface SseMessage {
   /** "message" unless the stream named it (`event:`). */
@@ -12,16 +14,30 @@ export interface SseMessage {
   lastEventId: string;
 }
 
+/** Far above any real event (a request body is at most 64 KiB, src/core/protocol.ts MAX_BODY_BYTES). */
+export const SSE_MAX_CHARS = 1024 * 1024;
+
+export class SseOverflow extends Error {
+  constructor(maxChars: number) {
+    super(`event stream line or event over ${maxChars} characters`);
+    this.name = "SseOverflow";
+  }
+}
+
 export class SseParser {
   private readonly decoder = new TextDecoder("utf-8");
   private buffer = "";
   private event = "";
   private data: string[] = [];
+  private dataChars = 0;
   private lastEventId = "";
   /** Reconnection delay the server asked for, ms. */
   retryMs: number | undefined;
 
-  constructor(private readonly onMessage: (m: SseMessage) => void) {}
+  constructor(
+    private readonly onMessage: (m: SseMessage) => void,
+    private readonly maxChars = SSE_MAX_CHARS,
+  ) {}
 
   push(chunk: Uint8Array): void {
     this.buffer += this.decoder.decode(chunk, { stream: true });
@@ -32,6 +48,10 @@ export class SseParser {
       const line = this.buffer.slice(0, m.index);
       this.buffer = this.buffer.slice(m.index + m[0].length);
       this.line(line);
+    }
+    if (this.buffer.length > this.maxChars) {
+      this.buffer = "";
+      throw new SseOverflow(this.maxChars);
     }
   }
 
@@ -47,6 +67,12 @@ export class SseParser {
         this.event = value;
         break;
       case "data":
+        this.dataChars += value.length + 1;
+        if (this.dataChars > this.maxChars) {
+          this.data = [];
+          this.dataChars = 0;
+          throw new SseOverflow(this.maxChars);
+        }
         this.data.push(value);
         break;
       case "id":
@@ -64,6 +90,7 @@ export class SseParser {
     const data = this.data.join("\n");
     this.event = "";
     this.data = [];
+    this.dataChars = 0;
     if (hasData) this.onMessage({ event, data, lastEventId: this.lastEventId });
   }
 }

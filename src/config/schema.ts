@@ -25,7 +25,7 @@ function listenProblem(s: string): string | undefined {
       : /^[0-9.]+$/.test(host)
         ? isIpv4(host) // "010.1.1.1" is no address (and no host name to resolve)
         : /^[A-Za-z0-9.-]+$/.test(host));
-  if (!hostOk) return LISTEN_EXPECTED;
+  if (!hostOk) return /^[0-9.]+$/.test(host) || host.startsWith("[") ? "not an address" : LISTEN_EXPECTED;
   const port = Number(portText);
   return port >= 1 && port <= 65535 ? undefined : "port must be 1-65535";
 }

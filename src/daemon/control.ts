@@ -10,9 +10,9 @@
  * Errors: {"ok":false,"error":CODE,"message":TEXT}. The socket is a local
  * admin interface: its permissions are the access control.
  */
-import { chmod, mkdir, unlink } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rename, rm, unlink } from "node:fs/promises";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
-import { dirname } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { z } from "zod";
 import { systemClock, type Clock } from "../core/clock.js";
 import { ERROR_CODES, ScopeError, isScopeError, type ErrorCode } from "../core/errors.js";
@@ -32,37 +32,68 @@ export type ControlRequest = z.input<typeof ControlRequest>;
 export type ControlHandler = (req: z.output<typeof ControlRequest>) => Promise<Record<string, unknown>>;
 
 const MAX_LINE = 64 * 1024;
+/** Requests one connection may make; the CLI makes one. More is a client gone wrong (or a fuzzer). */
+const MAX_REQUESTS_PER_CONN = 16;
+const MAX_CONNECTIONS = 32;
+/** A connection that says nothing for this long is closed. */
+const IDLE_MS = 60_000;
 
+/**
+ * Listens on path with mode 0600 from its first moment, without touching the
+ * process umask (which is process-wide: changing it in async code races every
+ * other file created meanwhile). The socket is made in a fresh 0700
+ * directory beside path, where nobody else can reach it, chmod'ed, then
+ * renamed into place: connect(2) on path finds it only with its final mode.
+ */
 export async function serveControl(path: string, handle: ControlHandler): Promise<Server> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o755 });
-  await unlink(path).catch(() => undefined); // a stale socket from a killed daemon
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  const nest = await mkdtemp(join(dir, `.${basename(path)}.`));
   const server = createServer((conn) => serveConnection(conn, handle));
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    // umask-independent: nobody else may even connect before the chmod below.
-    const old = process.umask(0o177);
-    server.listen(path, () => {
-      process.umask(old);
-      resolve();
+  server.maxConnections = MAX_CONNECTIONS;
+  try {
+    const inNest = join(nest, "s");
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(inNest, () => resolve());
     });
-  });
-  await chmod(path, 0o600);
+    await chmod(inNest, 0o600);
+    await unlink(path).catch(() => undefined); // a stale socket from a killed daemon
+    await rename(inNest, path);
+  } catch (e) {
+    server.close();
+    throw e;
+  } finally {
+    await rm(nest, { recursive: true, force: true });
+  }
   return server;
 }
 
 function serveConnection(conn: Socket, handle: ControlHandler): void {
   let buf = "";
+  let requests = 0;
+  let closing = false;
+  // One answer at a time, in order: a pipelining client waits, it is not refused.
+  let chain: Promise<void> = Promise.resolve();
+  const refuse = (why: string): void => {
+    closing = true;
+    buf = "";
+    void chain.then(() => reply(conn, failure("bad_request", why), true));
+  };
   conn.setEncoding("utf8");
+  conn.setTimeout(IDLE_MS, () => conn.destroy());
   conn.on("error", () => undefined);
   conn.on("data", (chunk: string) => {
+    if (closing) return;
     buf += chunk;
-    if (buf.length > MAX_LINE) return reply(conn, failure("bad_request", "request too long"), true);
     let nl: number;
     while ((nl = buf.indexOf("\n")) >= 0) {
       const line = buf.slice(0, nl);
       buf = buf.slice(nl + 1);
-      void answer(line, handle).then((r) => reply(conn, r));
+      if (++requests > MAX_REQUESTS_PER_CONN) return refuse("too many requests on one connection");
+      chain = chain.then(async () => reply(conn, await answer(line, handle)));
     }
+    if (buf.length > MAX_LINE) refuse("request too long");
   });
 }
 
@@ -89,6 +120,14 @@ function reply(conn: Socket, r: Record<string, unknown>, end = false): void {
   if (end) conn.end();
 }
 
+/** What a daemon may answer: checked before any caller reads it (a stale or foreign socket says anything). */
+const ControlReply = z.union([
+  z.looseObject({ ok: z.literal(true) }),
+  z.strictObject({ ok: z.literal(false), error: z.string().max(100), message: z.string().max(10_000) }),
+]);
+/** A status of thousands of peers is a few MB; anything past this is not a daemon talking. */
+const MAX_REPLY = 64 * 1024 * 1024;
+
 /** Client side, for the CLI: one request, one answer. */
 export function controlRequest(
   path: string,
@@ -105,21 +144,37 @@ export function controlRequest(
     });
     conn.setEncoding("utf8");
     conn.on("connect", () => conn.write(JSON.stringify(req) + "\n"));
+    const fail = (message: string): void => {
+      clock.clearTimer(timer);
+      conn.destroy();
+      reject(new ScopeError("unavailable", `${path}: ${message}`));
+    };
     conn.on("data", (c: string) => {
       buf += c;
+      if (buf.length > MAX_REPLY) return fail("answer too long");
       const nl = buf.indexOf("\n");
       if (nl < 0) return;
       clock.clearTimer(timer);
       conn.end();
-      const r = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>;
-      if (r.ok === true) resolve(r);
+      let json: unknown;
+      try {
+        json = JSON.parse(buf.slice(0, nl));
+      } catch {
+        return fail("answer is not JSON");
+      }
+      const r = ControlReply.safeParse(json);
+      if (!r.success) return fail("answer is not a daemon's");
+      if (r.data.ok) resolve(r.data);
       else
         reject(
           new ScopeError(
-            String(r.error) in ERROR_CODES ? (r.error as ErrorCode) : "internal",
-            String(r.message),
+            Object.hasOwn(ERROR_CODES, r.data.error) ? (r.data.error as ErrorCode) : "internal",
+            r.data.message,
           ),
         );
+    });
+    conn.on("end", () => {
+      if (buf.indexOf("\n") < 0) fail("the daemon closed the connection without an answer");
     });
     conn.on("error", (e: NodeJS.ErrnoException) => {
       clock.clearTimer(timer);

@@ -3,10 +3,12 @@
  * files under a 0700 state directory, the config 0640, the cached join
  * answer as JSON. Shared by `scope join`, the daemon and `scope leave`.
  */
-import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { z } from "zod";
 import { ScopeError } from "../core/errors.js";
+import { registerSecret } from "../log.js";
 import { Key32, Network, Peer, Port } from "../core/protocol.js";
 import { identityFromSecret, wgKeyPairFromPrivate, type Identity, type WgKeyPair } from "../crypto/keys.js";
 
@@ -19,13 +21,63 @@ export const stateDirOf = (stateRoot: string, network: string): string => join(s
 export const controlSocketOf = (network: string): string => join(DEFAULT_RUN_DIR, `${network}.sock`);
 export const JOIN_FILE = "join.json";
 
-/** Writes atomically (temp file + rename) with the mode set before any byte lands. */
+/**
+ * Writes path so that a kill or a power cut at any moment leaves the old
+ * file or the new one, never an empty or partial one (issue 14, acceptance
+ * 7): a temp file in the same directory, created with the mode and
+ * fchmod'ed to it (whatever the umask), written and fsync'ed, renamed over
+ * path, then the directory fsync'ed so the rename itself is on disk. The
+ * new file's mode is `mode` even when path existed with a looser one. Temp
+ * files a killed writer left behind (they may hold a key) are removed first.
+ */
+export async function writeFileAtomic(path: string, data: string, mode: number): Promise<void> {
+  const dir = dirname(path);
+  await removeStaleTemps(dir, basename(path));
+  const tmp = join(dir, `${tempPrefix(basename(path))}${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
+  const fh = await open(tmp, "wx", mode);
+  try {
+    await fh.chmod(mode);
+    await fh.writeFile(data, "utf8");
+    await fh.sync();
+    await fh.close();
+    await rename(tmp, path);
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  const d = await open(dir, "r");
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}
+
+const tempPrefix = (base: string): string => `.${base}.`;
+
+async function removeStaleTemps(dir: string, base: string): Promise<void> {
+  const prefix = tempPrefix(base);
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const pid = Number(name.slice(prefix.length).split(".")[0]);
+    if (!name.startsWith(prefix) || !name.endsWith(".tmp") || !Number.isInteger(pid) || alive(pid)) continue;
+    await rm(join(dir, name), { force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** A key or state file: 0600 (or mode) in a 0700 directory, written atomically. */
 export async function writePrivateFile(path: string, data: string, mode = 0o600): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, data, { mode });
-  await chmod(tmp, mode);
-  await rename(tmp, path);
+  await writeFileAtomic(path, data, mode);
 }
 
 async function readKeyFile(path: string, what: string): Promise<string> {
@@ -37,21 +89,29 @@ async function readKeyFile(path: string, what: string): Promise<string> {
 }
 
 export async function loadIdentity(path: string): Promise<Identity> {
-  const raw = Buffer.from(await readKeyFile(path, "identity key"), "base64");
+  const text = await readKeyFile(path, "identity key");
+  registerSecret(text);
+  const raw = Buffer.from(text, "base64");
   if (raw.length !== 32) throw new ScopeError("config", `${path}: identity key must be 32 bytes of base64`);
   return identityFromSecret(raw);
 }
 
 export async function loadWgKey(path: string): Promise<WgKeyPair> {
   try {
-    return wgKeyPairFromPrivate(await readKeyFile(path, "WireGuard private key"));
+    const text = await readKeyFile(path, "WireGuard private key");
+    registerSecret(text);
+    return wgKeyPairFromPrivate(text);
   } catch (e) {
     if (e instanceof ScopeError) throw e;
     throw new ScopeError("config", `${path}: not a WireGuard private key`);
   }
 }
 
-export const identityFileText = (id: Identity): string => Buffer.from(id.secretKey).toString("base64") + "\n";
+export function identityFileText(id: Identity): string {
+  const text = Buffer.from(id.secretKey).toString("base64");
+  registerSecret(text);
+  return text + "\n";
+}
 
 /** What `scope join` learned and the daemon needs on every start (the token is not kept). */
 export const JoinState = z.object({

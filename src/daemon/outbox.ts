@@ -14,7 +14,7 @@
  *   trickle from each host instead of a pile of requests that time out
  *   together and come back together.
  */
-import type { Clock, TimerId } from "../core/clock.js";
+import type { Clock, Random, TimerId } from "../core/clock.js";
 import { ScopeError } from "../core/errors.js";
 import type { PostMessage } from "../core/protocol.js";
 
@@ -24,8 +24,18 @@ export const RETRY_MAX_MS = 16_000;
 /** Attempts per message before it is given up (about a minute of backoff). */
 export const MAX_ATTEMPTS = 7;
 
+/**
+ * The wait before retry number attempt + 1: doubling from RETRY_MIN_MS up to
+ * RETRY_MAX_MS, times a jitter in [0.5, 1) so that hosts refused together
+ * (a registry restart, an overload) do not all come back together.
+ */
+export const backoffMs = (attempt: number, random: Random): number =>
+  Math.round(Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** attempt) * (0.5 + random() / 2));
+
 export interface OutboxDeps {
   clock: Clock;
+  /** Retry jitter (default: none, for tests that count exact delays). */
+  random?: Random;
   post: (m: PostMessage) => Promise<unknown>;
   /** A message given up for good (refused, or out of attempts). */
   onDrop: (m: PostMessage, err: Error, attempts: number) => void;
@@ -138,7 +148,7 @@ export class Outbox {
       this.d.onDrop(e.message, err, e.attempts);
       return;
     }
-    const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (e.attempts - 1));
+    const delay = backoffMs(e.attempts - 1, this.d.random ?? (() => 1));
     this.waiting.set(e.key, e);
     e.timer = this.d.clock.setTimer(delay, () => {
       e.timer = undefined;

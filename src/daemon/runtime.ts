@@ -22,7 +22,15 @@ import { randomBytes } from "node:crypto";
 import { unlink } from "node:fs/promises";
 import type { Server } from "node:net";
 import { hasActiveState, type Backend, type DesiredInterface } from "../core/backend.js";
-import { preciseClock, sleep, systemClock, type Clock, type Random, type TimerId } from "../core/clock.js";
+import {
+  preciseClock,
+  sleep,
+  systemClock,
+  systemRandom,
+  type Clock,
+  type Random,
+  type TimerId,
+} from "../core/clock.js";
 import {
   anyPending,
   createEngineState,
@@ -39,19 +47,20 @@ import { composeCandidates, natInfoOf, type NetcheckReport } from "../core/netch
 import type { Event, JoinResponse, PeerUpdate } from "../core/protocol.js";
 import { TIMER_PROFILES, type TimerProfile } from "../core/timers.js";
 import type { HttpTransport } from "../client/http.js";
-import { RegistryClient } from "../client/registry-client.js";
+import { RegistryClient, newStreamStats, type StreamStats } from "../client/registry-client.js";
 import type { EdgeConfig } from "../config/schema.js";
 import type { Identity, WgKeyPair } from "../crypto/keys.js";
 import { shortKey } from "../crypto/keys.js";
-import type { Logger } from "../log.js";
+import { registerSecret, type Logger } from "../log.js";
 import { BackendWorker } from "./backend-worker.js";
 import { serveControl } from "./control.js";
 import type { JoinState } from "./files.js";
 import { localAddresses, runNetcheck, type NetcheckRunner } from "./netcheck-runner.js";
 import { pingPeer } from "./ping.js";
-import { Outbox, RETRY_MAX_MS, RETRY_MIN_MS, isRetryable } from "./outbox.js";
+import { Outbox, backoffMs, isRetryable } from "./outbox.js";
 import { ProbeSocket, type ProbeTransport } from "./udp.js";
 import { trustOf } from "../client/tls.js";
+import { identityKeyer } from "../core/probe/mac.js";
 
 export interface DaemonDeps {
   config: EdgeConfig;
@@ -98,11 +107,15 @@ const ADDRESS_POLL_MS = 1_000;
 /** A NAT can change its mapping without any local change: re-check now and then. */
 const NETCHECK_EVERY_MS = 60_000;
 const REGISTRY_RETRY_MS = 2_000;
+/** Events held while entering; past this they are dropped and the peer list read again. */
+const MAX_QUEUED_EVENTS = 10_000;
 
 export type Status = EngineStatus & {
   backend: string;
   profile: string;
   registry: "connected" | "disconnected";
+  /** The event stream's resume point and counters (a silent stream is noticed and replaced). */
+  stream: StreamStats;
 };
 
 /** The interface half of a desired state, from the config; addresses come from the registry. */
@@ -121,6 +134,7 @@ export const desiredInterface = (
 export class Daemon {
   private st!: EngineState;
   private readonly clock: Clock;
+  private readonly random: Random;
   /** The engine's time: fractional ms by default, so probe round trips under 1 ms are seen (the registry client signs whole ms). */
   private readonly engineNow: () => number;
   /** Stops following the backend's active state (NetworkManager: the user's switch). */
@@ -143,6 +157,7 @@ export class Daemon {
   private queued: Event[] | undefined = [];
   private control: Server | undefined;
   private registryUp = false;
+  private readonly streamStats = newStreamStats();
   /** Our own leave is under way: the selfRemoved it causes is expected. */
   private leaving = false;
   /** A migration netcheck is under way: address polls meanwhile wait for it. */
@@ -151,6 +166,11 @@ export class Daemon {
   private selfUnsent = false;
   /** Counts updateSelf sends: only the failure of the latest one is retried. */
   private selfGen = 0;
+  private selfChain: Promise<void> = Promise.resolve();
+  /** The netcheck under way: a second asker shares it (two would take each other's reflector replies). */
+  private netcheckRun: Promise<NetcheckReport> | undefined;
+  /** Events that came while entering overflowed the queue: read the list again once a member. */
+  private queueOverflowed = false;
   private lastNetcheck: NetcheckReport | undefined;
   /** Start-up phases, logged once a member (where a slow start goes). */
   private readonly startupMs: { netcheckMs?: number } = {};
@@ -162,6 +182,7 @@ export class Daemon {
 
   constructor(private readonly d: DaemonDeps) {
     this.clock = d.clock ?? systemClock;
+    this.random = d.random ?? systemRandom;
     this.engineNow = d.clock ? () => this.clock.now() : () => preciseClock.now();
     this.profile = TIMER_PROFILES[d.config.daemon.timers];
     this.sock = (d.probeSocket ?? ((port) => new ProbeSocket(port)))(this.probePort);
@@ -177,6 +198,7 @@ export class Daemon {
     this.log = d.logger;
     this.outbox = new Outbox({
       clock: this.clock,
+      random: this.random,
       post: (m) => this.client.postMessage(m),
       onDrop: (m, err, attempts) =>
         this.log.warn("message not sent", { type: m.type, to: m.to, attempts, error: err.message }),
@@ -268,7 +290,7 @@ export class Daemon {
     this.st = createEngineState(
       {
         profile: this.profile,
-        identity: this.d.identity,
+        identity: identityKeyer(this.d.identity),
         nonceSalt: randomBytes(4).toString("hex"),
         probePort: this.probePort,
       },
@@ -344,6 +366,10 @@ export class Daemon {
         const queued = this.queued ?? [];
         this.queued = undefined;
         for (const event of queued) this.dispatch({ type: "event", event });
+        if (this.queueOverflowed) {
+          this.queueOverflowed = false;
+          void this.resync("events dropped while entering");
+        }
         return true;
       } catch (e) {
         if (!this.starting) return false;
@@ -352,7 +378,7 @@ export class Daemon {
         this.log.warn("registry unreachable; tunnels stay as they are, retrying", {
           error: (e as Error).message,
         });
-        await sleep(this.clock, REGISTRY_RETRY_MS, this.abort.signal);
+        await sleep(this.clock, REGISTRY_RETRY_MS * (0.5 + this.random() / 2), this.abort.signal);
       }
     }
     return false;
@@ -363,8 +389,8 @@ export class Daemon {
     try {
       await this.client.events({
         signal: this.abort.signal,
-        onEvent: (event) =>
-          this.queued ? void this.queued.push(event) : this.dispatch({ type: "event", event }),
+        stats: this.streamStats,
+        onEvent: (event) => (this.queued ? this.enqueue(event) : this.dispatch({ type: "event", event })),
         onReady: () => {
           this.registryUp = true;
           // After a reconnect, events may be gone (registry restart without history): re-read the list.
@@ -387,6 +413,18 @@ export class Daemon {
       this.log.error("event stream failed for good", { error: (e as Error).message });
       if (e instanceof ScopeError && (e.code === "not_found" || e.code === "unauthorized"))
         await this.shutdown(1, { remove: false });
+    }
+  }
+
+  /** Holds an event until enter() is done; bounded, since a registry may stream faster than we enter. */
+  private enqueue(event: Event): void {
+    if (!this.queued) return;
+    if (this.queued.length < MAX_QUEUED_EVENTS) this.queued.push(event);
+    else if (!this.queueOverflowed) {
+      this.queueOverflowed = true;
+      this.log.warn("too many events while entering; the peer list is read again afterwards", {
+        queued: this.queued.length,
+      });
     }
   }
 
@@ -426,6 +464,8 @@ export class Daemon {
         this.sock.send(e.to, e.bytes);
         break;
       case "applyPeers":
+        // Masked by value in every later log line, whatever a message interpolates.
+        for (const p of e.peers) if (p.presharedKey) registerSecret(p.presharedKey);
         this.worker.apply({ iface: this.iface(), peers: e.peers });
         break;
       case "triggerHandshake":
@@ -470,17 +510,27 @@ export class Daemon {
     this.selfUnsent = false;
     this.cancel("self-retry");
     const gen = ++this.selfGen;
-    this.client.updateSelf(update).catch((err: Error) => {
-      if (gen !== this.selfGen || !this.running) return; // a newer update went out meanwhile
-      this.selfUnsent = true;
-      this.log.warn("self update not sent", { error: err.message, attempt: attempt + 1 });
-      if (!isRetryable(err) || !this.st.self) return;
-      const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** attempt);
-      this.after("self-retry", delay, () => {
-        const self = this.st.self;
-        if (self && this.selfUnsent)
-          this.sendSelf({ candidates: self.candidates, nat: self.nat }, attempt + 1);
-      });
+    // One at a time, in order: two requests in flight may reach the registry
+    // in either order, and the older record must never be the last one written.
+    // One superseded before its turn is not sent; the newest carries the whole record.
+    this.selfChain = this.selfChain.then(async () => {
+      if (gen !== this.selfGen || !this.running) return;
+      const self = this.st.self;
+      await this.client
+        .updateSelf(self ? { ...update, candidates: self.candidates, nat: self.nat } : update)
+        .catch((err: Error) => this.selfFailed(gen, err, attempt));
+    });
+  }
+
+  private selfFailed(gen: number, err: Error, attempt: number): void {
+    if (gen !== this.selfGen || !this.running) return; // a newer update went out meanwhile
+    this.selfUnsent = true;
+    this.log.warn("self update not sent", { error: err.message, attempt: attempt + 1 });
+    if (!isRetryable(err) || !this.st.self) return;
+    const delay = backoffMs(attempt, this.random);
+    this.after("self-retry", delay, () => {
+      const self = this.st.self;
+      if (self && this.selfUnsent) this.sendSelf({ candidates: self.candidates, nat: self.nat }, attempt + 1);
     });
   }
 
@@ -505,6 +555,11 @@ export class Daemon {
   }
 
   private netcheck(): Promise<NetcheckReport> {
+    this.netcheckRun ??= this.netcheckOnce().finally(() => (this.netcheckRun = undefined));
+    return this.netcheckRun;
+  }
+
+  private netcheckOnce(): Promise<NetcheckReport> {
     if (this.d.netcheck) return this.d.netcheck(this.abort.signal);
     return runNetcheck(
       this.sock,
@@ -561,6 +616,7 @@ export class Daemon {
       backend: this.d.backend.name,
       profile: this.profile.name,
       registry: this.registryUp ? "connected" : "disconnected",
+      stream: { ...this.streamStats },
     };
   }
 

@@ -116,6 +116,11 @@ export class Scenario {
     return `http://${this.lab.publicV4(this.registryHost)}:${REGISTRY_PORT}`;
   }
 
+  /** The registry's SQLite file, for tests that check what it holds (sqlite3 on the real file). */
+  get registryDb(): string {
+    return join(this.regDir, "data", "registry.db");
+  }
+
   get adminSocket(): string {
     return join(this.regDir, "admin.sock");
   }
@@ -158,6 +163,11 @@ export class Scenario {
     await this.admin.createNetwork({ name: net, cidr: CIDR });
     const { token } = await this.admin.createToken(net, { uses: 10_000 });
     this.tokens.set(net, token);
+  }
+
+  /** The join token of a network, for tests that look for it where it must not be. */
+  tokenOf(net: string): string {
+    return this.tokens.get(net) ?? "";
   }
 
   /** The registry's peer records of a network (admin view). */
@@ -215,7 +225,7 @@ export class Scenario {
           "--insecure",
           "--network",
           network,
-          "--token",
+          "--token-file",
           "-",
           "--name",
           edge.name,

@@ -7,13 +7,18 @@
 // `scope status` and in WireGuard itself, and stay healthy.
 
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { createConnection } from "node:net";
+import { spawn } from "node:child_process";
+import { join } from "node:path";
 import { expect } from "chai";
 import { encodeProbe } from "../../src/core/probe/codec.js";
 import { skipUnlessLab } from "./lab.js";
 import { ping, wgShow } from "./checks.js";
+import { rssKb } from "../registry/harness.js";
 import { Scenario } from "./scenario.js";
-import { sendDatagrams, Sniffer } from "./sniff.js";
+import { Replayer, sendDatagrams, Sniffer } from "./sniff.js";
+import { CmdlineSampler } from "./cmdlines.js";
 import { peerNamed } from "./status.js";
 import { waitFor } from "./wait.js";
 import type { World } from "./world.js";
@@ -25,8 +30,11 @@ const WORLD: World = {
     { name: "t", v6: false },
     { name: "f", router: "r-f", v6: false },
     { name: "atk", v6: false },
+    { name: "n", v6: false },
   ],
 };
+
+const CANARY = `canary-secret-${randomBytes(8).toString("hex")}`;
 
 interface Victim {
   readonly host: "t" | "f";
@@ -44,10 +52,15 @@ describe("lab: forged and replayed probes", function () {
   this.timeout(180_000);
   let sc: Scenario | undefined;
   const victims: Victim[] = [];
+  let argvs: CmdlineSampler;
 
   before(async function () {
     skipUnlessLab(this);
     const s = (sc = await Scenario.start(WORLD, "reg"));
+    // Issue 14, acceptance 9: every process's argv, all through both joins.
+    argvs = new CmdlineSampler();
+    // A canary with a made-up secret on its argv: the sampler must see it, or it proves nothing.
+    spawn(process.execPath, ["-e", "setTimeout(() => {}, 500)", CANARY], { stdio: "ignore" });
     // Capture from the very first probe: once settled, probing backs off.
     const t = await s.join("t");
     const tSniff = await Sniffer.start(s.lab, "t", t.probePort);
@@ -58,6 +71,7 @@ describe("lab: forged and replayed probes", function () {
     await s.waitConverged(["t", "f"], 30_000);
     tSniff.stop();
     fSniff.stop();
+    await argvs.stop();
     const keys = await s.registryPeers();
     for (const [host, peer, sniffer, probeTarget] of [
       ["t", "f", tSniff, `${s.lab.publicV4("t")}:${t.probePort}`],
@@ -174,6 +188,49 @@ describe("lab: forged and replayed probes", function () {
     expect(r.deviations).to.deep.equal([]);
   });
 
+  it("no process's argv held a token, a private key or a PSK during the joins (issue 14, acceptance 9)", async () => {
+    const s = sc as Scenario;
+    const secrets = [s.tokenOf("lab")];
+    for (const host of ["t", "f"]) {
+      const e = s.edge(host);
+      secrets.push(readFileSync(join(e.dir, "state", "lab", "wg.key"), "utf8").trim());
+      secrets.push(readFileSync(join(e.dir, "state", "lab", "identity.key"), "utf8").trim());
+      for (const psk of (await wgShow(s.lab, host, e.iface, "preshared-keys")).values())
+        if (psk !== "(none)") secrets.push(psk);
+    }
+    console.log(`    ${argvs.samples} samples of /proc/*/cmdline, ${argvs.seen.size} distinct command lines`);
+    expect(argvs.holding([CANARY]), "the canary's argv was seen").to.have.length(1);
+    expect(argvs.holding(secrets)).to.deep.equal([]);
+  });
+
+  it("10 000 malformed inputs each on the control socket and the probe port change nothing (issue 14, acceptance 6)", async () => {
+    const s = sc as Scenario;
+    const v = victims.find((x) => x.host === "t") as Victim;
+    const pid = s.edge("t").daemon?.pid ?? 0;
+    const before = { rss: rssKb(pid), status: await s.status("t") };
+    // The probe port: garbage of every length, truncated and bit-flipped real probes.
+    const real = v.probes;
+    const junk = Array.from({ length: 10_000 }, (_, i) => {
+      const p = real[i % real.length] ?? Buffer.alloc(0);
+      if (i % 3 === 0) return randomBytes(i % 1400);
+      if (i % 3 === 1) return p.subarray(0, i % (p.length + 1));
+      const flipped = Buffer.from(p);
+      if (flipped.length) flipped[i % flipped.length] ^= 1 << (i % 8);
+      return flipped;
+    });
+    for (let i = 0; i < junk.length; i += 2_000)
+      await sendDatagrams(s.lab, "atk", v.probeTarget, junk.slice(i, i + 2_000), 0, 50);
+    // The control socket: 10 000 malformed requests over many connections.
+    const answers = await fuzzControl(s.edge("t").controlSocket, 10_000);
+    const after = { rss: rssKb(pid), status: await s.status("t") };
+    console.log(`    control answers ${answers}; RSS ${before.rss} → ${after.rss} kB`);
+    expect(s.edge("t").daemon?.exitCode ?? null, "daemon still running").to.equal(null);
+    expect(after.rss - before.rss, "RSS growth, kB").to.be.lessThan(64 * 1024);
+    const view = (st: typeof before.status) => st.peers.map((p) => [p.name, p.path, p.endpoint]);
+    expect(view(after.status)).to.deep.equal(view(before.status));
+    expect(await watch(v, 1_000)).to.deep.equal([]);
+  });
+
   it("a join the registry refuses (wrong token) leaves no interface behind", async function () {
     // join --foreground makes the interface while its request is on the wire.
     const s = sc as Scenario;
@@ -184,7 +241,7 @@ describe("lab: forged and replayed probes", function () {
       "--insecure",
       "--network",
       "lab",
-      "--token",
+      "--token-file",
       "-",
       "--name",
       "refused",
@@ -204,6 +261,57 @@ describe("lab: forged and replayed probes", function () {
     expect(existsSync("/var/run/wireguard/sl-refused.sock"), "wireguard-go socket left").to.equal(false);
   });
 
+  it("probes replayed while the peer is still pending are not answered and move nothing (issue 14, acceptance 8)", async () => {
+    // n joins while t drops its WireGuard handshakes, so t keeps n pending as long
+    // as the attack lasts; n's genuine probes reach t (and are captured there), and
+    // each is replayed at once from n's own address on another port: what a NAT
+    // rebinding looks like, and what the replay check alone tells apart.
+    const s = sc as Scenario;
+    const nIp = s.lab.publicV4("n");
+    const { listenPort: tWg, probePort: tProbe } = s.ports("t");
+    const { listenPort: nWg } = s.ports("n");
+    await s.lab.exec("t", ["nft", "-f", "-"], {
+      input: `table inet sl-hold { chain in { type filter hook input priority 0; ip saddr ${nIp} udp dport ${tWg} drop; }; }\n`,
+    });
+    const sniff = await Sniffer.start(s.lab, "t", tProbe);
+    const replayer = await Replayer.start(s.lab, "n", `${s.lab.publicV4("t")}:${tProbe}`, 40_000);
+    let replayed = 0;
+    let pendingSeen = 0;
+    const bad: string[] = [];
+    try {
+      await s.join("n");
+      const until = Date.now() + 8_000;
+      while (Date.now() < until) {
+        for (const c of sniff.captured.splice(0))
+          if (c.from === `${nIp}:${s.ports("n").probePort}`) {
+            replayer.send(c.payload);
+            replayed++;
+          }
+        const p = peerNamed(await s.status("t"), "n");
+        if (p?.path === "pending") pendingSeen++;
+        if (p?.endpoint?.endsWith(":40000")) bad.push(`status endpoint ${p.endpoint}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      sniff.stop();
+      await s.lab.exec("t", ["nft", "delete", "table", "inet", "sl-hold"], { allowFail: true });
+    }
+    const { sent, replies } = await replayer.stop();
+    const p = await s.waitStatus("t", (st) => peerNamed(st, "n")?.path === "direct", 30_000, "n direct");
+    const wg = (await wgShow(s.lab, "t", s.edge("t").iface, "endpoints")).get(
+      (await s.registryPeers()).find((x) => x.name === "n")?.wgPublicKey ?? "",
+    );
+    console.log(
+      `    replayed ${replayed} (sent ${sent}) while n was pending (${pendingSeen} pending samples); answered ${replies}; then ${peerNamed(p, "n")?.endpoint}`,
+    );
+    expect(replayed, "probes replayed").to.be.greaterThan(0);
+    expect(pendingSeen, "the replays hit a pending peer").to.be.greaterThan(0);
+    expect(bad).to.deep.equal([]);
+    expect(replies, "replayed probes answered").to.equal(0);
+    expect(peerNamed(p, "n")?.endpoint).to.equal(`${nIp}:${nWg}`);
+    expect(wg).to.equal(`${nIp}:${nWg}`);
+  });
+
   it("both daemons are still up and the tunnel still carries traffic", async function () {
     const s = sc as Scenario;
     for (const v of victims) {
@@ -214,3 +322,37 @@ describe("lab: forged and replayed probes", function () {
     }
   });
 });
+
+/** Sends n malformed requests to a control socket, 10 per connection; resolves with the answers received. */
+async function fuzzControl(path: string, n: number): Promise<number> {
+  const kinds = [
+    () => randomBytes(40).toString("latin1"),
+    () => "{",
+    () => JSON.stringify({ cmd: "ping", peer: "x".repeat(500), count: -1 }),
+    () => JSON.stringify({ cmd: "leave", extra: true }),
+    () => JSON.stringify({ cmd: { toString: 1 } }),
+    () => "[]",
+    () => "null",
+    () => JSON.stringify({ cmd: "status", __proto__: { x: 1 } }),
+  ];
+  let answers = 0;
+  const conn = (lines: string[]): Promise<void> =>
+    new Promise((resolve) => {
+      const c = createConnection(path);
+      c.setEncoding("utf8");
+      c.on("data", (d: string) => (answers += d.split("\n").length - 1));
+      c.on("close", () => resolve());
+      c.on("error", () => undefined);
+      c.write(lines.map((l) => l.replace(/\n/g, " ") + "\n").join(""));
+      setTimeout(() => c.destroy(), 500);
+    });
+  for (let i = 0; i < n; i += 200)
+    await Promise.all(
+      Array.from({ length: 20 }, (_, j) =>
+        conn(
+          Array.from({ length: 10 }, (_, k) => (kinds[(i + j * 10 + k) % kinds.length] as () => string)()),
+        ),
+      ),
+    );
+  return answers;
+}

@@ -101,3 +101,59 @@ export async function sendDatagrams(
   });
   return (JSON.parse(r.stdout) as { replies: number }).replies;
 }
+
+// Sends each stdin line (hex) as a datagram the moment it arrives, from one
+// socket; prints the number of answers when stdin ends.
+const REPLAY = `
+const dgram = require("node:dgram");
+const [to, bind] = process.argv.slice(1);
+const i = to.lastIndexOf(":");
+const s = dgram.createSocket("udp4");
+let replies = 0, sent = 0, buf = "";
+s.on("message", () => replies++);
+s.bind(Number(bind), () => {
+  process.stdin.on("data", (d) => {
+    buf += d;
+    let nl;
+    while ((nl = buf.indexOf("\\n")) >= 0) {
+      const hex = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      s.send(Buffer.from(hex, "hex"), Number(to.slice(i + 1)), to.slice(0, i));
+      sent++;
+    }
+  });
+  process.stdin.on("end", () => setTimeout(() => { console.log(JSON.stringify({ sent, replies })); s.close(); }, 500));
+  console.log("ready");
+});
+`;
+
+/** A sender in a lab host that replays datagrams as they are handed to it (no process start per batch). */
+export class Replayer {
+  private out = "";
+  private constructor(private readonly child: ChildProcess) {
+    child.stdout?.on("data", (d: Buffer) => (this.out += d.toString()));
+  }
+
+  static async start(lab: Lab, host: string, to: string, bindPort: number): Promise<Replayer> {
+    const child = lab.spawn(host, [process.execPath, "-e", REPLAY, to, String(bindPort)], {
+      stdio: ["pipe", "pipe", "inherit"],
+    });
+    const r = new Replayer(child);
+    await waitFor(() => r.out.includes("ready"), { timeoutMs: 10_000, what: `replayer on ${host}` });
+    return r;
+  }
+
+  send(payload: Buffer): void {
+    this.child.stdin?.write(payload.toString("hex") + "\n");
+  }
+
+  /** Ends the replay; resolves with how many were sent and how many answers came back. */
+  async stop(): Promise<{ sent: number; replies: number }> {
+    this.child.stdin?.end();
+    const line = await waitFor(() => this.out.split("\n").find((l) => l.startsWith("{")), {
+      timeoutMs: 10_000,
+      what: "replayer's count",
+    });
+    return JSON.parse(line) as { sent: number; replies: number };
+  }
+}

@@ -67,7 +67,7 @@ describe("config", () => {
     [
       "a leading zero (src/core/ip.ts)",
       "[registry]\nlisten = 010.1.1.1:8470\n",
-      /:2: listen: expected ADDR:PORT/,
+      /:2: listen: not an address$/,
     ],
     ["bad level", "[log]\nlevel = loud\n", /:2: level: /],
     ["relative path", "[registry]\ndata = var/lib\n", /:2: data: must be an absolute path$/],

@@ -52,6 +52,23 @@ describe("log", () => {
     expect(out.match(/\[redacted\]/g)).to.have.length(2);
   });
 
+  it("masks a private key by value once it is loaded, whatever field or message carries it", async () => {
+    const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
+    const { generateWgKeyPair } = await import("../../src/crypto/keys.js");
+    const { loadWgKey } = await import("../../src/daemon/files.js");
+    const dir = mkdtempSync("/tmp/scope-log-");
+    const k = generateWgKeyPair();
+    writeFileSync(`${dir}/wg.key`, k.privateKey + "\n", { mode: 0o600 });
+    try {
+      await loadWgKey(`${dir}/wg.key`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const out = capture(() => createLogger("t").warn(`applied ${k.privateKey}`, { change: k.privateKey }));
+    expect(out).to.not.include(k.privateKey);
+    expect(out).to.include(k.publicKey.length > 0 ? "[redacted]" : "");
+  });
+
   it("honours the level", () => {
     setLogLevel("warn");
     expect(capture(() => createLogger("t").info("quiet"))).to.equal("");

@@ -7,6 +7,7 @@ import { AdminClient } from "../../client/admin-client.js";
 import { loadTrust } from "../../client/tls.js";
 import { ScopeError } from "../../core/errors.js";
 import type { CommandIO, OptionSpecs, ParsedArgs } from "../command.js";
+import { CHECKS, type ValueCheck } from "../flags.js";
 
 export const DEFAULT_ADMIN_SOCKET = "/run/scope/registry.sock";
 /** Where a registry without the package's tmpfiles link (DEFAULT_ADMIN_SOCKET → here) listens. */
@@ -23,6 +24,13 @@ export const ADMIN_OPTIONS: OptionSpecs = {
   "ca-file": { type: "string" },
 };
 
+export const ADMIN_CHECKS: Record<string, ValueCheck> = {
+  socket: CHECKS.path,
+  registry: CHECKS.url,
+  "token-file": CHECKS.file,
+  "ca-file": CHECKS.file,
+};
+
 export const ADMIN_HELP = [
   `      --socket PATH       admin socket (default ${DEFAULT_ADMIN_SOCKET})`,
   "      --registry URL      remote registry instead of the socket; needs the admin token",
@@ -31,11 +39,21 @@ export const ADMIN_HELP = [
   "                          never goes over plain http except to a loopback address)",
 ].join("\n");
 
+function readTokenFile(path: string): string {
+  try {
+    return readFileSync(path, "utf8").trim();
+  } catch (e) {
+    throw new ScopeError(
+      "usage",
+      `--token-file ${path}: ${(e as NodeJS.ErrnoException).code ?? "cannot read"}`,
+    );
+  }
+}
+
 export function adminClient(args: ParsedArgs, io: CommandIO): AdminClient {
   const { socket, registry, "token-file": tokenFile } = args.values;
   if (typeof registry === "string") {
-    const token =
-      typeof tokenFile === "string" ? readFileSync(tokenFile, "utf8").trim() : io.env.SCOPE_ADMIN_TOKEN;
+    const token = typeof tokenFile === "string" ? readTokenFile(tokenFile) : io.env.SCOPE_ADMIN_TOKEN;
     if (!token)
       throw new ScopeError(
         "usage",

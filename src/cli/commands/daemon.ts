@@ -2,6 +2,7 @@ import { setLogLevel } from "../../log.js";
 import { buildDaemon, resolveEdge, type PreparedBackend } from "../../daemon/edge.js";
 import type { EdgeConfig } from "../../config/schema.js";
 import type { Command } from "../command.js";
+import { CHECKS } from "../flags.js";
 
 // `scope join --foreground` loads this module early and makes the interface with it.
 export { prepareInterface } from "../../daemon/edge.js";
@@ -16,6 +17,7 @@ export const command: Command = {
     "SIGTERM stops the daemon but leaves the tunnel up, so a restart drops no packet.",
   ].join("\n"),
   options: { config: { type: "string", short: "c" }, network: { type: "string", short: "n" } },
+  checks: { network: CHECKS.network, config: CHECKS.file },
   async run(args) {
     const { config } = await resolveEdge(args.values);
     return runDaemon(config, args.values["log-level"] === undefined);

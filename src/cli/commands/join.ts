@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { existsSync, openSync } from "node:fs";
-import { readFile, writeFile, mkdir } from "node:fs/promises";
+import { readFile, mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadEdgeConfig, parseEdgeConfig } from "../../config/load.js";
@@ -24,23 +24,27 @@ import {
   loadIdentity,
   loadWgKey,
   stateDirOf,
+  writeFileAtomic,
   writeJoinState,
   writePrivateFile,
 } from "../../daemon/files.js";
 import { localAddresses } from "../../daemon/netcheck-runner.js";
 import { registerSecret } from "../../log.js";
 import type { Command, CommandIO } from "../command.js";
+import { CHECKS } from "../flags.js";
 import { hostname } from "node:os";
+
+const TOKEN_HINT = "a token on argv is visible to every user in ps(1); use --token-file F, or - for stdin";
 
 export const command: Command = {
   name: "join",
   summary: "Join this host to a network: create keys, write /etc/scope/NET.conf, start the daemon",
   usage:
-    "join REGISTRY_URL --network NET (--token-file F | --token - | --token T) [--name N] [--backend auto|wg|networkmanager|networkd] [--listen-port P] [--interface IF] [--timers fast|seed] [--config-dir DIR] [--state-dir DIR] [--ca-file PEM] [--pin sha256/B64] [--insecure] [--no-start | --foreground]",
+    "join REGISTRY_URL --network NET --token-file F|- [--name N] [--backend auto|wg|networkmanager|networkd] [--listen-port P] [--interface IF] [--timers fast|seed] [--config-dir DIR] [--state-dir DIR] [--ca-file PEM] [--pin sha256/B64] [--insecure] [--no-start | --foreground]",
   help: [
     "Keys are created once under STATE_DIR/NET (identity.key, wg.key; 0600, directory 0700)",
-    "and reused when joining again. The token is read from --token-file F or stdin",
-    "(--token -); --token T works but is visible to every user in ps(1).",
+    "and reused when joining again. The token is read from --token-file F, or from",
+    "stdin with --token-file -; never from argv, which every user sees in ps(1).",
     "Without --no-start the daemon is started in the background, or, when systemd",
     "runs, the 'systemctl enable --now scope@NET' line to run is printed.",
     "With --foreground this process becomes the daemon (as 'scope daemon --config",
@@ -51,7 +55,6 @@ export const command: Command = {
   ].join("\n"),
   options: {
     network: { type: "string", short: "n" },
-    token: { type: "string" },
     "token-file": { type: "string" },
     name: { type: "string" },
     backend: { type: "string", default: "auto" },
@@ -66,7 +69,21 @@ export const command: Command = {
     pin: { type: "string" },
     insecure: { type: "boolean" },
   },
-  positionals: { min: 1, max: 1, names: ["REGISTRY_URL"] },
+  checks: {
+    network: CHECKS.network,
+    "token-file": CHECKS.secretFile,
+    name: CHECKS.peerName,
+    backend: CHECKS.backend,
+    "listen-port": CHECKS.listenPort,
+    interface: CHECKS.iface,
+    timers: CHECKS.timers,
+    "config-dir": CHECKS.path,
+    "state-dir": CHECKS.path,
+    "ca-file": CHECKS.file,
+    pin: CHECKS.pin,
+  },
+  refused: { token: TOKEN_HINT },
+  positionals: { min: 1, max: 1, names: ["REGISTRY_URL"], checks: [CHECKS.url] },
   async run(args, io) {
     const v = args.values as Record<string, string | boolean | undefined>;
     const url = args.positionals[0] ?? "";
@@ -106,6 +123,7 @@ export const command: Command = {
       () => loadWgKey(`${stateDir}/wg.key`),
       async (p) => {
         const k = generateWgKeyPair();
+        registerSecret(k.privateKey);
         await writePrivateFile(p, k.privateKey + "\n");
         return k;
       },
@@ -165,7 +183,7 @@ export const command: Command = {
     });
 
     await mkdir(String(v["config-dir"]), { recursive: true, mode: 0o755 });
-    await writeFile(confPath, confText, { mode: 0o640 });
+    await writeFileAtomic(confPath, confText, 0o640);
     io.stdout.write(
       `joined ${network} as ${response.self.name} (${response.self.address}), peer id ${response.self.id}, WireGuard key ${shortKey(wg.publicKey)}\n` +
         `config: ${confPath}\n`,
@@ -190,22 +208,18 @@ function check<T>(
 }
 
 async function readToken(v: Record<string, string | boolean | undefined>, io: CommandIO): Promise<string> {
+  const file = v["token-file"];
+  if (typeof file !== "string")
+    throw new ScopeError("usage", "a join token is needed: --token-file F, or --token-file - for stdin");
   let token: string;
-  if (typeof v["token-file"] === "string")
-    token = await readFile(v["token-file"], "utf8").catch(() => {
-      throw new ScopeError("usage", `cannot read --token-file ${v["token-file"]}`);
-    });
-  else if (v.token === "-") {
+  if (file === "-") {
     const chunks: Buffer[] = [];
     for await (const c of io.stdin) chunks.push(Buffer.from(c as Buffer));
     token = Buffer.concat(chunks).toString("utf8");
-  } else if (typeof v.token === "string") {
-    io.stderr.write(
-      "scope: warning: --token T is visible to other users in ps(1); prefer --token-file F or --token -\n",
-    );
-    token = v.token;
   } else
-    throw new ScopeError("usage", "a join token is needed: --token-file F, --token - (stdin) or --token T");
+    token = await readFile(file, "utf8").catch(() => {
+      throw new ScopeError("usage", `--token-file ${file}: cannot read`);
+    });
   token = token.trim();
   if (token.length < 8) throw new ScopeError("usage", "the join token is too short");
   return token;

@@ -8,6 +8,7 @@ import { loadIdentity } from "../../daemon/files.js";
 import { createLogger } from "../../log.js";
 import type { Command } from "../command.js";
 import { trustOf } from "../../client/tls.js";
+import { CHECKS } from "../flags.js";
 
 export const command: Command = {
   name: "leave",
@@ -22,6 +23,8 @@ export const command: Command = {
     config: { type: "string" },
     "keep-files": { type: "boolean" },
   },
+  checks: { network: CHECKS.network, config: CHECKS.file },
+
   async run(args, io) {
     const { path, config } = await resolveEdge(args.values);
     const net = config.network.name;

@@ -2,6 +2,7 @@ import type { NetcheckReport } from "../../core/netcheck.js";
 import { formatEndpoint } from "../../core/ip.js";
 import { askDaemon, resolveEdge } from "../../daemon/edge.js";
 import { JSON_OPTION, output, type Command } from "../command.js";
+import { CHECKS } from "../flags.js";
 
 export const command: Command = {
   name: "netcheck",
@@ -10,6 +11,7 @@ export const command: Command = {
   usage: "netcheck [--network NET] [--json]",
   help: "Asks the running daemon, which owns the probe socket (the NAT mapping that matters is that socket's).",
   options: { network: { type: "string", short: "n" }, config: { type: "string" }, ...JSON_OPTION },
+  checks: { network: CHECKS.network, config: CHECKS.file },
   async run(args, io) {
     const { config } = await resolveEdge(args.values);
     const report = (await askDaemon(config, { cmd: "netcheck" })).netcheck as NetcheckReport;

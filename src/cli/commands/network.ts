@@ -1,6 +1,7 @@
 import type { Network } from "../../core/protocol.js";
 import { JSON_OPTION, output, table, type Command } from "../command.js";
-import { ADMIN_HELP, ADMIN_OPTIONS, adminClient } from "./admin-target.js";
+import { CHECKS } from "../flags.js";
+import { ADMIN_CHECKS, ADMIN_HELP, ADMIN_OPTIONS, adminClient } from "./admin-target.js";
 
 export const create: Command = {
   name: "network create",
@@ -19,7 +20,8 @@ export const create: Command = {
     cidr6: { type: "string" },
     topology: { type: "string" },
   },
-  positionals: { min: 1, max: 1, names: ["NAME"] },
+  checks: { ...ADMIN_CHECKS, cidr: CHECKS.cidr, cidr6: CHECKS.cidr6, topology: CHECKS.topology },
+  positionals: { min: 1, max: 1, names: ["NAME"], checks: [CHECKS.network] },
   async run(args, io) {
     const { cidr, cidr6, topology } = args.values;
     const input = {
@@ -44,6 +46,7 @@ export const list: Command = {
   usage: "network list [--json]",
   help: ADMIN_HELP,
   options: { ...ADMIN_OPTIONS, ...JSON_OPTION },
+  checks: ADMIN_CHECKS,
   async run(args, io) {
     const networks = await adminClient(args, io).listNetworks();
     output(io, args, networks, (ns) =>

@@ -1,6 +1,7 @@
 import { ScopeError } from "../../core/errors.js";
 import { JSON_OPTION, output, table, type Command } from "../command.js";
-import { ADMIN_HELP, ADMIN_OPTIONS, adminClient } from "./admin-target.js";
+import { CHECKS } from "../flags.js";
+import { ADMIN_CHECKS, ADMIN_HELP, ADMIN_OPTIONS, adminClient } from "./admin-target.js";
 
 export const list: Command = {
   name: "peer list",
@@ -8,7 +9,8 @@ export const list: Command = {
   usage: "peer list NETWORK [--json]",
   help: ADMIN_HELP,
   options: { ...ADMIN_OPTIONS, ...JSON_OPTION },
-  positionals: { min: 1, max: 1, names: ["NETWORK"] },
+  checks: ADMIN_CHECKS,
+  positionals: { min: 1, max: 1, names: ["NETWORK"], checks: [CHECKS.network] },
   async run(args, io) {
     const peers = await adminClient(args, io).listPeers(args.positionals[0] ?? "");
     output(io, args, peers, (ps) =>
@@ -26,7 +28,8 @@ export const remove: Command = {
   usage: "peer remove NETWORK PEER",
   help: ADMIN_HELP,
   options: ADMIN_OPTIONS,
-  positionals: { min: 2, max: 2, names: ["NETWORK", "PEER"] },
+  checks: ADMIN_CHECKS,
+  positionals: { min: 2, max: 2, names: ["NETWORK", "PEER"], checks: [CHECKS.network] },
   async run(args, io) {
     const [network = "", which = ""] = args.positionals;
     const admin = adminClient(args, io);

@@ -1,6 +1,7 @@
 import { ScopeError } from "../../core/errors.js";
 import { askDaemon, resolveEdge } from "../../daemon/edge.js";
 import { JSON_OPTION, output, type Command } from "../command.js";
+import { CHECKS } from "../flags.js";
 
 interface PingAnswer {
   peer: string;
@@ -19,6 +20,7 @@ export const command: Command = {
     config: { type: "string" },
     ...JSON_OPTION,
   },
+  checks: { network: CHECKS.network, config: CHECKS.file, count: CHECKS.count },
   positionals: { min: 1, max: 1, names: ["PEER"] },
   async run(args, io) {
     const count = Number(args.values.count ?? 3);

@@ -5,6 +5,7 @@ import { ListenAddress, RegistryConfig } from "../../config/schema.js";
 import { ScopeError } from "../../core/errors.js";
 import { setLogLevel } from "../../log.js";
 import type { Command } from "../command.js";
+import { CHECKS } from "../flags.js";
 
 export const DEFAULT_REGISTRY_CONFIG = "/etc/scope/registry.conf";
 
@@ -21,6 +22,7 @@ export const command: Command = {
     "      --data DIR         database and registry key (default /var/lib/scope/registry)",
   ].join("\n"),
   options: { config: { type: "string", short: "c" }, listen: { type: "string" }, data: { type: "string" } },
+  checks: { config: CHECKS.file, listen: CHECKS.listen, data: CHECKS.path },
   async run(args) {
     const { config: file, listen, data } = args.values;
     const path =

@@ -1,6 +1,7 @@
 import { askDaemon, resolveEdge } from "../../daemon/edge.js";
 import type { Status } from "../../daemon/runtime.js";
 import { JSON_OPTION, output, table, type Command } from "../command.js";
+import { CHECKS } from "../flags.js";
 
 export const command: Command = {
   name: "status",
@@ -12,6 +13,8 @@ export const command: Command = {
     config: { type: "string", short: "c" },
     ...JSON_OPTION,
   },
+  checks: { network: CHECKS.network, config: CHECKS.file },
+
   async run(args, io) {
     const { config } = await resolveEdge(args.values);
     const status = (await askDaemon(config, { cmd: "status" })).status as Status;

@@ -1,7 +1,8 @@
 import { Duration } from "../../config/schema.js";
 import { ScopeError } from "../../core/errors.js";
 import { JSON_OPTION, output, type Command } from "../command.js";
-import { ADMIN_HELP, ADMIN_OPTIONS, adminClient } from "./admin-target.js";
+import { CHECKS } from "../flags.js";
+import { ADMIN_CHECKS, ADMIN_HELP, ADMIN_OPTIONS, adminClient } from "./admin-target.js";
 
 /** --expires in seconds, with the duration syntax of the config files. */
 function expiresIn(s: string): number {
@@ -21,7 +22,8 @@ export const command: Command = {
     ADMIN_HELP,
   ].join("\n"),
   options: { ...ADMIN_OPTIONS, ...JSON_OPTION, uses: { type: "string" }, expires: { type: "string" } },
-  positionals: { min: 1, max: 1, names: ["NETWORK"] },
+  checks: { ...ADMIN_CHECKS, uses: CHECKS.uses, expires: CHECKS.expires },
+  positionals: { min: 1, max: 1, names: ["NETWORK"], checks: [CHECKS.network] },
   async run(args, io) {
     const { uses, expires } = args.values;
     if (uses !== undefined && !/^[0-9]+$/.test(String(uses)))

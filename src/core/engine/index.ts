@@ -18,6 +18,12 @@ export interface EngineStatus {
   peers: PeerStatus[];
 }
 
+/** Why a peer is not direct when its probes are refused for their time. */
+const skewReason = (ps: PeerState): string | undefined =>
+  ps.probe.skewMs === undefined || ps.paths.path === "direct"
+    ? undefined
+    : `clock off by ${Math.round(ps.probe.skewMs / 1000)} s (probes rejected)`;
+
 function peerStatus(st: EngineState, ps: PeerState): PeerStatus {
   const paused = !st.admin.active;
   const endpoint = shownEndpoint(ps);
@@ -32,8 +38,9 @@ function peerStatus(st: EngineState, ps: PeerState): PeerStatus {
     // Microseconds are as far as a probe round trip means anything.
     latencyMs: paused || latency === null ? null : Math.round(latency * 1_000) / 1_000,
     lastHandshakeMs: ps.paths.wg.lastHandshakeMs ?? null,
-    reason: paused ? PAUSED_REASON : ps.paths.reason,
+    reason: paused ? PAUSED_REASON : (skewReason(ps) ?? ps.paths.reason),
     settled: paused || ps.paths.settled,
+    ...(ps.probe.skewMs === undefined ? {} : { clockOffS: Math.round(ps.probe.skewMs / 1000) }),
   };
 }
 

@@ -4,7 +4,6 @@
  * dirty; reconcile.ts works out what follows.
  */
 import type { PeerStats } from "../backend.js";
-import { probePairKey } from "../probe/mac.js";
 import type { Candidate, Event, JoinResponse, Peer } from "../protocol.js";
 import { newAppliedState } from "./desired.js";
 import { newKexState } from "./kex.js";
@@ -27,7 +26,7 @@ import { formatEndpoint } from "../ip.js";
 function newPeerState(st: EngineState, peer: Peer, now: number): PeerState {
   let key: Uint8Array | undefined;
   try {
-    key = probePairKey(st.cfg.identity.secretKey, st.cfg.identity.publicKey, peer.identityKey);
+    key = st.cfg.identity.pairKey(peer.identityKey);
   } catch {
     key = undefined;
   }

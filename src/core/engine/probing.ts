@@ -43,6 +43,8 @@ export const newProbeState = (now: number): ProbeState => ({
   answers: new Map(),
   firstV4AnswerAt: undefined,
   source: undefined,
+  skewMs: undefined,
+  skewRejected: 0,
 });
 
 function nextNonce(st: EngineState): string {
@@ -148,9 +150,18 @@ export function receiveProbe(
   const ps = sender === undefined ? undefined : st.peers.get(sender);
   if (!ps?.key) return undefined;
   const msg = decodeProbe(bytes, ps.key);
-  // Forged, stale or replayed: dropped without a trace in the state.
-  if (!msg || !acceptFresh(st.probes.seenNonces, msg, now, st.cfg.probeWindowMs ?? PROBE_WINDOW_MS))
-    return undefined;
+  if (!msg) return undefined; // forged: dropped without a trace in the state
+  const windowMs = st.cfg.probeWindowMs ?? PROBE_WINDOW_MS;
+  // Genuine (the MAC holds) but from too far in the past or future: the
+  // peer's clock, or ours, is off, and probing will never work until it is
+  // fixed. Say so once, and in status; never silently. (A replay older than
+  // the window lands here too; it changes nothing but this figure.)
+  if (Math.abs(now - msg.time) > windowMs) return noteSkew(ps, msg.time - now, fx);
+  if (!acceptFresh(st.probes.seenNonces, msg, now, windowMs)) return undefined; // replayed
+  if (ps.probe.skewMs !== undefined) {
+    ps.probe.skewMs = undefined;
+    fx.push(log("info", "probe clock back within the window", { peer: ps.peer.name }));
+  }
   if (msg.type === "ping") {
     // A valid ping can be replayed by anyone who saw it before we did (one
     // sent before we knew its sender was never recorded as seen). Answer only
@@ -180,6 +191,18 @@ export function receiveProbe(
   // peer knew us; try again now rather than in 5 s.
   if (first && ps.paths.path !== "direct") ps.paths.nextTriggerAt = now;
   return ps;
+}
+
+function noteSkew(ps: PeerState, skewMs: number, fx: EngineEffect[]): undefined {
+  ps.probe.skewRejected++;
+  if (ps.probe.skewMs === undefined)
+    fx.push(
+      log("warn", `probes from ${ps.peer.name} rejected: clock off by ${Math.round(skewMs / 1000)} s`, {
+        peer: ps.peer.name,
+      }),
+    );
+  ps.probe.skewMs = skewMs;
+  return undefined;
 }
 
 /** A round trip to target: the figure is the lowest of the last RTT_SAMPLES, so one busy moment does not stick. */

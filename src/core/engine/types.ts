@@ -64,8 +64,12 @@ export type PeerPath = "direct" | "hub" | "pending" | "none";
 
 export interface EngineConfig {
   profile: TimerProfile;
-  /** Ed25519 identity: the public key and the 32-byte seed, for probe MAC keys. */
-  identity: { publicKey: string; secretKey: Uint8Array };
+  /**
+   * Ed25519 identity: the public key, and the probe MAC key with a peer
+   * (src/core/probe/mac.ts identityKeyer). The seed itself stays out of the
+   * state, so no dump, log or status of the state can ever carry it.
+   */
+  identity: { publicKey: string; pairKey(theirPublic: string): Uint8Array };
   /** 4 random bytes (8 hex digits) chosen per start, so probe nonces never repeat across restarts. */
   nonceSalt: string;
   probePort: number;
@@ -121,6 +125,10 @@ export interface ProbeState {
    * too: behind a symmetric NAT it is the one address that answers.
    */
   source: Endpoint | undefined;
+  /** The peer's clock minus ours, from its last probe rejected as outside the window; undefined once one fits. */
+  skewMs: number | undefined;
+  /** Verified probes rejected for their time. */
+  skewRejected: number;
 }
 
 /** What we tell a peer about itself (reports.ts). */
@@ -214,6 +222,8 @@ export interface PeerStatus {
   lastHandshakeMs: number | null;
   reason: string | null;
   settled: boolean;
+  /** Present while this peer's probes are rejected because its clock is off by this many seconds. */
+  clockOffS?: number;
 }
 
 export interface SelfStatus {

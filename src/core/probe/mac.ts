@@ -44,6 +44,15 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length;
 }
 
+/** What the engine holds of an identity: the public key, and pair keys made from a seed kept in this closure. */
+export function identityKeyer(id: { publicKey: string; secretKey: Uint8Array }): {
+  publicKey: string;
+  pairKey(theirPublic: string): Uint8Array;
+} {
+  const secret = Uint8Array.from(id.secretKey);
+  return { publicKey: id.publicKey, pairKey: (theirs) => probePairKey(secret, id.publicKey, theirs) };
+}
+
 /**
  * The pair key of (my identity, their identity public key). Throws on a
  * malformed public key; callers treat that peer as unverifiable.

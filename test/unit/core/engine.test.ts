@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { step } from "../../../src/core/engine/index.js";
+import { engineStatus, step } from "../../../src/core/engine/index.js";
 import { PAUSED_REASON } from "../../../src/core/engine/admin.js";
 import { newProbeState, recordRtt } from "../../../src/core/engine/probing.js";
 import { encodeProbe } from "../../../src/core/probe/codec.js";
@@ -68,17 +68,46 @@ describe("join engine", () => {
     a.st.probes.prunedAt = 0;
     const junk = [
       encodeProbe(ping, new Uint8Array(32)), // bad MAC
-      encodeProbe({ ...ping, nonce: "00000000feedf00e", time: now - 60_000 }, key), // stale
       encodeProbe({ ...ping, sender: "00000000000000ff" }, key), // unknown sender
       new Uint8Array(5),
     ];
     for (const bytes of junk)
       expect(step(a.st, { type: "probeReceived", from, bytes }, now).effects).to.deep.equal([]);
+    // Stale (genuine, but a minute old): only the one line that says the clock is off.
+    const stale = encodeProbe({ ...ping, nonce: "00000000feedf00e", time: now - 60_000 }, key);
+    expect(
+      step(a.st, { type: "probeReceived", from, bytes: stale }, now).effects.map((e) => e.type),
+    ).to.deep.equal(["log"]);
     const good = encodeProbe(ping, key);
     step(a.st, { type: "probeReceived", from: { address: "192.0.2.99", port: 1 }, bytes: good }, now);
     // replayed: the nonce is seen now
     expect(step(a.st, { type: "probeReceived", from, bytes: good }, now).effects).to.deep.equal([]);
     expect(a.st.probes.prunedAt, "a reconcile ran").to.equal(0);
+    w.stop();
+  });
+
+  it("probes refused for clock skew are counted, logged once, shown in status, and cleared by a fresh one", () => {
+    const { w, a, b } = joinedPair();
+    const from = { address: b.host.v4, port: PROBE_PORT };
+    const key = probePairKey(b.identity.secretKey, b.identity.publicKey, a.identity.publicKey);
+    const now = t.clock.now();
+    const skewed = (i: number) =>
+      encodeProbe({ type: "ping", sender: b.id, nonce: `0000000000c0ffe${i}`, time: now + 120_000 }, key);
+    const logs = [0, 1, 2].flatMap((i) =>
+      step(a.st, { type: "probeReceived", from, bytes: skewed(i) }, now).effects.filter(
+        (e) => e.type === "log",
+      ),
+    );
+    expect(logs.map((e) => (e.type === "log" ? e.msg : ""))).to.deep.equal([
+      "probes from b rejected: clock off by 120 s",
+    ]);
+    const ps = a.st.peers.get(b.id);
+    expect(ps?.probe.skewRejected).to.equal(3);
+    const shown = engineStatus(a.st).peers.find((p) => p.name === "b");
+    expect(shown?.clockOffS).to.equal(120);
+    const fresh = encodeProbe({ type: "ping", sender: b.id, nonce: "0000000000c0ffee", time: now }, key);
+    step(a.st, { type: "probeReceived", from, bytes: fresh }, now);
+    expect(engineStatus(a.st).peers.find((p) => p.name === "b")?.clockOffS).to.equal(undefined);
     w.stop();
   });
 

@@ -130,6 +130,29 @@ describe("daemons in the simulator", function () {
     await w.stop();
   });
 
+  it("record updates go out one at a time, in order, even when the registry answers late", async () => {
+    const [a, b, c] = await directMesh(
+      { name: "a", v6: false },
+      { name: "b", nat: "full-cone", v6: false },
+      { name: "c", nat: "port-restricted", v6: false },
+    );
+    // Every record update takes 3 s: the move's candidates and the netcheck after it would overlap.
+    w.registry.lateBy = (req) => (req.method === "PUT" ? 3_000 : 0);
+    w.registry.maxInFlight.clear();
+    w.net.rehome(c.host, "full-cone");
+    const wan = c.host.router?.wan ?? "";
+    const moved = () =>
+      w.allDirect() && [a, b].every((n) => n.peer("c")?.endpoint === `${wan}:${LISTEN_PORT}`);
+    await w.advanceUntil(moved, 30_000);
+    expect(moved(), w.logs()).to.equal(true);
+    const puts = [...w.registry.maxInFlight].filter(([k]) => k.includes(" PUT "));
+    expect(puts.length, "record updates seen").to.be.greaterThan(0);
+    expect(Math.max(...puts.map(([, n]) => n)), "record updates in flight at once").to.equal(1);
+    w.registry.lateBy = undefined;
+    await w.advance(3_500, 50); // the last late answer
+    await w.stop();
+  });
+
   it("registry restart: daemons keep their paths, reconnect, resync, and a newcomer joins them all", async () => {
     const [a, b] = await directMesh({ name: "a" }, { name: "b", nat: "full-cone" });
 

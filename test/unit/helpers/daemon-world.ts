@@ -108,12 +108,28 @@ export class InProcessRegistry {
   /** Requests for which this holds get no answer (an overloaded registry: "no answer in time"). */
   unanswered: ((req: HttpRequest) => boolean) | undefined;
 
+  /** Answers to requests for which this gives a number come that many ms late (on the fake clock). */
+  lateBy: ((req: HttpRequest) => number) | undefined;
+  /** Each daemon's requests under way, by method and path: what lateBy lets overlap. */
+  readonly inFlight = new Map<string, number>();
+  maxInFlight = new Map<string, number>();
+
   transport(remote: string): HttpTransport {
     const inner = inProcessTransport(() => this.handler, remote);
-    return (req) =>
-      this.unanswered?.(req)
-        ? Promise.reject(Object.assign(new Error("no answer in time"), { code: "ETIMEDOUT" }))
-        : inner(req);
+    return async (req) => {
+      if (this.unanswered?.(req)) throw Object.assign(new Error("no answer in time"), { code: "ETIMEDOUT" });
+      const key = `${remote} ${req.method} ${req.path}`;
+      const n = (this.inFlight.get(key) ?? 0) + 1;
+      this.inFlight.set(key, n);
+      this.maxInFlight.set(key, Math.max(n, this.maxInFlight.get(key) ?? 0));
+      try {
+        const ms = this.lateBy?.(req) ?? 0;
+        if (ms > 0) await new Promise((r) => this.clock.setTimer(ms, () => r(undefined)));
+        return await inner(req);
+      } finally {
+        this.inFlight.set(key, (this.inFlight.get(key) ?? 1) - 1);
+      }
+    };
   }
 
   dispose(): void {

@@ -27,6 +27,7 @@ import { generateIdentity, generateWgKeyPair, peerIdOf } from "../../../src/cryp
 import type { FakeClock } from "./fake-clock.js";
 import { SimNet, type SimHost, type SimHostSpec } from "./simnet.js";
 import { SimWg } from "./sim-wg.js";
+import { identityKeyer } from "../../../src/core/probe/mac.js";
 
 const REFLECTORS = [
   { address: "192.0.2.1", port: 8470 },
@@ -145,7 +146,7 @@ export class SimNode {
   private freshState(): EngineState {
     const cfg = {
       profile: TIMER_PROFILES[this.profile],
-      identity: this.identity,
+      identity: identityKeyer(this.identity),
       nonceSalt: randomBytes(4).toString("hex"),
       probePort: PROBE_PORT,
     };

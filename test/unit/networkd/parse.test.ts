@@ -271,7 +271,8 @@ function randomModel(rand: () => number): NetdevConfig {
   };
 }
 
-describe("networkd round trip", () => {
+describe("networkd round trip", function () {
+  this.timeout(20_000); // 500 random models: slow on a busy host, not a hang
   it("parseNetdev(formatNetdev(m)) == m for 500 seeded random models", () => {
     const rand = prng(0x5c0e);
     for (let i = 0; i < 500; i++) {
