@@ -101,6 +101,14 @@ export const EdgeConfig = z.strictObject({
       log_level: logLevel.default("info"),
     })
     .prefault({}),
+  /** Post-quantum PSK rotation (docs/security.md). */
+  psk: z
+    .strictObject({
+      mode: z.enum(["off", "rotate"]).default("off"),
+      /** Seconds between rotations per pair; WireGuard re-keys every 2 min, so more often adds nothing. */
+      interval: Duration.pipe(z.number().min(1, "at least 1s")).default(120),
+    })
+    .prefault({}),
   /** type picks the plugin; every other key is handed to it as an option. */
   backend: z
     .looseObject({

@@ -6,6 +6,7 @@
 import { natInfoOf } from "../netcheck.js";
 import { endpointFamily } from "../ip.js";
 import { PAUSED_REASON } from "./admin.js";
+import { kexStatus } from "./kex.js";
 import { latencyOf, shownEndpoint } from "./paths.js";
 import type { EngineState, PeerState, PeerStatus, SelfStatus } from "./types.js";
 
@@ -34,6 +35,7 @@ function peerStatus(st: EngineState, ps: PeerState): PeerStatus {
     lastHandshakeMs: ps.paths.wg.lastHandshakeMs ?? null,
     reason: paused ? PAUSED_REASON : ps.paths.reason,
     settled: paused || ps.paths.settled,
+    psk: kexStatus(ps.kex),
   };
 }
 

@@ -20,7 +20,7 @@ import type { EndpointEvidence } from "../path.js";
 import type { TimerProfile } from "../timers.js";
 import type { AdminState } from "./admin.js";
 import type { Deadlines } from "./deadlines.js";
-import type { KexState } from "./kex.js";
+import type { KexConfig, KexState } from "./kex.js";
 import type { RoutingState } from "./routing.js";
 
 /** The engine needs one timer: "tick" wakes it at its next deadline. */
@@ -41,7 +41,9 @@ export type EngineInput =
   /** The host's usable addresses changed, with a netcheck made after the change when there is one. */
   | { type: "addressesChanged"; addresses: string[]; netcheck?: NetcheckReport }
   /** The user switched the tunnel off (false) or on again (true) outside Scope (NetworkManager). */
-  | { type: "backendActive"; active: boolean };
+  | { type: "backendActive"; active: boolean }
+  /** `scope psk rotate [PEER]`: rotate the PSK with one peer (id or name), or every peer, now. */
+  | { type: "kexRotate"; peer?: string };
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -71,6 +73,8 @@ export interface EngineConfig {
   probePort: number;
   /** Accepted probe clock skew. */
   probeWindowMs?: number;
+  /** PSK rotation (kex.ts); absent: `[psk] mode = off`, no PSKs. */
+  kex?: KexConfig;
 }
 
 export interface ProbeAnswer {
@@ -214,6 +218,8 @@ export interface PeerStatus {
   lastHandshakeMs: number | null;
   reason: string | null;
   settled: boolean;
+  /** The PSK's epoch, since when it is configured (epoch ms) and how many rotations so far; null: no PSK. */
+  psk: { epoch: number; since: number; rotations: number } | null;
 }
 
 export interface SelfStatus {
