@@ -224,11 +224,21 @@ describe("psk rotation: kex slice", () => {
       expect(posts(fx), `replayed ${kexBody(ev).stage}`).to.equal(0);
     }
     expect([stateOf(e, d), stateOf(d, e)]).to.deep.equal([eBefore, dBefore]);
-    // A newer rotation, then the older offer again (an old epoch).
+    // While a newer rotation is under way, the older answer and confirm again: the nonce and epoch must match the outstanding one.
     d.fx.push(...step(d.st, { type: "kexRotate" }, T0 + 2_000).effects);
+    const [offer2] = kexEvents(d);
+    deliver(e, offer2!, T0 + 2_000);
+    const [answer2] = kexEvents(e);
+    const stage = (s: string) => carried.find((ev) => kexBody(ev).stage === s)!;
+    expect(posts(deliver(d, stage("answer"), T0 + 2_000)), "old answer taken").to.equal(0);
+    expect(kexOf(d, e).offer?.epoch).to.equal(kexBody(offer2!).epoch);
+    deliver(e, stage("confirm"), T0 + 2_000);
+    expect(kexOf(e, d).answered?.epoch, "old confirm taken").to.equal(kexBody(offer2!).epoch);
+    deliver(d, answer2!, T0 + 2_000);
     settle(d, e, T0 + 2_000);
-    const old = carried.find((ev) => kexBody(ev).stage === "offer");
-    expect(posts(deliver(e, old!, T0 + 3_000))).to.equal(0);
+    expect(kexOf(e, d).answered).to.equal(undefined);
+    // And the older offer once more (an old epoch).
+    expect(posts(deliver(e, stage("offer"), T0 + 3_000))).to.equal(0);
     expect(kexOf(e, d).psk).to.equal(kexOf(d, e).psk).and.not.equal(psk);
   });
 
