@@ -17,7 +17,7 @@
  * encaps 0.68 ms, decaps 0.71 ms; X448 on OpenSSL 0.15-0.17 ms per keygen or
  * DH (noble's pure-JS X448 is ~20x slower, so it is not used).
  */
-import { createPrivateKey, createPublicKey, diffieHellman } from "node:crypto";
+import { createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from "node:crypto";
 import { ml_kem768 } from "@noble/post-quantum/ml-kem.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
@@ -38,38 +38,50 @@ const X448_SPKI = Buffer.from("3042300506032b656f033900", "hex");
 const INFO = new TextEncoder().encode("cc.ltgc.scope psk v1");
 
 export interface X448Pair {
-  secret: Uint8Array;
+  /** The private key, parsed once: OpenSSL's PKCS#8 decoder alone costs ~0.5 ms. */
+  key: KeyObject;
   public: Uint8Array;
+}
+
+/** The raw-key import formats Node 20 has are PKCS#8 (slow decoder) and JWK (needs an "x" it then derives itself). */
+const DUMMY_X = Buffer.alloc(X448_BYTES).toString("base64url");
+
+function x448Private(secret: Uint8Array): KeyObject {
+  try {
+    // ~0.18 ms. Node derives the public half from d and does not check x; should a
+    // later Node check it, the import throws and PKCS#8 below does the same job.
+    return createPrivateKey({
+      key: { kty: "OKP", crv: "X448", d: Buffer.from(secret).toString("base64url"), x: DUMMY_X },
+      format: "jwk",
+    });
+  } catch {
+    return createPrivateKey({ key: Buffer.concat([X448_PKCS8, secret]), format: "der", type: "pkcs8" });
+  }
 }
 
 /** An X448 key pair from 56 random bytes (RFC 7748: any 56 bytes are a private key). */
 export function x448Pair(secret: Uint8Array): X448Pair {
   if (secret.length !== X448_BYTES) throw new Error("X448 secret must be 56 bytes");
-  const key = createPrivateKey({ key: Buffer.concat([X448_PKCS8, secret]), format: "der", type: "pkcs8" });
+  const key = x448Private(secret);
   const spki = createPublicKey(key).export({ format: "der", type: "spki" });
-  return { secret: Uint8Array.from(secret), public: Uint8Array.from(spki.subarray(X448_SPKI.length)) };
+  return { key, public: Uint8Array.from(spki.subarray(X448_SPKI.length)) };
 }
 
 /** X448 shared secret; throws on a malformed or low-order public key (OpenSSL refuses an all-zero result). */
-export function x448Shared(secret: Uint8Array, peerPublic: Uint8Array): Uint8Array {
+export function x448Shared(own: KeyObject, peerPublic: Uint8Array): Uint8Array {
   if (peerPublic.length !== X448_BYTES) throw new Error("X448 public key must be 56 bytes");
-  const privateKey = createPrivateKey({
-    key: Buffer.concat([X448_PKCS8, secret]),
-    format: "der",
-    type: "pkcs8",
-  });
   const publicKey = createPublicKey({
     key: Buffer.concat([X448_SPKI, peerPublic]),
     format: "der",
     type: "spki",
   });
-  return Uint8Array.from(diffieHellman({ privateKey, publicKey }));
+  return Uint8Array.from(diffieHellman({ privateKey: own, publicKey }));
 }
 
 /** What the decapsulating side keeps between its offer and the answer. Secret. */
 export interface OfferSecrets {
   mlkemSecret: Uint8Array;
-  x448Secret: Uint8Array;
+  x448Key: KeyObject;
   /** The public halves, as sent (they go into the transcript). */
   mlkemPublic: Uint8Array;
   x448Public: Uint8Array;
@@ -80,7 +92,7 @@ export function makeOffer(random: RandomBytes): OfferSecrets {
   const x = x448Pair(random(X448_BYTES));
   return {
     mlkemSecret: kem.secretKey,
-    x448Secret: x.secret,
+    x448Key: x.key,
     mlkemPublic: kem.publicKey,
     x448Public: x.public,
   };
@@ -175,7 +187,7 @@ export function answerOffer(
   if (offerMlkem.length !== MLKEM_PUBLIC_BYTES) throw new Error("ML-KEM public key has the wrong size");
   const { cipherText, sharedSecret } = ml_kem768.encapsulate(offerMlkem, random(MLKEM_MSG_BYTES));
   const x = x448Pair(random(X448_BYTES));
-  const dh = x448Shared(x.secret, offerX448);
+  const dh = x448Shared(x.key, offerX448);
   const exchange = { epoch, offerX448, offerMlkem, answerX448: x.public, ciphertext: cipherText };
   return { x448Public: x.public, ciphertext: cipherText, derived: derive(sharedSecret, dh, keys, exchange) };
 }
@@ -190,7 +202,7 @@ export function finishOffer(
 ): Derived {
   if (ciphertext.length !== MLKEM_CIPHERTEXT_BYTES) throw new Error("ML-KEM ciphertext has the wrong size");
   const ss = ml_kem768.decapsulate(ciphertext, secrets.mlkemSecret);
-  const dh = x448Shared(secrets.x448Secret, answerX448);
+  const dh = x448Shared(secrets.x448Key, answerX448);
   return derive(ss, dh, keys, {
     epoch,
     offerX448: secrets.x448Public,

@@ -34,7 +34,7 @@ export const command: Command = {
   name: "join",
   summary: "Join this host to a network: create keys, write /etc/scope/NET.conf, start the daemon",
   usage:
-    "join REGISTRY_URL --network NET (--token-file F | --token - | --token T) [--name N] [--backend auto|wg|networkmanager|networkd] [--listen-port P] [--interface IF] [--timers fast|seed] [--config-dir DIR] [--state-dir DIR] [--no-start | --foreground]",
+    "join REGISTRY_URL --network NET (--token-file F | --token - | --token T) [--name N] [--backend auto|wg|networkmanager|networkd] [--listen-port P] [--interface IF] [--timers fast|seed] [--psk off|rotate] [--psk-interval 2m] [--config-dir DIR] [--state-dir DIR] [--no-start | --foreground]",
   help: [
     "Keys are created once under STATE_DIR/NET (identity.key, wg.key; 0600, directory 0700)",
     "and reused when joining again. The token is read from --token-file F or stdin",
@@ -53,6 +53,8 @@ export const command: Command = {
     "listen-port": { type: "string", default: "51820" },
     interface: { type: "string", default: "scope0" },
     timers: { type: "string", default: "fast" },
+    psk: { type: "string" },
+    "psk-interval": { type: "string" },
     "config-dir": { type: "string", default: DEFAULT_CONFIG_DIR },
     "state-dir": { type: "string", default: DEFAULT_STATE_ROOT },
     "no-start": { type: "boolean" },
@@ -71,6 +73,10 @@ export const command: Command = {
       throw new ScopeError("usage", "--listen-port must be 1-65534");
     if (v.timers !== "fast" && v.timers !== "seed")
       throw new ScopeError("usage", "--timers must be fast or seed");
+    if (v.psk !== undefined && v.psk !== "off" && v.psk !== "rotate")
+      throw new ScopeError("usage", "--psk must be off or rotate");
+    if (v["psk-interval"] !== undefined && !/^\d+(s|m|h|d)?$/.test(String(v["psk-interval"])))
+      throw new ScopeError("usage", '--psk-interval must be a duration like "90s" or "2m"');
     if (v["no-start"] === true && v.foreground === true)
       throw new ScopeError("usage", "--no-start and --foreground exclude each other");
     // Loaded while the join request is on the wire, not after it.
@@ -109,6 +115,8 @@ export const command: Command = {
       iface,
       listenPort,
       timers: String(v.timers),
+      ...(v.psk !== undefined ? { psk: String(v.psk) } : {}),
+      ...(v["psk-interval"] !== undefined ? { pskInterval: String(v["psk-interval"]) } : {}),
       backend: String(v.backend),
       defaultState: stateDir === stateDirOf(DEFAULT_STATE_ROOT, network),
     });
@@ -212,6 +220,8 @@ function edgeConfigText(o: {
   iface: string;
   listenPort: number;
   timers: string;
+  psk?: string;
+  pskInterval?: string;
   backend: string;
   defaultState: boolean;
 }): string {
@@ -236,6 +246,14 @@ function edgeConfigText(o: {
     // A non-default state dir usually means several edges share a filesystem (the lab): keep their sockets apart too.
     ...(o.defaultState ? [] : [`state_dir = ${o.stateDir}`, `control_socket = ${o.stateDir}/control.sock`]),
     "",
+    ...(o.psk !== undefined || o.pskInterval !== undefined
+      ? [
+          "[psk]",
+          ...(o.psk ? [`mode = ${o.psk}`] : []),
+          ...(o.pskInterval ? [`interval = ${o.pskInterval}`] : []),
+          "",
+        ]
+      : []),
     "[backend]",
     `type = ${o.backend}`,
     "",
