@@ -115,6 +115,7 @@ interface Node {
 }
 
 const T0 = 1_767_225_600_000;
+const INTERVAL_MS = 120_000;
 
 function mesh(n: number): Node[] {
   const nodes: Node[] = [];
@@ -127,7 +128,7 @@ function mesh(n: number): Node[] {
         identity,
         nonceSalt: randomBytes(4).toString("hex"),
         probePort: 51821,
-        kex: { intervalMs: 3_600_000, random: (k) => randomBytes(k) },
+        kex: { intervalMs: INTERVAL_MS, random: (k) => randomBytes(k) },
       },
       [],
       undefined,
@@ -191,9 +192,10 @@ function rotationCpu(n: number): void {
   }
   relay(nodes, pending, T0); // the first rotation, at the join: not measured
   for (const node of nodes) node.cpuUs = 0;
-  const now = T0 + 10_000;
+  // The periodic rotation: every decapsulating side's interval comes due.
+  const now = T0 + INTERVAL_MS;
   const t = Date.now();
-  for (const node of nodes) pending.push(...run(node, { type: "kexRotate" }, now));
+  for (const node of nodes) pending.push(...run(node, { type: "timer", name: "tick" }, now));
   const messages = relay(nodes, pending, now);
   const wall = Date.now() - t;
   const ms = nodes.map((x) => x.cpuUs / 1000).sort((a, b) => a - b);
