@@ -31,6 +31,8 @@ describe("lab: post-quantum PSK rotation", function () {
 
   before(async function () {
     skipUnlessLab(this);
+    // The lab lock may be held by another run for minutes: waiting for it is no failure.
+    this.timeout(1_800_000);
     sc = await Scenario.start(WORLD, "reg");
     // info, not debug: 10 daemons logging every kex message would cost the CPUs the pings need.
     sc.daemonLogLevel = "info";

@@ -1,4 +1,14 @@
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { Duration } from "../../config/schema.js";
+import { ScopeError } from "../../core/errors.js";
+import { checkInterfaceName } from "../../core/names.js";
+import { generateIdentity } from "../../crypto/keys.js";
 import { askDaemon, resolveEdge } from "../../daemon/edge.js";
+import { DEFAULT_STATE_ROOT, identityFileText, loadIdentity, writePrivateFile } from "../../daemon/files.js";
+import { PskOnly } from "../../daemon/psk-only.js";
+import { execRunner } from "../../exec.js";
+import { createLogger } from "../../log.js";
 import type { Command } from "../command.js";
 
 export const rotate: Command = {
@@ -20,5 +30,60 @@ export const rotate: Command = {
     const peer = args.positionals[0];
     await askDaemon(config, { cmd: "pskRotate", ...(peer ? { peer } : {}) });
     io.stdout.write(`PSK rotation started with ${peer ?? "every peer"}\n`);
+  },
+};
+
+export const only: Command = {
+  name: "psk",
+  summary: "PSK-only mode: rotate post-quantum PSKs on an existing WireGuard interface Scope does not manage",
+  usage: "psk --interface IF [--port 51822] [--interval 2m] [--state-dir DIR]",
+  help: [
+    "Runs in the foreground (a unit: `scope psk --interface wg0` as ExecStart=) and touches only the",
+    "preshared-key of each peer of IF, never endpoints, allowed IPs or keys. Both ends run it with the",
+    "same --port: kex messages travel inside the tunnel, to each peer's single-address allowed IP",
+    "(a /32 or /128; peers without one are skipped). The identity key is made once under --state-dir",
+    "(default /var/lib/scope/psk-IF). docs/security.md has the details.",
+  ].join("\n"),
+  options: {
+    interface: { type: "string", short: "i" },
+    port: { type: "string", default: "51822" },
+    interval: { type: "string", default: "2m" },
+    "state-dir": { type: "string" },
+  },
+  async run(args, io) {
+    const v = args.values as Record<string, string | undefined>;
+    const iface = v.interface;
+    const bad = iface === undefined ? "missing" : checkInterfaceName(iface);
+    if (bad || iface === undefined) throw new ScopeError("usage", `--interface IF: ${bad}`);
+    const port = Number(v.port);
+    if (!Number.isInteger(port) || port < 1 || port > 65535)
+      throw new ScopeError("usage", "--port must be 1-65535");
+    const interval = Duration.safeParse(v.interval);
+    if (!interval.success || interval.data < 1)
+      throw new ScopeError("usage", '--interval must be a duration like "90s" or "2m"');
+    const stateDir = v["state-dir"] ?? `${DEFAULT_STATE_ROOT}/psk-${iface}`;
+    await mkdir(stateDir, { recursive: true, mode: 0o700 });
+    const keyFile = `${stateDir}/identity.key`;
+    const identity = existsSync(keyFile)
+      ? await loadIdentity(keyFile)
+      : await (async () => {
+          const id = generateIdentity();
+          await writePrivateFile(keyFile, identityFileText(id));
+          return id;
+        })();
+    const psk = new PskOnly({
+      iface,
+      port,
+      intervalMs: interval.data * 1000,
+      identity,
+      runner: execRunner(),
+      logger: createLogger(`psk/${iface}`),
+    });
+    await psk.start();
+    io.stdout.write(`rotating PSKs on ${iface} (port ${port}); SIGTERM stops\n`);
+    await new Promise<void>((resolve) => {
+      for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => resolve());
+    });
+    psk.stop();
   },
 };
