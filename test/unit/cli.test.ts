@@ -37,8 +37,16 @@ describe("cli", () => {
     ["extra positional", ["check", "x"], /^scope: unexpected argument 'x'/],
     ["bad log level", ["check", "--log-level", "loud", "--config", "/x"], /^scope: --log-level must be/],
     ["psk without an interface", ["psk"], /^scope: --interface IF: missing/],
-    ["psk with a bad interval", ["psk", "--interface", "wg0", "--interval", "soon"], /^scope: --interval must be/],
-    ["join with a bad --psk", ["join", "http://r:8470", "--network", "n", "--psk", "maybe"], /^scope: --psk must be/],
+    [
+      "psk with a bad interval",
+      ["psk", "--interface", "wg0", "--interval", "soon"],
+      /^scope: --interval must be/,
+    ],
+    [
+      "join with a bad --psk",
+      ["join", "http://r:8470", "--network", "n", "--psk", "maybe"],
+      /^scope: --psk must be/,
+    ],
   ];
   for (const [what, argv, want] of usage) {
     it(`exits 2 with one line on ${what}`, async () => {
