@@ -24,12 +24,12 @@ import { ml_kem768 } from "@noble/post-quantum/ml-kem.js";
 import { x448 } from "@noble/curves/ed448.js";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { createEngineState, step, type EngineEffect, type EngineState } from "../src/core/engine/index.js";
-import type { Event, JoinResponse, Peer, PostMessage } from "../src/core/protocol.js";
+import type { Event, JoinResponse, Peer } from "../src/core/protocol.js";
 import { TIMER_PROFILES } from "../src/core/timers.js";
 import { answerOffer, finishOffer, makeOffer, x448Pair, x448Shared } from "../src/crypto/kex.js";
 import { generateIdentity, generateWgKeyPair, type Identity } from "../src/crypto/keys.js";
 import { textTable } from "../test/lab/checks.js";
-import { makeRecord, NETWORK } from "../test/unit/helpers/kex-pair.js";
+import { makeRecord, NETWORK, relayedKex } from "../test/unit/helpers/kex-pair.js";
 
 const args = parseArgs({
   options: {
@@ -138,29 +138,13 @@ function mesh(n: number): Node[] {
   return nodes;
 }
 
-let eventId = 0;
-
 /** Runs step on a node, charging its CPU; returns the kex events it posted. */
 function run(node: Node, input: Parameters<typeof step>[1], now: number): Event[] {
   const t = process.cpuUsage();
   const fx: EngineEffect[] = step(node.st, input, now).effects;
   const d = process.cpuUsage(t);
   node.cpuUs += d.user + d.system;
-  const out: Event[] = [];
-  for (const e of fx) {
-    if (e.type !== "postMessage" || e.message.type !== "cc.ltgc.scope:kex") continue;
-    const m = e.message as Extract<PostMessage, { type: "cc.ltgc.scope:kex" }>;
-    out.push({
-      id: ++eventId,
-      type: m.type,
-      network: NETWORK.name,
-      from: node.record.id,
-      to: m.to,
-      ts: 0,
-      body: m.body,
-    });
-  }
-  return out;
+  return relayedKex(node.record.id, fx);
 }
 
 /** Carries events until none is left; returns how many were relayed. */

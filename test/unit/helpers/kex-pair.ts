@@ -106,22 +106,28 @@ export function join(a: Side, b: Side, now: number): void {
 
 let eventId = 0;
 
-/** The kex posts among fx, as the registry would relay them (from = the poster). */
-export function kexEvents(from: Side): Event[] {
+/** The kex posts among effects, as the registry would relay them from `fromId`. */
+export function relayedKex(fromId: string, fx: readonly EngineEffect[]): Event[] {
   const out: Event[] = [];
-  for (const e of from.fx) {
+  for (const e of fx) {
     if (e.type !== "postMessage" || e.message.type !== "cc.ltgc.scope:kex") continue;
     const m = e.message as Extract<PostMessage, { type: "cc.ltgc.scope:kex" }>;
     out.push({
       id: ++eventId,
       type: m.type,
       network: NETWORK.name,
-      from: from.record.id,
+      from: fromId,
       to: m.to,
       ts: 0,
       body: m.body,
     });
   }
+  return out;
+}
+
+/** The kex posts a side made so far, taken out of its effects. */
+export function kexEvents(from: Side): Event[] {
+  const out = relayedKex(from.record.id, from.fx);
   from.fx = from.fx.filter((e) => !(e.type === "postMessage" && e.message.type === "cc.ltgc.scope:kex"));
   return out;
 }
