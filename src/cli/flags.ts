@@ -8,7 +8,7 @@
  */
 import { statSync } from "node:fs";
 import type { z } from "zod";
-import { Duration, ListenAddress, TimerProfileName } from "../config/schema.js";
+import { Duration, ListenAddress, PskInterval, PskMode, TimerProfileName } from "../config/schema.js";
 import { checkInterfaceName, checkNetworkName } from "../core/names.js";
 import { PeerName, Topology, TokenInput } from "../core/protocol.js";
 import { checkCidr6, parseCidr4 } from "../registry/ipam.js";
@@ -79,9 +79,10 @@ export const CHECKS = {
   path,
   file,
   /** A file, or "-" for standard input (secrets never come on argv). */
-  pin: (v: string) => (PIN_RE.test(v) ? undefined : "expected sha256/ and 44 base64 characters"),
   secretFile: (v: string) => (v === "-" ? undefined : file(v)),
   url,
+  /** The registry certificate's public-key pin (src/client/tls.ts). */
+  pin: (v: string) => (PIN_RE.test(v) ? undefined : "expected sha256/ and 44 base64 characters"),
   network: (v: string) =>
     checkNetworkName(v) === undefined ? undefined : "not a network name (a-z 0-9 -, 1-15)",
   peerName: fromSchema(PeerName),
@@ -96,6 +97,8 @@ export const CHECKS = {
   count: integer(1, 100),
   uses: integer(1, 100_000),
   expires: durationWithin(TokenInput.shape.expiresIn.unwrap(), 366 * 86_400),
+  pskMode: fromSchema(PskMode),
+  pskInterval: fromSchema(PskInterval),
 } satisfies Record<string, ValueCheck>;
 
 /** How a value shows in a message: as typed, quoted when that would be unreadable. */

@@ -108,6 +108,10 @@ export type RegistryConfig = z.infer<typeof RegistryConfig>;
 
 export const TimerProfileName = z.enum(["fast", "seed"]);
 
+export const PskMode = z.enum(["off", "rotate"]);
+/** Seconds between rotations per pair; WireGuard re-keys every 2 min, so more often adds nothing. */
+export const PskInterval = Duration.pipe(z.number().min(1, "at least 1s"));
+
 export const EdgeConfig = z.strictObject({
   registry: z.strictObject({
     url: z.url({ protocol: /^https?$/ }),
@@ -141,6 +145,13 @@ export const EdgeConfig = z.strictObject({
       state_dir: absPath.optional(),
       control_socket: absPath.optional(),
       log_level: logLevel.default("info"),
+    })
+    .prefault({}),
+  /** Post-quantum PSK rotation (docs/security.md). */
+  psk: z
+    .strictObject({
+      mode: PskMode.default("off"),
+      interval: PskInterval.default(120),
     })
     .prefault({}),
   /** type picks the plugin; every other key is handed to it as an option. */

@@ -192,7 +192,7 @@ export const PeerReportBody = z.strictObject({
 
 export const KexBody = z.strictObject({
   epoch: z.number().int().nonnegative(),
-  stage: z.enum(["offer", "answer", "confirm"]),
+  stage: z.enum(["request", "offer", "answer", "confirm"]),
   /** Opaque to the registry; end-to-end signed by the sender's identity key. */
   payload: z.base64().max(8192),
   signature: z.base64().length(88),

@@ -293,6 +293,9 @@ export class Daemon {
         identity: identityKeyer(this.d.identity),
         nonceSalt: randomBytes(4).toString("hex"),
         probePort: this.probePort,
+        ...(this.d.config.psk.mode === "rotate"
+          ? { kex: { intervalMs: this.d.config.psk.interval * 1000, random: (n: number) => randomBytes(n) } }
+          : {}),
       },
       addrs,
       this.lastNetcheck,
@@ -642,6 +645,10 @@ export class Daemon {
       }
       case "leave":
         await this.leave();
+        return {};
+      case "pskRotate":
+        if (!this.st.cfg.kex) throw new ScopeError("config", "PSK rotation is off ([psk] mode = off)");
+        this.dispatch({ type: "kexRotate", ...(req.peer ? { peer: req.peer } : {}) });
         return {};
     }
   }

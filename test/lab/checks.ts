@@ -46,12 +46,16 @@ export class LongPing {
     child.stdout?.on("data", (d: Buffer) => (this.out += d.toString()));
   }
 
-  static start(lab: Lab, host: string, addr: string, seconds: number): LongPing {
-    const count = Math.ceil(seconds / 0.2);
+  static start(lab: Lab, host: string, addr: string, seconds: number, intervalS = 0.2): LongPing {
+    const count = Math.ceil(seconds / intervalS);
     // -W 2: a reply later than 2 s counts as lost, as a user would see it.
-    const child = lab.spawn(host, ["ping", "-n", "-q", "-i", "0.2", "-W", "2", "-c", String(count), addr], {
-      stdio: ["ignore", "pipe", "ignore"],
-    });
+    const child = lab.spawn(
+      host,
+      ["ping", "-n", "-q", "-i", String(intervalS), "-W", "2", "-c", String(count), addr],
+      {
+        stdio: ["ignore", "pipe", "ignore"],
+      },
+    );
     return new LongPing(child);
   }
 

@@ -54,6 +54,8 @@ export interface EdgeOptions {
   /** Peer name in the registry; default the host name. Must be new for every fresh identity. */
   readonly name?: string;
   readonly network?: string;
+  /** `[psk] mode = rotate` with this interval ("5s"); absent: PSKs off. */
+  readonly pskInterval?: string;
 }
 
 /** One edge: a host running `scope daemon` with its own files, interface and control socket. */
@@ -237,6 +239,7 @@ export class Scenario {
           edge.iface,
           "--timers",
           edge.timers,
+          ...(opts.pskInterval ? ["--psk", "rotate", "--psk-interval", opts.pskInterval] : []),
           "--config-dir",
           dir,
           "--state-dir",

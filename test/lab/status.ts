@@ -17,6 +17,8 @@ export interface PeerStatus {
   /** Why the peer is not direct; null when direct. */
   readonly reason: string | null;
   readonly settled: boolean;
+  /** PSK epoch, since when (epoch ms) and rotations so far; null without a PSK. */
+  readonly psk: { readonly epoch: number; readonly since: number; readonly rotations: number } | null;
 }
 
 export interface ScopeStatus {

@@ -27,6 +27,8 @@ const BAD = new Map<ValueCheck, string[]>([
   [CHECKS.path, [""]],
   [CHECKS.file, ["", "/nonexistent/scope.conf", "/"]],
   [CHECKS.pin, ["", "sha256/short", "md5/" + "A".repeat(44), "A".repeat(51)]],
+  [CHECKS.pskMode, ["on", ""]],
+  [CHECKS.pskInterval, ["0s", "soon", "-1m", ""]],
   [CHECKS.secretFile, ["", "/nonexistent/token", "/"]],
   [CHECKS.url, ["ftp://reg", "http://", "reg:8470", "https://[::1"]],
   [CHECKS.network, ["Corp", "all", "a_b", "0123", "a-very-long-network-name"]],

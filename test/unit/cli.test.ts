@@ -36,6 +36,17 @@ describe("cli", () => {
     ["missing option value", ["check", "--config"], /^scope: Option '-c, --config <value>' argument missing/],
     ["extra positional", ["check", "x"], /^scope: unexpected argument 'x'/],
     ["bad log level", ["check", "--log-level", "loud", "--config", "/x"], /^scope: --log-level must be/],
+    ["psk without an interface", ["psk"], /^scope: --interface IF is required/],
+    [
+      "psk with a bad interval",
+      ["psk", "--interface", "wg0", "--interval", "soon"],
+      /^scope: --interval soon: /,
+    ],
+    [
+      "join with a bad --psk",
+      ["join", "http://r:8470", "--network", "n", "--psk", "maybe"],
+      /^scope: --psk maybe: /,
+    ],
   ];
   for (const [what, argv, want] of usage) {
     it(`exits 2 with one line on ${what}`, async () => {

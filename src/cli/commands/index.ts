@@ -11,6 +11,7 @@ import { command as netcheck } from "./netcheck.js";
 import { create as networkCreate, list as networkList } from "./network.js";
 import { list as peerList, remove as peerRemove } from "./peer.js";
 import { command as ping } from "./ping.js";
+import { only as pskOnly, rotate as pskRotate } from "./psk.js";
 import { command as registry } from "./registry.js";
 import { command as status } from "./status.js";
 import { command as tokenCreate } from "./token.js";
@@ -27,6 +28,8 @@ export const COMMANDS: Command[] = [
   status,
   ping,
   netcheck,
+  pskRotate,
+  pskOnly,
   leave,
   check,
 ];

@@ -40,7 +40,7 @@ export const command: Command = {
   name: "join",
   summary: "Join this host to a network: create keys, write /etc/scope/NET.conf, start the daemon",
   usage:
-    "join REGISTRY_URL --network NET --token-file F|- [--name N] [--backend auto|wg|networkmanager|networkd] [--listen-port P] [--interface IF] [--timers fast|seed] [--config-dir DIR] [--state-dir DIR] [--ca-file PEM] [--pin sha256/B64] [--insecure] [--no-start | --foreground]",
+    "join REGISTRY_URL --network NET --token-file F|- [--name N] [--backend auto|wg|networkmanager|networkd] [--listen-port P] [--interface IF] [--timers fast|seed] [--psk off|rotate] [--psk-interval 2m] [--config-dir DIR] [--state-dir DIR] [--ca-file PEM] [--pin sha256/B64] [--insecure] [--no-start | --foreground]",
   help: [
     "Keys are created once under STATE_DIR/NET (identity.key, wg.key; 0600, directory 0700)",
     "and reused when joining again. The token is read from --token-file F, or from",
@@ -61,6 +61,8 @@ export const command: Command = {
     "listen-port": { type: "string", default: "51820" },
     interface: { type: "string", default: "scope0" },
     timers: { type: "string", default: "fast" },
+    psk: { type: "string" },
+    "psk-interval": { type: "string" },
     "config-dir": { type: "string", default: DEFAULT_CONFIG_DIR },
     "state-dir": { type: "string", default: DEFAULT_STATE_ROOT },
     "no-start": { type: "boolean" },
@@ -81,6 +83,8 @@ export const command: Command = {
     "state-dir": CHECKS.path,
     "ca-file": CHECKS.file,
     pin: CHECKS.pin,
+    psk: CHECKS.pskMode,
+    "psk-interval": CHECKS.pskInterval,
   },
   refused: { token: TOKEN_HINT },
   positionals: { min: 1, max: 1, names: ["REGISTRY_URL"], checks: [CHECKS.url] },
@@ -139,6 +143,8 @@ export const command: Command = {
       iface,
       listenPort,
       timers: String(v.timers),
+      ...(v.psk !== undefined ? { psk: String(v.psk) } : {}),
+      ...(v["psk-interval"] !== undefined ? { pskInterval: String(v["psk-interval"]) } : {}),
       backend: String(v.backend),
       caFile,
       pin,
@@ -240,6 +246,8 @@ function edgeConfigText(o: {
   iface: string;
   listenPort: number;
   timers: string;
+  psk?: string;
+  pskInterval?: string;
   backend: string;
   caFile: string | undefined;
   pin: string | undefined;
@@ -268,6 +276,14 @@ function edgeConfigText(o: {
     // A non-default state dir usually means several edges share a filesystem (the lab): keep their sockets apart too.
     ...(o.defaultState ? [] : [`state_dir = ${o.stateDir}`, `control_socket = ${o.stateDir}/control.sock`]),
     "",
+    ...(o.psk !== undefined || o.pskInterval !== undefined
+      ? [
+          "[psk]",
+          ...(o.psk ? [`mode = ${o.psk}`] : []),
+          ...(o.pskInterval ? [`interval = ${o.pskInterval}`] : []),
+          "",
+        ]
+      : []),
     "[backend]",
     `type = ${o.backend}`,
     "",

@@ -6,7 +6,7 @@ import { CHECKS } from "../flags.js";
 export const command: Command = {
   name: "status",
   summary:
-    "Show every peer: path (direct/hub/pending/none), endpoint, latency, last handshake, and why not direct",
+    "Show every peer: path (direct/hub/pending/none), endpoint, latency, last handshake, PSK epoch, and why not direct",
   usage: "status [--network NET] [--json]",
   options: {
     network: { type: "string", short: "n" },
@@ -33,7 +33,7 @@ function render(s: Status): string {
   return (
     head +
     table(
-      ["PEER", "ADDRESS", "PATH", "ENDPOINT", "LATENCY", "HANDSHAKE", "REASON"],
+      ["PEER", "ADDRESS", "PATH", "ENDPOINT", "LATENCY", "HANDSHAKE", "PSK EPOCH", "REASON"],
       s.peers.map((p) => [
         p.name,
         p.address,
@@ -41,6 +41,7 @@ function render(s: Status): string {
         p.endpoint,
         p.latencyMs === null ? null : `${p.latencyMs}ms`,
         ago(p.lastHandshakeMs),
+        p.psk ? `${p.psk.epoch} (${ago(p.psk.since)})` : null,
         p.reason,
       ]),
     )

@@ -6,6 +6,7 @@
 import { natInfoOf } from "../netcheck.js";
 import { endpointFamily } from "../ip.js";
 import { PAUSED_REASON } from "./admin.js";
+import { kexStatus } from "./kex.js";
 import { hopeless, latencyOf, shownEndpoint } from "./paths.js";
 import type { EngineState, PeerState, PeerStatus, SelfStatus } from "./types.js";
 
@@ -41,6 +42,7 @@ function peerStatus(st: EngineState, ps: PeerState): PeerStatus {
     reason: paused ? PAUSED_REASON : (skewReason(ps) ?? ps.paths.reason),
     settled: paused || ps.paths.settled,
     ...(ps.probe.skewMs === undefined ? {} : { clockOffS: Math.round(ps.probe.skewMs / 1000) }),
+    psk: kexStatus(ps.kex),
   };
 }
 

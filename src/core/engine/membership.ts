@@ -6,7 +6,7 @@
 import type { PeerStats } from "../backend.js";
 import type { Candidate, Event, JoinResponse, Peer } from "../protocol.js";
 import { newAppliedState } from "./desired.js";
-import { newKexState } from "./kex.js";
+import { newKexState, onKexMessage } from "./kex.js";
 import { log } from "./log.js";
 import {
   forgetEndpoints,
@@ -36,7 +36,7 @@ function newPeerState(st: EngineState, peer: Peer, now: number): PeerState {
     paths: newPathState(now),
     probe: newProbeState(now),
     report: newReportState(now + st.cfg.profile.reportAfterMs),
-    kex: newKexState(),
+    kex: newKexState(st.self?.wgPublicKey, peer.wgPublicKey, now),
     applied: newAppliedState(),
     dueAt: undefined,
   };
@@ -182,8 +182,11 @@ export function onEvent(st: EngineState, ev: Event, now: number, fx: EngineEffec
       }
       break;
     }
-    case "cc.ltgc.scope:kex":
+    case "cc.ltgc.scope:kex": {
+      const ps = onKexMessage(st, ev, now, fx);
+      if (ps) st.dirty.peers.add(ps.peer.id);
       break;
+    }
     default: {
       const never: never = ev;
       throw new Error(`unknown event ${JSON.stringify(never)}`);

@@ -13,7 +13,7 @@ import { messageType } from "../protocol.js";
 import { gapAt, SETTLED_RETRIGGER_MS } from "../timers.js";
 import { compact, nextDeadline, pushDeadline, takeDue } from "./deadlines.js";
 import { applyAll, entryOf, sameEntry, steering } from "./desired.js";
-import { kexDeadline } from "./kex.js";
+import { kexDeadline, kexWork } from "./kex.js";
 import { log } from "./log.js";
 import { decidePath, isDirect, latencyOf, pathDeadlines } from "./paths.js";
 import { probePeer, pruneProbeBook } from "./probing.js";
@@ -56,6 +56,7 @@ export function reconcile(st: EngineState, now: number, fx: EngineEffect[]): voi
     if (ps.paths.settled) st.unsettled.delete(ps.peer.id);
     else st.unsettled.add(ps.peer.id);
     probePeer(st, ps, now, fx);
+    kexWork(st, ps, now, fx);
     const entry = entryOf(st, ps, ps.paths.path === "direct");
     entries.set(ps.peer.id, entry);
     if (!sameEntry(ps.applied.entry, entry) || steering(ps)) changed = true;
@@ -101,7 +102,7 @@ function schedulePeer(st: EngineState, ps: PeerState, now: number): void {
   const out: number[] = [ps.probe.nextAt];
   reportDeadline(ps, out);
   pathDeadlines(st, ps, out);
-  const kex = kexDeadline(ps.kex);
+  const kex = kexDeadline(ps, st.cfg.kex !== undefined);
   if (kex !== undefined) out.push(kex);
   let at: number | undefined;
   for (const d of out) if (d > now && (at === undefined || d < at)) at = d;

@@ -24,6 +24,7 @@ import { log } from "./log.js";
 import { onEvent, onJoined, onResync } from "./membership.js";
 import { noteStats, restartAttempt } from "./paths.js";
 import { newProbeBook, receiveProbe } from "./probing.js";
+import { kexRotateNow } from "./kex.js";
 import { reconcile } from "./reconcile.js";
 import { newRoutingState } from "./routing.js";
 import { mergeNetcheck, migrateIfChanged } from "./self.js";
@@ -109,6 +110,13 @@ export function step(st: EngineState, input: EngineInput, now: number): StepResu
         fx.push(log("info", input.active ? "tunnel switched on: resuming" : "tunnel switched off: pausing"));
         if (input.active) resume(st, now);
       }
+      break;
+    case "kexRotate":
+      for (const ps of st.peers.values())
+        if (input.peer === undefined || input.peer === ps.peer.id || input.peer === ps.peer.name) {
+          kexRotateNow(ps, now);
+          st.dirty.peers.add(ps.peer.id);
+        }
       break;
     default: {
       const never: never = input;

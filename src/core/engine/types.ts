@@ -20,7 +20,7 @@ import type { EndpointEvidence } from "../path.js";
 import type { TimerProfile } from "../timers.js";
 import type { AdminState } from "./admin.js";
 import type { Deadlines } from "./deadlines.js";
-import type { KexState } from "./kex.js";
+import type { KexConfig, KexState } from "./kex.js";
 import type { RoutingState } from "./routing.js";
 
 /** The engine needs one timer: "tick" wakes it at its next deadline. */
@@ -41,7 +41,9 @@ export type EngineInput =
   /** The host's usable addresses changed, with a netcheck made after the change when there is one. */
   | { type: "addressesChanged"; addresses: string[]; netcheck?: NetcheckReport }
   /** The user switched the tunnel off (false) or on again (true) outside Scope (NetworkManager). */
-  | { type: "backendActive"; active: boolean };
+  | { type: "backendActive"; active: boolean }
+  /** `scope psk rotate [PEER]`: rotate the PSK with one peer (id or name), or every peer, now. */
+  | { type: "kexRotate"; peer?: string };
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -62,19 +64,30 @@ export type EngineEffect =
 
 export type PeerPath = "direct" | "hub" | "pending" | "none";
 
+/** An identity as the engine holds it: the seed stays in the closures. */
+export interface EngineIdentity {
+  readonly publicKey: string;
+  pairKey(theirPublic: string): Uint8Array;
+  /** Ed25519 signature, base64. */
+  sign(message: string): string;
+}
+
 export interface EngineConfig {
   profile: TimerProfile;
   /**
-   * Ed25519 identity: the public key, and the probe MAC key with a peer
-   * (src/core/probe/mac.ts identityKeyer). The seed itself stays out of the
-   * state, so no dump, log or status of the state can ever carry it.
+   * Ed25519 identity: the public key, the probe MAC key with a peer and a
+   * signer for kex messages (src/core/probe/mac.ts identityKeyer). The seed
+   * itself stays out of the state, so no dump, log or status of the state
+   * can ever carry it.
    */
-  identity: { publicKey: string; pairKey(theirPublic: string): Uint8Array };
+  identity: EngineIdentity;
   /** 4 random bytes (8 hex digits) chosen per start, so probe nonces never repeat across restarts. */
   nonceSalt: string;
   probePort: number;
   /** Accepted probe clock skew. */
   probeWindowMs?: number;
+  /** PSK rotation (kex.ts); absent: `[psk] mode = off`, no PSKs. */
+  kex?: KexConfig;
 }
 
 export interface ProbeAnswer {
@@ -224,6 +237,8 @@ export interface PeerStatus {
   settled: boolean;
   /** Present while this peer's probes are rejected because its clock is off by this many seconds. */
   clockOffS?: number;
+  /** The PSK's epoch, since when it is configured (epoch ms) and how many rotations so far; null: no PSK. */
+  psk: { epoch: number; since: number; rotations: number } | null;
 }
 
 export interface SelfStatus {

@@ -9,6 +9,8 @@ import { createHmac, createPrivateKey, createPublicKey, diffieHellman } from "no
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
+import { signMessage, type Identity } from "../../crypto/keys.js";
+import type { EngineIdentity } from "../engine/types.js";
 
 const LABEL = new TextEncoder().encode("cc.ltgc.scope probe mac v1");
 export const MAC_BYTES = 16;
@@ -44,13 +46,14 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length;
 }
 
-/** What the engine holds of an identity: the public key, and pair keys made from a seed kept in this closure. */
-export function identityKeyer(id: { publicKey: string; secretKey: Uint8Array }): {
-  publicKey: string;
-  pairKey(theirPublic: string): Uint8Array;
-} {
-  const secret = Uint8Array.from(id.secretKey);
-  return { publicKey: id.publicKey, pairKey: (theirs) => probePairKey(secret, id.publicKey, theirs) };
+/** What the engine holds of an identity: the public key, pair keys and signatures made from a seed kept in this closure. */
+export function identityKeyer(id: Identity): EngineIdentity {
+  const kept: Identity = { publicKey: id.publicKey, secretKey: Uint8Array.from(id.secretKey) };
+  return {
+    publicKey: kept.publicKey,
+    pairKey: (theirs) => probePairKey(kept.secretKey, kept.publicKey, theirs),
+    sign: (message) => signMessage(kept, message),
+  };
 }
 
 /**

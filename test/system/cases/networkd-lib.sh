@@ -211,3 +211,33 @@ check_networkd_files() { # EXPECTED_PEER_COUNT
 	grep -q '^PrivateKeyFile=' "$netdev"
 	echo "ok: private key only in the .key file"
 }
+
+# PSK rotation (issue 11). psk_of PUBKEY: scope0's live PSK for the peer
+# ("(none)" without one); psk_hash the same as a short hash (secrets stay out of the log).
+psk_of() {
+	wg show scope0 preshared-keys | awk -v k="$1" '$1 == k { print $2 }'
+}
+psk_set() { # PUBKEY
+	local p
+	p=$(psk_of "$1")
+	[ -n "$p" ] && [ "$p" != "(none)" ]
+}
+psk_changed() { # PUBKEY OLD
+	local p
+	p=$(psk_of "$1")
+	[ -n "$p" ] && [ "$p" != "(none)" ] && [ "$p" != "$2" ]
+}
+# check_psk_file PUBKEY: one .psk file holds the live PSK, root:systemd-network 0640.
+check_psk_file() {
+	local live f
+	live=$(psk_of "$1")
+	for f in "$NDDIR"/50-scope-$NET.peer-*.psk; do
+		[ -f "$f" ] || continue
+		if [ "$(cat "$f")" = "$live" ]; then
+			echo "psk file: $(stat -c '%U:%G %a' "$f")"
+			return 0
+		fi
+	done
+	echo "no .psk file holds the live PSK" >&2
+	return 1
+}
