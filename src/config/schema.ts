@@ -69,6 +69,18 @@ export const RegistryConfig = z.strictObject({
       event_retention: Duration.default(86400),
     })
     .prefault({}),
+  /** Where the registry keeps its state: SQLite under `data` (zero setup), or PostgreSQL for several replicas. */
+  store: z
+    .strictObject({
+      kind: z.enum(["sqlite", "postgres"]).default("sqlite"),
+      url: z
+        .string()
+        .regex(/^postgres(ql)?:\/\//, "expected postgres://…")
+        .optional(),
+      /** A file holding the URL, for one with a password in it (keep it 0600). */
+      url_file: absPath.optional(),
+    })
+    .prefault({}),
   log: z.strictObject({ level: logLevel.default("info") }).prefault({}),
 });
 export type RegistryConfig = z.infer<typeof RegistryConfig>;

@@ -30,7 +30,7 @@ import type { RegistryDeps, RegistryLogger } from "./deps.js";
 import { EventHub } from "./events.js";
 import { Metrics } from "./metrics.js";
 import { startReflector } from "./reflector-server.js";
-import { SqliteStore } from "./sqlite-store.js";
+import { openStore } from "./open-store.js";
 
 export const DB_FILE = "registry.db";
 export const KEY_FILE = "registry.key";
@@ -112,7 +112,7 @@ export async function startRegistry(
   const { host, port } = parseListen(c.listen);
   ensurePrivateDir(c.data);
   const registryIdentity = loadOrCreateKey(c.data);
-  const store = new SqliteStore(join(c.data, DB_FILE));
+  const store = await openStore(config, join(c.data, DB_FILE), log);
   const metrics = new Metrics();
   const hub = new EventHub(() => metrics.eventsEmitted++);
   store.onEvent((e) => hub.publish(e));
@@ -191,7 +191,7 @@ export async function startRegistry(
       await closed;
       clearTimeout(cut);
       await Promise.all(udp.map((s) => new Promise<void>((r) => s.close(() => r()))));
-      store.close();
+      await store.close();
       if (existsSync(c.admin_socket)) unlinkSync(c.admin_socket);
       log.info("registry stopped");
     })());

@@ -6,7 +6,13 @@
 import { expect } from "chai";
 import type { RegistryClient } from "../../src/client/registry-client.js";
 import type { Event } from "../../src/core/protocol.js";
-import { memberClient, newPeer, startRegistryProcess, type RegistryProcess } from "./harness.js";
+import {
+  describeStores,
+  memberClient,
+  newPeer,
+  startRegistryProcess,
+  type RegistryProcess,
+} from "./harness.js";
 
 interface Recorder {
   events: Event[];
@@ -47,13 +53,13 @@ async function until(cond: () => boolean, what: string, ms = 10_000): Promise<vo
 const kinds = (es: Event[]) => es.map((e) => `${e.type.split(":")[1]}`);
 const ids = (es: Event[]) => es.map((e) => e.id);
 
-describe("registry: event stream (real process)", function () {
+describeStores("registry: event stream (real process)", function (store) {
   this.timeout(60_000);
   let reg: RegistryProcess;
   let token: string;
 
   before(async () => {
-    reg = await startRegistryProcess();
+    reg = await startRegistryProcess({ store });
     await reg.admin.createNetwork({ name: "corp", cidr: "10.88.0.0/16" });
     token = (await reg.admin.createToken("corp", { uses: 100 })).token;
   });

@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { AdminClient } from "../../src/client/admin-client.js";
 import { RegistryClient } from "../../src/client/registry-client.js";
 import type { PeerInput } from "../../src/core/protocol.js";
+import { sharedPostgres } from "./pg-server.js";
 import { generateIdentity, generateWgKeyPair, type Identity } from "../../src/crypto/keys.js";
 
 const MAIN = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
@@ -55,12 +56,34 @@ export interface RegistryProcess {
   dispose(): Promise<void>;
 }
 
-export async function startRegistryProcess(opts: { extraConfig?: string } = {}): Promise<RegistryProcess> {
+export type StoreKind = "sqlite" | "postgres";
+/** The stores every contract suite runs against. */
+export const STORES: readonly StoreKind[] = ["sqlite", "postgres"];
+
+/** describe() once per store kind: the same suite is the contract both stores must meet. */
+export function describeStores(title: string, body: (this: Mocha.Suite, store: StoreKind) => void): void {
+  for (const store of STORES)
+    describe(`${title} [${store}]`, function () {
+      body.call(this, store);
+    });
+}
+
+export interface RegistryOptions {
+  extraConfig?: string;
+  /** sqlite (default): a file under the data dir; postgres: `pgUrl`, or a new database on the shared test server. */
+  store?: StoreKind;
+  pgUrl?: string;
+}
+
+export async function startRegistryProcess(opts: RegistryOptions = {}): Promise<RegistryProcess> {
   const dir = mkdtempSync(join(tmpdir(), "scope-reg-"));
   const port = await freePort();
   const socketPath = join(dir, "admin.sock");
   const config = join(dir, "registry.conf");
-  writeFileSync(config, `[registry]\nadmin_socket = ${socketPath}\n${opts.extraConfig ?? ""}`);
+  const pgUrl =
+    opts.pgUrl ?? (opts.store === "postgres" ? await (await sharedPostgres()).createDatabase() : undefined);
+  const store = pgUrl ? `[store]\nkind = postgres\nurl = ${pgUrl}\n` : "";
+  writeFileSync(config, `[registry]\nadmin_socket = ${socketPath}\n${opts.extraConfig ?? ""}\n${store}`);
   let out = "";
   const url = `http://127.0.0.1:${port}`;
   const rp: RegistryProcess = {
