@@ -80,11 +80,10 @@ async function lockNetwork(db: Db, name: string): Promise<Network> {
   return toNetwork(row);
 }
 
-async function peerIn(db: Db | pg.Pool, network: string, id: string): Promise<Peer | undefined> {
-  const r = await db.query<{ record: string }>("SELECT record FROM peers WHERE network = $1 AND id = $2", [
-    network,
-    id,
-  ]);
+const PEER = "SELECT record FROM peers WHERE network = $1 AND id = $2";
+
+async function peerIn(db: Db, network: string, id: string): Promise<Peer | undefined> {
+  const r = await db.query<{ record: string }>(PEER, [network, id]);
   const row = r.rows[0];
   return row && (JSON.parse(row.record) as Peer);
 }
@@ -236,7 +235,8 @@ export class PgStore implements Store {
   }
 
   async getPeer(network: string, id: string): Promise<Peer | undefined> {
-    return peerIn(this.pool, network, id);
+    const row = (await query<{ record: string }>(this.pool, PEER, [network, id])).rows[0];
+    return row && (JSON.parse(row.record) as Peer);
   }
 
   async listPeers(network: string): Promise<Peer[]> {
