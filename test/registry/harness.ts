@@ -16,7 +16,7 @@ import type { PeerInput } from "../../src/core/protocol.js";
 import { sharedPostgres } from "./pg-server.js";
 import { generateIdentity, generateWgKeyPair, type Identity } from "../../src/crypto/keys.js";
 
-const MAIN = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+export const MAIN = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 
 const bindUdp = (port: number) =>
   new Promise<boolean>((resolve) => {

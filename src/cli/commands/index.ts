@@ -11,12 +11,13 @@ import { command as netcheck } from "./netcheck.js";
 import { create as networkCreate, list as networkList } from "./network.js";
 import { list as peerList, remove as peerRemove } from "./peer.js";
 import { command as ping } from "./ping.js";
-import { command as registry } from "./registry.js";
+import { command as registry, migrate as registryMigrate } from "./registry.js";
 import { command as status } from "./status.js";
 import { command as tokenCreate } from "./token.js";
 
 export const COMMANDS: Command[] = [
   registry,
+  registryMigrate,
   networkCreate,
   networkList,
   tokenCreate,
