@@ -23,11 +23,12 @@ import { signRequest } from "../crypto/signing.js";
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import { call, errorFrom, isUnreachable, jsonBody, send, type HttpTransport, type Target } from "./http.js";
+import { RegistryList } from "./registry-list.js";
 import { SseParser } from "./sse.js";
 import { z } from "zod";
 
 export interface RegistryClientOptions {
-  /** Base URL, e.g. "https://reg.example:8470". */
+  /** Base URL, e.g. "https://reg.example:8470", or several, comma-separated (registry-list.ts). */
   url: string;
   network: string;
   identity: Identity;
@@ -79,8 +80,10 @@ export class RegistryClient {
   private generation = 0;
   /** Aborts the current event stream connection (not the whole follow): see dropConnections. */
   private streamAbort: AbortController | undefined;
+  private readonly registries: RegistryList;
 
   constructor(private readonly opts: RegistryClientOptions) {
+    this.registries = new RegistryList(opts.url);
     this.target = this.newTarget();
     this.peerId = peerIdOf(opts.identity.publicKey);
     this.base = `${API_PREFIX}/networks/${encodeURIComponent(opts.network)}`;
@@ -133,8 +136,23 @@ export class RegistryClient {
   }
 
   private newTarget(): Target {
-    const { url, transport } = this.opts;
+    const url = this.registries.current;
+    const { transport } = this.opts;
     return transport ? { url, transport } : { url, agent: newAgent(url) };
+  }
+
+  /**
+   * After a failure that is the registry's (no answer, or 5xx): move to the
+   * next registry of the list, if any. True when the target changed.
+   */
+  private failover(e: unknown): boolean {
+    const theirs =
+      isUnreachable(e) || (e instanceof ScopeError && e.code === "unavailable") || !(e instanceof ScopeError);
+    if (!theirs || !this.target.url || !this.registries.failed(this.target.url)) return false;
+    const old = this.target.agent;
+    this.target = this.newTarget();
+    old?.destroy();
+    return true;
   }
 
   /**
@@ -161,7 +179,8 @@ export class RegistryClient {
         throw new ScopeError("unavailable", "event stream ended", { cause: { code: "EOF" } });
       } catch (e) {
         if (o.signal.aborted) return;
-        const dropped = conn.signal.aborted; // dropConnections(): reconnect at once
+        // dropConnections(), or another registry of the list to try: reconnect at once.
+        const dropped = conn.signal.aborted || this.failover(e);
         if (e instanceof ScopeError && FATAL_CODES.has(e.code)) throw e;
         // No answer at all (or the stream broke mid-way): the registry is down or
         // restarting; retrying is cheap for it, so keep the delay short.
@@ -243,6 +262,8 @@ export class RegistryClient {
     } catch (e) {
       // Cut by dropConnections() (the host moved): send it again from the new address.
       if (this.generation !== gen && isUnreachable(e)) return attempt();
+      // Refused or unreachable: this registry never saw it, so the next of the list may take it.
+      if (isUnreachable(e) && this.failover(e)) return attempt();
       throw e;
     }
   }

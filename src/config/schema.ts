@@ -9,6 +9,7 @@ import { isIpv4, isIpv6 } from "../core/ip.js";
 import { checkInterfaceName } from "../core/names.js";
 import { NetworkName } from "../core/protocol.js";
 import { LOG_LEVELS } from "../log.js";
+import { registryUrls } from "../client/registry-list.js";
 
 const LISTEN_EXPECTED = 'expected ADDR:PORT, e.g. "[::]:8470" or "0.0.0.0:8470"';
 
@@ -88,7 +89,19 @@ export type RegistryConfig = z.infer<typeof RegistryConfig>;
 export const TimerProfileName = z.enum(["fast", "seed"]);
 
 export const EdgeConfig = z.strictObject({
-  registry: z.strictObject({ url: z.url({ protocol: /^https?$/ }) }),
+  /** One registry URL, or several replicas' comma-separated (the daemon fails over in order). */
+  registry: z.strictObject({
+    url: z.string().check((ctx) => {
+      const urls = registryUrls(ctx.value);
+      const bad = urls.find((u) => !z.url({ protocol: /^https?$/ }).safeParse(u).success);
+      if (urls.length === 0 || bad !== undefined)
+        ctx.issues.push({
+          code: "custom",
+          message: `not an http(s) URL: ${bad ?? "(empty)"}`,
+          input: ctx.value,
+        });
+    }),
+  }),
   network: z.strictObject({ name: NetworkName }),
   identity: z.strictObject({ key_file: absPath }),
   wireguard: z.strictObject({
