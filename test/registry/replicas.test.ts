@@ -93,7 +93,8 @@ describe("registry: two replicas on PostgreSQL (real processes)", function () {
     const subB = await joinOn(b, n, "sub-b");
     const hopper = await joinOn(a, n, "hopper");
     const writers = await Promise.all([a, a, b, b].map((reg, i) => joinOn(reg, n, `w${i}`)));
-    const start = writers[writers.length - 1]!.joined.lastEventId;
+    // Joined concurrently: the last to commit is not necessarily the last in the array.
+    const start = Math.max(...writers.map((w) => w.joined.lastEventId));
     const onA = record(subA.client, start);
     const onB = record(memberClient(b, n.name, subB.identity), start);
     await Promise.all([onA.ready, onB.ready]);
@@ -138,7 +139,7 @@ describe("registry: two replicas on PostgreSQL (real processes)", function () {
     const subA = await joinOn(a, n, "sub-a");
     const subB = await joinOn(b, n, "sub-b");
     const writers = await Promise.all([a, b].map((reg, i) => joinOn(reg, n, `w${i}`)));
-    const start = writers[1]!.joined.lastEventId;
+    const start = Math.max(...writers.map((w) => w.joined.lastEventId));
     const onA = record(subA.client, start);
     const onB = record(memberClient(b, n.name, subB.identity), start);
     await Promise.all([onA.ready, onB.ready]);
