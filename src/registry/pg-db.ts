@@ -100,17 +100,23 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** One attempt: BEGIN, fn, COMMIT; a failure rolls back (or drops a broken connection). */
 async function attempt<T>(pool: pg.Pool, fn: (db: Db) => Promise<T>, state: { committing: boolean }) {
   const db = await pool.connect();
+  // A checked-out client whose server goes away between two statements emits "error"; unhandled,
+  // that ends the process. The next statement fails with it anyway, which is where it is handled.
+  const ignore = () => {};
+  db.on("error", ignore);
   try {
     await db.query("BEGIN");
     const out = await fn(db);
     state.committing = true;
     await db.query("COMMIT");
+    db.off("error", ignore);
     db.release();
     return out;
   } catch (e) {
     if (isTransient(e)) db.release(true);
     else {
       await db.query("ROLLBACK").catch(() => {});
+      db.off("error", ignore);
       db.release();
     }
     throw e;

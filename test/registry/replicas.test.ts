@@ -164,11 +164,14 @@ describe("registry: two replicas on PostgreSQL (real processes)", function () {
     await Promise.all(load);
 
     const want = [...posted].sort((x, y) => x - y);
+    const counts = () => `want ${want.length}, A has ${onA.events.length}, B has ${onB.events.length}`;
     await until(
       () => onA.events.length >= want.length && onB.events.length >= want.length,
       "subscribers",
       30_000,
-    );
+    ).catch((e: Error) => {
+      throw new Error(`${e.message} (${counts()})\n${a.output().slice(-2000)}\n${b.output().slice(-2000)}`);
+    });
     expect(onA.events.map((e) => e.id)).to.deep.equal(want);
     expect(onB.events.map((e) => e.id)).to.deep.equal(want);
     // Gap-free: every id in the range was one of ours (a lost or duplicated commit would show).
