@@ -16,6 +16,12 @@
  * Load average is printed with every figure: on a shared 2-core host the
  * numbers move with it.
  *
+ * Then the two-replica case (issue 15): the same state moved into a private
+ * PostgreSQL server, two registry processes on it, the same N subscribers
+ * split over both and joins alternating between them; join-to-event p50/p99
+ * and join throughput (THROUGHPUT_JOINS, JOIN_CONCURRENCY in flight, no
+ * subscribers) are printed next to the SQLite registry's from the same run.
+ *
  * fd limits are raised for the bench and both servers with prlimit when
  * allowed (root); otherwise the caller needs `ulimit -n` above N + 1000.
  */
@@ -40,12 +46,22 @@ import {
   type Identity,
 } from "../src/crypto/keys.js";
 import { signRequest } from "../src/crypto/signing.js";
+import { silentLogger } from "../src/core/logger.js";
+import { migrateSqliteToPg } from "../src/registry/migrate.js";
 import { SqliteStore } from "../src/registry/sqlite-store.js";
 import { freePort, waitHealthy } from "../test/registry/harness.js";
+import { startPostgres } from "../test/registry/pg-server.js";
 
 const NET = "bench";
 const EVENTS_PATH = `/v1/networks/${NET}/events`;
 const JOINS = 20;
+/**
+ * Joins timed for throughput, and how many are in flight at once: each answer
+ * carries the peer list (~5 MB at 10 000), so more in flight only queues
+ * them past the server's 30 s request timeout.
+ */
+const THROUGHPUT_JOINS = 100;
+const JOIN_CONCURRENCY = 2;
 const SOURCE_ADDRESSES = 8;
 const now = () => performance.timeOrigin + performance.now();
 const FD_LIMIT = 65_536;
@@ -171,13 +187,14 @@ class Subscribers {
   private pending = new Map<number, { reports: number[] }>();
   private waiters = new Map<number, (at: number) => void>();
 
-  async open(port: number, identities: Identity[], threads: number): Promise<void> {
+  /** Threads spread over `ports` (one per registry replica) in turn. */
+  async open(ports: number[], identities: Identity[], threads: number): Promise<void> {
     const share = Math.ceil(identities.length / threads);
     const readies: Promise<void>[] = [];
     for (let t = 0; t < threads && t * share < identities.length; t++) {
       const slice = identities.slice(t * share, (t + 1) * share);
       const input: WorkerInput = {
-        port,
+        port: ports[t % ports.length]!,
         secrets: slice.map((i) => Buffer.from(i.secretKey).toString("base64")),
         sourceOffset: t * share,
       };
@@ -241,9 +258,11 @@ async function measure(trigger: Trigger, subs: Subscribers): Promise<number[]> {
   return out;
 }
 
+/** Joins a new peer through urls[i % urls.length]: with two replicas, every other join on each. */
 const joinTrigger =
-  (url: string, token: string, label: string): Trigger =>
+  (urls: string[], token: string, label: string): Trigger =>
   async (i) => {
+    const url = urls[i % urls.length]!;
     const identity = generateIdentity();
     const path = `/v1/networks/${NET}/join`;
     const body = JSON.stringify({
@@ -273,6 +292,102 @@ const floorTrigger =
     const res = await fetch(`${url}/emit`, { method: "POST" });
     return ((await res.json()) as { lastEventId: number }).lastEventId;
   };
+
+/** THROUGHPUT_JOINS new peers, JOIN_CONCURRENCY at a time, spread over urls: joins per second. */
+async function joinThroughput(urls: string[], token: string): Promise<{ perSecond: number }> {
+  const trigger = joinTrigger(urls, token, `tp${urls.length}`);
+  // Once more on a fresh connection: a kept-alive one the server closed meanwhile resets (seen at 10 000).
+  const again = joinTrigger(urls, token, `tp${urls.length}r`);
+  let next = 0;
+  const t0 = now();
+  const lane = async () => {
+    while (next < THROUGHPUT_JOINS) {
+      const i = next++;
+      await trigger(i).catch(() => again(i));
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: JOIN_CONCURRENCY }, lane));
+  } catch (e) {
+    // A figure, not a test: say what broke and keep the fan-out figures of the run.
+    console.log(
+      `  join throughput failed after ${next} joins: ${(e as Error).message} ${String((e as Error).cause ?? "")}`,
+    );
+    return { perSecond: NaN };
+  }
+  return { perSecond: THROUGHPUT_JOINS / ((now() - t0) / 1000) };
+}
+
+/** A registry process with its own data dir and admin socket under dir; resolves once healthy. */
+async function spawnRegistry(
+  dir: string,
+  extraConfig: string,
+): Promise<{ child: ChildProcess; port: number }> {
+  mkdirSync(join(dir, "data"), { recursive: true, mode: 0o700 });
+  const conf = join(dir, "registry.conf");
+  writeFileSync(
+    conf,
+    `[registry]\nadmin_socket = ${join(dir, "admin.sock")}\n[log]\nlevel = warn\n${extraConfig}`,
+  );
+  const port = await freePort();
+  const main = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+  const args = [
+    main,
+    "registry",
+    "--config",
+    conf,
+    "--listen",
+    `127.0.0.1:${port}`,
+    "--data",
+    join(dir, "data"),
+  ];
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "inherit", "pipe"] });
+  let out = "";
+  child.stderr?.on("data", (b: Buffer) => (out += b.toString()));
+  await waitHealthy(`http://127.0.0.1:${port}`, child, () => out).catch(async (e: unknown) => {
+    await stop(child);
+    throw e;
+  });
+  raiseFdLimit(child.pid!);
+  return { child, port };
+}
+
+/**
+ * The two-replica case: the SQLite registry's state moved into a private
+ * PostgreSQL (the test tier's server, pg-server.ts) by `registry migrate`'s
+ * code, two registry processes on it, subscribers split over both, joins
+ * alternating between them.
+ */
+async function measureReplicas(sqliteFile: string, identities: Identity[], threads: number) {
+  const server = await startPostgres();
+  const dir = mkdtempSync(join(tmpdir(), "scope-bench-pg-"));
+  const children: ChildProcess[] = [];
+  try {
+    const pgUrl = await server.createDatabase();
+    await migrateSqliteToPg(sqliteFile, pgUrl, silentLogger, Date.now());
+    const store = `[store]\nkind = postgres\nurl = ${pgUrl}\n`;
+    const regs = await Promise.all(["a", "b"].map((r) => spawnRegistry(join(dir, r), store)));
+    children.push(...regs.map((r) => r.child));
+    const urls = regs.map((r) => `http://127.0.0.1:${r.port}`);
+    const admin = new AdminClient({ socketPath: join(dir, "a", "admin.sock") });
+    const { token } = await admin.createToken(NET, { uses: 10 * JOINS + THROUGHPUT_JOINS });
+    const subs = new Subscribers();
+    await subs.open(
+      regs.map((r) => r.port),
+      identities,
+      threads,
+    );
+    const loadAt = load();
+    const lat = await measure(joinTrigger(urls, token, "rep"), subs);
+    await subs.close();
+    const joins = await joinThroughput(urls, token);
+    return { lat, joins, load: `${loadAt} → ${load()}` };
+  } finally {
+    await Promise.all(children.map(stop));
+    server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 // ---- floor server: bare node:http, one buffer written to every response --------
 
@@ -360,7 +475,7 @@ async function measureFloor(
     });
     raiseFdLimit(child.pid!);
     const subs = new Subscribers();
-    await subs.open(port, identities, threads);
+    await subs.open([port], identities, threads);
     const lat = await measure(floorTrigger(`http://127.0.0.1:${port}`), subs);
     const { peak } = memory(child.pid!);
     await subs.close();
@@ -413,30 +528,36 @@ async function main(): Promise<void> {
     await waitHealthy(url, child, () => out);
     const pid = child.pid!;
     raiseFdLimit(pid);
-    const { token } = await new AdminClient({ socketPath }).createToken(NET, { uses: 10 * JOINS });
+    const { token } = await new AdminClient({ socketPath }).createToken(NET, {
+      uses: 10 * JOINS + THROUGHPUT_JOINS,
+    });
     const idle = memory(pid);
 
     console.log(`registry up (pid ${pid}); baseline with 1 subscriber… (${load()})`);
     const one = new Subscribers();
-    await one.open(port, identities.slice(n), 1);
-    const base = await measure(joinTrigger(url, token, "base"), one);
+    await one.open([port], identities.slice(n), 1);
+    const base = await measure(joinTrigger([url], token, "base"), one);
     await one.close();
     const loadBase = load();
 
     console.log(`opening ${n} subscribers… (${load()})`);
     t = now();
     const many = new Subscribers();
-    await many.open(port, identities.slice(0, n), threads);
+    await many.open([port], identities.slice(0, n), threads);
     const connectS = (now() - t) / 1000;
     const subscribed = memory(pid);
     const loadFan = load();
     const retransBefore = retransmits();
-    const lat = await measure(joinTrigger(url, token, "fan"), many);
+    const lat = await measure(joinTrigger([url], token, "fan"), many);
     const retrans = retransmits() - retransBefore;
     const after = memory(pid);
     const loadAfter = load();
     await many.close();
+    const sqliteJoins = await joinThroughput([url], token);
     await stop(child);
+
+    console.log(`two replicas on PostgreSQL, the same ${n} subscribers split over both… (${load()})`);
+    const replicas = await measureReplicas(join(dataDir, "registry.db"), identities.slice(0, n), threads);
 
     console.log(`floor: the same ${n} subscribers on a bare node:http server… (${load()})`);
     const floor = await measureFloor(identities.slice(0, n), threads);
@@ -457,6 +578,16 @@ async function main(): Promise<void> {
       `  registry RSS: idle ${idle.rss} MB, with N subscribers ${subscribed.rss} MB, after joins ${after.rss} MB, peak ${after.peak} MB (floor server peak ${floor.peak} MB)`,
     );
     console.log(`  targets at 10 000: p99 ≤ 500 ms, RSS ≤ 512 MB`);
+    console.log(`\nSQLite (one registry) next to two replicas on one PostgreSQL, same run`);
+    console.log(
+      `  SQLite:      join→event ${summary(lat)}   joins ${f(sqliteJoins.perSecond)}/s   (${loadFan})`,
+    );
+    console.log(
+      `  2 replicas:  join→event ${summary(replicas.lat)}   joins ${f(replicas.joins.perSecond)}/s   (${replicas.load})`,
+    );
+    console.log(
+      `  ratio to SQLite:          ${ratio(replicas.lat, lat)}   joins ×${(replicas.joins.perSecond / sqliteJoins.perSecond).toFixed(2)}`,
+    );
   } finally {
     await stop(child);
     rmSync(dir, { recursive: true, force: true });

@@ -19,6 +19,7 @@ setup_tier=unit
 case " $tiers " in *" lab "*) setup_tier=lab ;; esac
 case " $tiers " in *" system "*) [[ $setup_tier == lab ]] && setup_tier=all || setup_tier=system ;; esac
 bash test/setup.sh "$setup_tier" || { echo "tests: setup failed"; exit 1; }
+case " $tiers " in *" registry "*) bash test/setup.sh registry || { echo "tests: setup failed"; exit 1; } ;; esac
 
 sweep() {
   [[ -f dist/test/lab/cleanup.js ]] && node dist/test/lab/cleanup.js >/dev/null 2>&1

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a host for one test tier. Run as root on Debian by CI (and by hand).
 #
-#   test/setup.sh [unit|lab|system|package|all]     (default: unit)
+#   test/setup.sh [unit|registry|lab|system|package|all]     (default: unit)
 #
 # Idempotent and fast when warm: apt runs only if a command the tier needs is
 # missing, `apt-get update` at most once per run, and `npm ci` only when
@@ -25,6 +25,8 @@ need_lab=(
   pkill:procps
   python3:python3-minimal
 )
+# The registry tier's tests read the real SQLite file (sqlite3) and make a test CA (openssl).
+need_registry=(sqlite3:sqlite3 openssl:openssl)
 # `npm run package` alone.
 need_package=(
   dpkg-scanpackages:dpkg-dev
@@ -47,12 +49,13 @@ need_system=(
 
 case "$tier" in
   unit) wanted=("${need_unit[@]}") ;;
+  registry) wanted=("${need_unit[@]}" "${need_registry[@]}") ;;
   lab) wanted=("${need_unit[@]}" "${need_lab[@]}") ;;
   system) wanted=("${need_unit[@]}" "${need_system[@]}") ;;
   package) wanted=("${need_unit[@]}" "${need_package[@]}") ;;
-  all) wanted=("${need_unit[@]}" "${need_lab[@]}" "${need_system[@]}") ;;
+  all) wanted=("${need_unit[@]}" "${need_registry[@]}" "${need_lab[@]}" "${need_system[@]}") ;;
   *)
-    echo "usage: $0 [unit|lab|system|package|all]" >&2
+    echo "usage: $0 [unit|registry|lab|system|package|all]" >&2
     exit 2
     ;;
 esac
@@ -66,6 +69,17 @@ for pair in "${wanted[@]}"; do
     missing+=("$pkg")
   fi
 done
+
+# The registry tier runs private PostgreSQL clusters (test/registry/pg-server.ts) from
+# the server package's binaries; the package's own cluster is not wanted, so a fresh
+# install is told not to create (and start) one.
+if [[ $tier == registry || $tier == all ]] && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  missing+=(postgresql)
+  if [[ $(id -u) -eq 0 && ! -e /etc/postgresql-common/createcluster.conf ]]; then
+    mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
+  fi
+fi
 
 if ((${#missing[@]} > 0)); then
   if [[ $(id -u) -ne 0 ]]; then

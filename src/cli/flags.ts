@@ -97,6 +97,16 @@ export const CHECKS = {
   count: integer(1, 100),
   uses: integer(1, 100_000),
   expires: durationWithin(TokenInput.shape.expiresIn.unwrap(), 366 * 86_400),
+  /** `sqlite:PATH` of an existing database file (scope registry migrate --from). */
+  sqliteSource: (v: string) =>
+    v.startsWith("sqlite:") ? file(v.slice("sqlite:".length)) : "expected sqlite:PATH",
+  /** A PostgreSQL URL without a password: every user can read argv. */
+  postgresUrl: (v: string) =>
+    !/^postgres(ql)?:\/\/[^/]/.test(v)
+      ? "expected postgres://USER@HOST:PORT/DB"
+      : /^postgres(ql)?:\/\/[^@/]*:[^@/]*@/.test(v)
+        ? "no password on the command line; put the URL in a file for --to-file"
+        : undefined,
   pskMode: fromSchema(PskMode),
   pskInterval: fromSchema(PskInterval),
 } satisfies Record<string, ValueCheck>;

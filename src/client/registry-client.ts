@@ -23,12 +23,13 @@ import { signRequest } from "../crypto/signing.js";
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import { call, errorFrom, isUnreachable, jsonBody, send, type HttpTransport, type Target } from "./http.js";
+import { RegistryList } from "./registry-list.js";
 import { SseParser } from "./sse.js";
 import { z } from "zod";
 import type { TlsTrust } from "./tls.js";
 
 export interface RegistryClientOptions {
-  /** Base URL, e.g. "https://reg.example:8470". */
+  /** Base URL, e.g. "https://reg.example:8470", or several, comma-separated (registry-list.ts). */
   url: string;
   network: string;
   identity: Identity;
@@ -116,8 +117,10 @@ export class RegistryClient {
   private generation = 0;
   /** Aborts the current event stream connection (not the whole follow): see dropConnections. */
   private streamAbort: AbortController | undefined;
+  private readonly registries: RegistryList;
 
   constructor(private readonly opts: RegistryClientOptions) {
+    this.registries = new RegistryList(opts.url);
     this.target = this.newTarget();
     this.peerId = peerIdOf(opts.identity.publicKey);
     this.base = `${API_PREFIX}/networks/${encodeURIComponent(opts.network)}`;
@@ -170,8 +173,23 @@ export class RegistryClient {
   }
 
   private newTarget(): Target {
-    const { url, transport, tls } = this.opts;
+    const url = this.registries.current;
+    const { transport, tls } = this.opts;
     return transport ? { url, transport } : { url, agent: newAgent(url), ...(tls ? { tls } : {}) };
+  }
+
+  /**
+   * After a failure that is the registry's (no answer, or 5xx): move to the
+   * next registry of the list, if any. True when the target changed.
+   */
+  private failover(e: unknown): boolean {
+    const theirs =
+      isUnreachable(e) || (e instanceof ScopeError && e.code === "unavailable") || !(e instanceof ScopeError);
+    if (!theirs || !this.target.url || !this.registries.failed(this.target.url)) return false;
+    const old = this.target.agent;
+    this.target = this.newTarget();
+    old?.destroy();
+    return true;
   }
 
   /**
@@ -206,7 +224,8 @@ export class RegistryClient {
       } catch (e) {
         if (o.signal.aborted) return;
         if (e instanceof ScopeError && FATAL_CODES.has(e.code)) throw e;
-        const dropped = conn.signal.aborted && !silent; // dropConnections(): reconnect at once
+        // dropConnections(), or another registry of the list to try: reconnect at once.
+        const dropped = (conn.signal.aborted && !silent) || this.failover(e);
         if (silent) stats.silent++;
         // No answer at all (or the stream broke mid-way): the registry is down or
         // restarting; retrying is cheap for it, so keep the delay short.
@@ -306,6 +325,8 @@ export class RegistryClient {
     } catch (e) {
       // Cut by dropConnections() (the host moved): send it again from the new address.
       if (this.generation !== gen && isUnreachable(e)) return attempt();
+      // Refused or unreachable: this registry never saw it, so the next of the list may take it.
+      if (isUnreachable(e) && this.failover(e)) return attempt();
       throw e;
     }
   }

@@ -9,6 +9,7 @@ import { isIpv4, isIpv6 } from "../core/ip.js";
 import { checkInterfaceName } from "../core/names.js";
 import { NetworkName } from "../core/protocol.js";
 import { LOG_LEVELS } from "../log.js";
+import { registryUrls } from "../client/registry-list.js";
 
 const LISTEN_EXPECTED = 'expected ADDR:PORT, e.g. "[::]:8470" or "0.0.0.0:8470"';
 
@@ -102,6 +103,18 @@ export const RegistryConfig = z.strictObject({
       max_connections: z.coerce.number().int().min(1).max(1_000_000).default(20_000),
     })
     .prefault({}),
+  /** Where the registry keeps its state: SQLite under `data` (zero setup), or PostgreSQL for several replicas. */
+  store: z
+    .strictObject({
+      kind: z.enum(["sqlite", "postgres"]).default("sqlite"),
+      url: z
+        .string()
+        .regex(/^postgres(ql)?:\/\//, "expected postgres://…")
+        .optional(),
+      /** A file holding the URL, for one with a password in it (keep it 0600). */
+      url_file: absPath.optional(),
+    })
+    .prefault({}),
   log: z.strictObject({ level: logLevel.default("info") }).prefault({}),
 });
 export type RegistryConfig = z.infer<typeof RegistryConfig>;
@@ -113,8 +126,18 @@ export const PskMode = z.enum(["off", "rotate"]);
 export const PskInterval = Duration.pipe(z.number().min(1, "at least 1s"));
 
 export const EdgeConfig = z.strictObject({
+  /** One registry URL, or several replicas' comma-separated (the daemon fails over in order). */
   registry: z.strictObject({
-    url: z.url({ protocol: /^https?$/ }),
+    url: z.string().check((ctx) => {
+      const urls = registryUrls(ctx.value);
+      const bad = urls.find((u) => !z.url({ protocol: /^https?$/ }).safeParse(u).success);
+      if (urls.length === 0 || bad !== undefined)
+        ctx.issues.push({
+          code: "custom",
+          message: `not an http(s) URL: ${bad ?? "(empty)"}`,
+          input: ctx.value,
+        });
+    }),
     /** PEM CA that signs the registry's certificate (src/client/tls.ts); default: the system's CAs. */
     ca_file: absPath.optional(),
     /** sha256/BASE64 of the registry certificate's public key, checked on top of the chain. */

@@ -18,6 +18,7 @@
  * registry transport, control socket), so whole daemons run in the simulator
  * (test/unit/helpers/daemon-world.ts).
  */
+import { registryUrls } from "../client/registry-list.js";
 import { randomBytes } from "node:crypto";
 import { unlink } from "node:fs/promises";
 import type { Server } from "node:net";
@@ -567,7 +568,7 @@ export class Daemon {
     return runNetcheck(
       this.sock,
       {
-        registryUrl: this.d.config.registry.url,
+        registryUrl: registryUrls(this.d.config.registry.url)[0] ?? "",
         registryKey: this.d.join.registryKey,
         reflectorPorts: this.d.join.reflectorPorts,
         probePort: this.probePort,

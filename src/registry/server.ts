@@ -24,7 +24,7 @@ import { Limits, type LimitsConfig } from "./limits.js";
 import { Metrics } from "./metrics.js";
 import { listenAdminSocket, prepareAdminSocket } from "./admin-socket.js";
 import { startReflector } from "./reflector-server.js";
-import { SqliteStore } from "./sqlite-store.js";
+import { openStore } from "./open-store.js";
 
 export const DB_FILE = "registry.db";
 export const KEY_FILE = "registry.key";
@@ -133,7 +133,7 @@ export async function startRegistry(
   // unit runs with Group=scope-admin); nobody else (admin-socket.ts). Checked before any port is bound.
   prepareAdminSocket(c.admin_socket);
   const registryIdentity = loadOrCreateKey(c.data);
-  const store = new SqliteStore(join(c.data, DB_FILE));
+  const store = await openStore(config, join(c.data, DB_FILE), log);
   const metrics = new Metrics();
   const hub = new EventHub(() => metrics.eventsEmitted++);
   store.onEvent((e) => hub.publish(e));
@@ -225,7 +225,7 @@ export async function startRegistry(
       await closed;
       clearTimeout(cut);
       await Promise.all(udp.map((s) => new Promise<void>((r) => s.close(() => r()))));
-      store.close();
+      await store.close();
       if (existsSync(c.admin_socket)) unlinkSync(c.admin_socket);
       log.info("registry stopped");
     })());

@@ -7,8 +7,20 @@
 import { closeSync, chmodSync, openSync } from "node:fs";
 import Database from "better-sqlite3";
 import { ScopeError } from "../core/errors.js";
-import type { Event, Network, Peer, PeerUpdate } from "../core/protocol.js";
-import { allocateIpv4, ipv6For } from "./ipam.js";
+import type { Network, Peer, PeerUpdate } from "../core/protocol.js";
+import { allocateIpv4 } from "./ipam.js";
+import {
+  checkJoinToken,
+  newPeer,
+  registryEvent,
+  rejoined,
+  toNetwork,
+  withId,
+  type EventRow,
+  type NetworkRow,
+  type TokenRecordRow,
+  toTokenRecord,
+} from "./store-common.js";
 import type {
   EventDraft,
   EventQuery,
@@ -60,25 +72,6 @@ export function migrate(db: Db, migrations: readonly string[] = MIGRATIONS): voi
   }
 }
 
-interface NetworkRow {
-  name: string;
-  cidr: string;
-  cidr6: string | null;
-  topology: Network["topology"];
-  created_at: number;
-}
-interface TokenRow {
-  id: string;
-  network: string;
-  hash: string;
-  uses: number;
-  expires_at: number;
-  created_at: number;
-}
-interface EventRow {
-  id: number;
-  data: string;
-}
 interface RosterRow {
   id: string;
   address: string;
@@ -115,20 +108,6 @@ class Roster {
   }
 }
 
-const toNetwork = (r: NetworkRow): Network => ({
-  name: r.name,
-  cidr: r.cidr,
-  ...(r.cidr6 ? { cidr6: r.cidr6 } : {}),
-  topology: r.topology,
-  createdAt: r.created_at,
-});
-
-/** Stored event text lacks the id (unknown before insert); it is spliced in front on the way out. */
-const withId = (r: EventRow): StoredEvent => {
-  const json = `{"id":${r.id},${r.data.slice(1)}`;
-  return { event: JSON.parse(json) as Event, json };
-};
-
 export class SqliteStore implements Store {
   private readonly db: Db;
   private readonly listeners: ((e: StoredEvent) => void)[] = [];
@@ -159,7 +138,7 @@ export class SqliteStore implements Store {
       insertToken: db.prepare(
         "INSERT INTO tokens (id, network, hash, uses, expires_at, created_at) VALUES (@id, @network, @hash, @uses, @expiresAt, @createdAt)",
       ),
-      tokenByHash: db.prepare<[string], TokenRow>(
+      tokenByHash: db.prepare<[string], TokenRecordRow>(
         "SELECT id, network, hash, uses, expires_at, created_at FROM tokens WHERE hash = ?",
       ),
       useToken: db.prepare<[string]>("UPDATE tokens SET uses = uses - 1 WHERE id = ?"),
@@ -239,27 +218,14 @@ export class SqliteStore implements Store {
 
   async tokenByHash(hash: string): Promise<TokenRecord | undefined> {
     const r = this.stmt.tokenByHash.get(hash);
-    return (
-      r && {
-        id: r.id,
-        network: r.network,
-        hash: r.hash,
-        uses: r.uses,
-        expiresAt: r.expires_at,
-        createdAt: r.created_at,
-      }
-    );
+    return r && toTokenRecord(r);
   }
 
   async join(c: JoinCommit): Promise<JoinOutcome> {
     const committed = this.db
       .transaction((): Omit<JoinOutcome, "peersJson"> & { record: string | undefined } => {
         const network = this.requireNetwork(c.network);
-        const token = this.stmt.tokenByHash.get(c.tokenHash);
-        if (!token) throw new ScopeError("forbidden", "unknown join token");
-        if (token.network !== c.network)
-          throw new ScopeError("token_invalid", "join token is for another network");
-        if (token.expires_at <= c.now) throw new ScopeError("token_invalid", "join token expired");
+        const token = checkJoinToken(this.stmt.tokenByHash.get(c.tokenHash), c);
         const clash = this.stmt.clash.get(c.network, c.peerId, c.peer.name, c.peer.wgPublicKey);
         if (clash)
           throw new ScopeError("conflict", `peer ${clash.id} already has this name or WireGuard key`);
@@ -270,11 +236,9 @@ export class SqliteStore implements Store {
         let event: StoredEvent | undefined;
         if (existing) {
           // Re-join: same id and address; a change of details is an update, a retry is a no-op.
-          const next = { ...existing, ...c.peer, updatedAt: existing.updatedAt } as Peer;
-          if (JSON.stringify(next) === JSON.stringify(existing)) {
-            self = existing;
-          } else {
-            self = { ...next, updatedAt: c.now };
+          const changed = rejoined(existing, c);
+          self = changed ?? existing;
+          if (changed) {
             record = JSON.stringify(self);
             this.stmt.updatePeer.run({ ...self, network: c.network, record });
             event = this.insertEvent(registryEvent("peerUpdate", c.network, c.now, self));
@@ -285,15 +249,7 @@ export class SqliteStore implements Store {
           const address = allocateIpv4(network.cidr, taken);
           if (!address) throw new ScopeError("address_exhausted", `no free address left in ${network.cidr}`);
           this.stmt.useToken.run(token.id);
-          self = {
-            id: c.peerId,
-            network: c.network,
-            ...c.peer,
-            address,
-            ...(network.cidr6 ? { address6: ipv6For(network.cidr6, c.peerId) } : {}),
-            joinedAt: c.now,
-            updatedAt: c.now,
-          };
+          self = newPeer(c, network, address);
           record = JSON.stringify(self);
           this.stmt.insertPeer.run({ ...self, network: c.network, record });
           event = this.insertEvent(registryEvent("peerJoin", c.network, c.now, self));
@@ -454,13 +410,4 @@ export class SqliteStore implements Store {
   private emit(e: StoredEvent | undefined): void {
     if (e) for (const l of this.listeners) l(e);
   }
-}
-
-function registryEvent<K extends "peerJoin" | "peerUpdate" | "peerLeave">(
-  kind: K,
-  network: string,
-  ts: number,
-  body: Extract<Event, { type: `cc.ltgc.scope:${K}` }>["body"],
-): EventDraft {
-  return { type: `cc.ltgc.scope:${kind}`, network, from: "registry", ts, body } as EventDraft;
 }

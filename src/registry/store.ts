@@ -1,14 +1,18 @@
 /**
  * The registry's storage seam. SqliteStore (sqlite-store.ts) is the default;
- * a PostgreSQL store for several replicas can implement the same interface
- * (its `onEvent` would be fed by LISTEN/NOTIFY).
+ * PgStore (pg-store.ts) serves several replicas from one PostgreSQL database
+ * (its `onEvent` is fed by LISTEN/NOTIFY, so each replica sees every
+ * replica's events).
  *
  * Contract, for every implementation:
  * - Each method is atomic: it either happens completely or not at all, and
  *   the events it returns are committed when the promise resolves.
- * - Event ids increase strictly over the whole registry and are never
- *   reused, also across restarts; listeners registered with onEvent see every
- *   committed event exactly once, in id order.
+ * - Event ids increase strictly within a network and are never reused, also
+ *   across restarts; an event is visible to readers only once every lower id
+ *   of its network is (no reader resuming with `id > last` can skip one that
+ *   commits late). Listeners registered with onEvent see every committed
+ *   event exactly once, in id order per network. (SQLite numbers over the
+ *   whole registry, PostgreSQL per network: both satisfy this.)
  * - Nothing stored lets a reader join or impersonate a peer: tokens are kept
  *   as SHA-256 hashes and peers as public keys.
  */
@@ -115,8 +119,8 @@ export interface Store {
   /** Stores a member message; id and ts are assigned here. */
   appendEvent(draft: EventDraft): Promise<StoredEvent>;
   eventsAfter(q: EventQuery): Promise<StoredEvent[]>;
-  /** Highest event id ever assigned (0 when none). */
-  lastEventId(): Promise<number>;
+  /** No lower than any event id assigned in `network` (or in any network); 0 when none. */
+  lastEventId(network?: string): Promise<number>;
   /** Events with id <= this were dropped for this network by retention: a resume from there must resync. */
   prunedThrough(network: string): Promise<number>;
   pruneEvents(policy: RetentionPolicy, now: number): Promise<number>;
@@ -126,5 +130,5 @@ export interface Store {
   useNonce(key: string, expiresAt: number): Promise<boolean>;
   pruneNonces(now: number): Promise<number>;
 
-  close(): void;
+  close(): void | Promise<void>;
 }

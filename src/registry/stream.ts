@@ -33,7 +33,7 @@ export async function streamEvents(
   res.write(`retry: ${RETRY_MS}\n\n`);
   const sub = hub.subscribe(network, peerId, res);
 
-  const head = await store.lastEventId();
+  const head = await store.lastEventId(network);
   if (after !== undefined) {
     const pruned = await store.prunedThrough(network);
     if (after < pruned || after > head) {

@@ -6,24 +6,24 @@
 import { expect } from "chai";
 import type { Event } from "../../src/core/protocol.js";
 import {
+  describeStores,
   memberClient,
   newPeer,
-  record,
   startRegistryProcess,
-  until,
   type RegistryProcess,
 } from "./harness.js";
+import { record, until } from "./stream-helpers.js";
 
 const kinds = (es: Event[]) => es.map((e) => `${e.type.split(":")[1]}`);
 const ids = (es: Event[]) => es.map((e) => e.id);
 
-describe("registry: event stream (real process)", function () {
+describeStores("registry: event stream (real process)", function (store) {
   this.timeout(60_000);
   let reg: RegistryProcess;
   let token: string;
 
   before(async () => {
-    reg = await startRegistryProcess();
+    reg = await startRegistryProcess({ store });
     await reg.admin.createNetwork({ name: "corp", cidr: "10.88.0.0/16" });
     token = (await reg.admin.createToken("corp", { uses: 100 })).token;
   });

@@ -12,10 +12,11 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AdminClient } from "../../src/client/admin-client.js";
 import { RegistryClient } from "../../src/client/registry-client.js";
-import type { Event, PeerInput } from "../../src/core/protocol.js";
+import type { PeerInput } from "../../src/core/protocol.js";
+import { sharedPostgres } from "./pg-server.js";
 import { generateIdentity, generateWgKeyPair, type Identity } from "../../src/crypto/keys.js";
 
-const MAIN = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+export const MAIN = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 
 const bindUdp = (port: number) =>
   new Promise<boolean>((resolve) => {
@@ -55,19 +56,40 @@ export interface RegistryProcess {
   dispose(): Promise<void>;
 }
 
-/** tls: serve HTTPS with these PEM files (the URL is then https://127.0.0.1:PORT). */
-export async function startRegistryProcess(
-  opts: { extraConfig?: string; tls?: { cert: string; key: string } } = {},
-): Promise<RegistryProcess> {
+export type StoreKind = "sqlite" | "postgres";
+/** The stores every contract suite runs against. */
+export const STORES: readonly StoreKind[] = ["sqlite", "postgres"];
+
+/** describe() once per store kind: the same suite is the contract both stores must meet. */
+export function describeStores(title: string, body: (this: Mocha.Suite, store: StoreKind) => void): void {
+  for (const store of STORES)
+    describe(`${title} [${store}]`, function () {
+      body.call(this, store);
+    });
+}
+
+export interface RegistryOptions {
+  extraConfig?: string;
+  /** sqlite (default): a file under the data dir; postgres: `pgUrl`, or a new database on the shared test server. */
+  store?: StoreKind;
+  pgUrl?: string;
+  /** Serve HTTPS with these PEM files (the URL is then https://127.0.0.1:PORT). */
+  tls?: { cert: string; key: string };
+}
+
+export async function startRegistryProcess(opts: RegistryOptions = {}): Promise<RegistryProcess> {
   const dir = mkdtempSync(join(tmpdir(), "scope-reg-"));
   const port = await freePort();
   const socketPath = join(dir, "admin.sock");
   const config = join(dir, "registry.conf");
   const tls = opts.tls ? `tls_cert = ${opts.tls.cert}\ntls_key = ${opts.tls.key}\n` : "";
+  const pgUrl =
+    opts.pgUrl ?? (opts.store === "postgres" ? await (await sharedPostgres()).createDatabase() : undefined);
+  const store = pgUrl ? `[store]\nkind = postgres\nurl = ${pgUrl}\n` : "";
   // metrics on a free port: registries of parallel runs must not collide on 9470.
   writeFileSync(
     config,
-    `[registry]\nadmin_socket = ${socketPath}\nmetrics_listen = 127.0.0.1:${await freePort()}\n${tls}${opts.extraConfig ?? ""}`,
+    `[registry]\nadmin_socket = ${socketPath}\nmetrics_listen = 127.0.0.1:${await freePort()}\n${tls}${opts.extraConfig ?? ""}\n${store}`,
   );
   let out = "";
   const url = `${opts.tls ? "https" : "http"}://127.0.0.1:${port}`;
@@ -154,38 +176,4 @@ export function memberClient(reg: RegistryProcess, network: string, identity: Id
   return new RegistryClient({ url: reg.url, network, identity });
 }
 
-export interface Recorder {
-  events: Event[];
-  ready: Promise<void>;
-  stop(): Promise<void>;
-}
-
-/** Follows a client's stream in the background, recording events. */
-export function record(client: RegistryClient, lastEventId?: number): Recorder {
-  const ac = new AbortController();
-  const events: Event[] = [];
-  let onReady!: () => void;
-  const ready = new Promise<void>((r) => (onReady = r));
-  const done = client.events({
-    lastEventId,
-    signal: ac.signal,
-    onEvent: (e) => void events.push(e),
-    onReady: () => onReady(),
-  });
-  return {
-    events,
-    ready,
-    stop: async () => {
-      ac.abort();
-      await done;
-    },
-  };
-}
-
-export async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+export { record, until, type Recorder } from "./stream-helpers.js";

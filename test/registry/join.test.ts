@@ -8,7 +8,13 @@ import { ScopeError } from "../../src/core/errors.js";
 import { ErrorBody } from "../../src/core/protocol.js";
 import { generateIdentity, type Identity } from "../../src/crypto/keys.js";
 import { signRequest } from "../../src/crypto/signing.js";
-import { memberClient, newPeer, startRegistryProcess, type RegistryProcess } from "./harness.js";
+import {
+  describeStores,
+  memberClient,
+  newPeer,
+  startRegistryProcess,
+  type RegistryProcess,
+} from "./harness.js";
 
 async function rejects(p: Promise<unknown>): Promise<ScopeError> {
   try {
@@ -33,12 +39,12 @@ async function raw(
   return { status: r.status, body: json };
 }
 
-describe("registry: join and member auth (real process)", function () {
+describeStores("registry: join and member auth (real process)", function (store) {
   this.timeout(30_000);
   let reg: RegistryProcess;
 
   before(async () => {
-    reg = await startRegistryProcess();
+    reg = await startRegistryProcess({ store });
     await reg.admin.createNetwork({ name: "corp", cidr: "10.88.0.0/16" });
     await reg.admin.createNetwork({ name: "lab", cidr: "10.99.0.0/24" });
   });

@@ -27,6 +27,8 @@ const BAD = new Map<ValueCheck, string[]>([
   [CHECKS.path, [""]],
   [CHECKS.file, ["", "/nonexistent/scope.conf", "/"]],
   [CHECKS.pin, ["", "sha256/short", "md5/" + "A".repeat(44), "A".repeat(51)]],
+  [CHECKS.sqliteSource, ["/tmp/x.db", "sqlite:", "sqlite:/nonexistent.db", "sqlite:/"]],
+  [CHECKS.postgresUrl, ["mysql://h/db", "postgres://", "postgres://u:secret@h/db"]],
   [CHECKS.pskMode, ["on", ""]],
   [CHECKS.pskInterval, ["0s", "soon", "-1m", ""]],
   [CHECKS.secretFile, ["", "/nonexistent/token", "/"]],

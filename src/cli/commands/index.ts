@@ -12,12 +12,13 @@ import { create as networkCreate, list as networkList } from "./network.js";
 import { list as peerList, remove as peerRemove } from "./peer.js";
 import { command as ping } from "./ping.js";
 import { only as pskOnly, rotate as pskRotate } from "./psk.js";
-import { command as registry } from "./registry.js";
+import { command as registry, migrate as registryMigrate } from "./registry.js";
 import { command as status } from "./status.js";
 import { command as tokenCreate } from "./token.js";
 
 export const COMMANDS: Command[] = [
   registry,
+  registryMigrate,
   networkCreate,
   networkList,
   tokenCreate,
