@@ -345,7 +345,9 @@ describe("registry: fuzz (real process)", function () {
 
   before(async () => {
     // 10 000 requests from one address: past requests_per_address, they would test the limiter instead.
-    reg = await startRegistryProcess({ extraConfig: "[limits]\nrequests_per_address = off\n" });
+    reg = await startRegistryProcess({
+      extraConfig: "[limits]\nrequests_per_address = off\njoin_per_address = off\njoin_per_peer = off\n",
+    });
     await reg.admin.createNetwork({ name: "corp", cidr: "10.88.0.0/16" });
   });
   after(async () => reg?.dispose());

@@ -72,7 +72,7 @@ describe("registry: TLS (real process, self-signed CA)", function () {
     reg.url,
     "--network",
     "corp",
-    "--token",
+    "--token-file",
     "-",
     "--name",
     name,
