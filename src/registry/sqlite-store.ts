@@ -7,7 +7,7 @@
 import { closeSync, chmodSync, openSync } from "node:fs";
 import Database from "better-sqlite3";
 import { ScopeError } from "../core/errors.js";
-import type { Event, Network, Peer, PeerUpdate } from "../core/protocol.js";
+import type { Event, Network, Peer, PeerAdminUpdate, PeerRole, PeerUpdate } from "../core/protocol.js";
 import { allocateIpv4, ipv6For } from "./ipam.js";
 import type {
   EventDraft,
@@ -41,6 +41,8 @@ export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE nonces (key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID;
    CREATE INDEX nonces_by_expiry ON nonces (expires_at);
    ALTER TABLE networks ADD COLUMN pruned_through INTEGER NOT NULL DEFAULT 0;`,
+  // v3: hub tokens (roles are the admin's word, never the member's).
+  `ALTER TABLE tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'edge';`,
 ];
 
 /** Runs the migrations a database lacks; refuses a database written by a newer registry. */
@@ -149,11 +151,12 @@ export class SqliteStore implements Store {
         "INSERT INTO networks (name, cidr, cidr6, topology, created_at) VALUES (@name, @cidr, @cidr6, @topology, @createdAt)",
       ),
       insertToken: db.prepare(
-        "INSERT INTO tokens (id, network, hash, uses, expires_at, created_at) VALUES (@id, @network, @hash, @uses, @expiresAt, @createdAt)",
+        "INSERT INTO tokens (id, network, hash, uses, expires_at, created_at, role) VALUES (@id, @network, @hash, @uses, @expiresAt, @createdAt, @role)",
       ),
-      tokenByHash: db.prepare<[string], { id: string; network: string; uses: number; expires_at: number }>(
-        "SELECT id, network, uses, expires_at FROM tokens WHERE hash = ?",
-      ),
+      tokenByHash: db.prepare<
+        [string],
+        { id: string; network: string; uses: number; expires_at: number; role: PeerRole }
+      >("SELECT id, network, uses, expires_at, role FROM tokens WHERE hash = ?"),
       useToken: db.prepare<[string]>("UPDATE tokens SET uses = uses - 1 WHERE id = ?"),
       peer: db.prepare<[string, string], { record: string }>(
         "SELECT record FROM peers WHERE network = ? AND id = ?",
@@ -248,7 +251,8 @@ export class SqliteStore implements Store {
         let event: StoredEvent | undefined;
         if (existing) {
           // Re-join: same id and address; a change of details is an update, a retry is a no-op.
-          const next = { ...existing, ...c.peer, updatedAt: existing.updatedAt } as Peer;
+          const role = token.role === "hub" ? "hub" : existing.role;
+          const next = { ...existing, ...c.peer, role, updatedAt: existing.updatedAt } as Peer;
           if (JSON.stringify(next) === JSON.stringify(existing)) {
             self = existing;
           } else {
@@ -267,6 +271,7 @@ export class SqliteStore implements Store {
             id: c.peerId,
             network: c.network,
             ...c.peer,
+            role: token.role,
             address,
             ...(network.cidr6 ? { address6: ipv6For(network.cidr6, c.peerId) } : {}),
             joinedAt: c.now,
@@ -306,7 +311,7 @@ export class SqliteStore implements Store {
     return new Map(this.stmt.countPeers.all().map((r) => [r.network, r.n]));
   }
 
-  async updatePeer(network: string, id: string, update: PeerUpdate, now: number) {
+  async updatePeer(network: string, id: string, update: PeerUpdate | PeerAdminUpdate, now: number) {
     const committed = this.db
       .transaction(() => {
         const existing = this.peerOrUndefined(network, id);

@@ -135,7 +135,6 @@ export const command: Command = {
         }),
         // The daemon runs netcheck against the reflector (whose key the join answer brings) and updates this at once.
         nat: { mapping: "unknown", ipv6: false },
-        role: "edge",
       })
       .catch(async (e: unknown) => {
         client.close();

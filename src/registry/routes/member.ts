@@ -29,11 +29,13 @@ export function memberRoutes(deps: RegistryDeps): Router {
     const req = await readJson(ctx, JoinRequest);
     await requireJoinProof(ctx, deps, req.peer.identityKey);
     const peerId = peerIdOf(req.peer.identityKey);
+    // What a member claims about its own role is dropped here: the token (or the admin) decides.
+    const { role: _claimed, ...peer } = req.peer;
     const out = await store.join({
       network,
       tokenHash: sha256Hex(req.token),
       peerId,
-      peer: req.peer,
+      peer,
       now: clock.now(),
     });
     log.info(out.event?.event.type.endsWith("peerJoin") ? "peer joined" : "peer re-joined", {
@@ -41,6 +43,7 @@ export function memberRoutes(deps: RegistryDeps): Router {
       peer: peerId,
       name: out.self.name,
       address: out.self.address,
+      role: out.self.role,
     });
     // JoinResponse with the peer list spliced in as stored text (see JoinOutcome.peersJson).
     const rest = {
