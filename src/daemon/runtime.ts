@@ -27,6 +27,7 @@ import {
   anyPending,
   createEngineState,
   engineStatus,
+  selfCandidates,
   step,
   type EngineEffect,
   type EngineInput,
@@ -34,8 +35,9 @@ import {
   type EngineStatus,
 } from "../core/engine/index.js";
 import { ScopeError } from "../core/errors.js";
-import { composeCandidates, natInfoOf, type NetcheckReport } from "../core/netcheck.js";
-import type { Event, JoinResponse, PeerUpdate } from "../core/protocol.js";
+import { parseEndpoint } from "../core/ip.js";
+import { natInfoOf, type NetcheckReport } from "../core/netcheck.js";
+import type { Endpoint, Event, JoinResponse, PeerUpdate } from "../core/protocol.js";
 import { TIMER_PROFILES, type TimerProfile } from "../core/timers.js";
 import type { HttpTransport } from "../client/http.js";
 import { RegistryClient } from "../client/registry-client.js";
@@ -46,6 +48,7 @@ import type { Logger } from "../log.js";
 import { BackendWorker } from "./backend-worker.js";
 import { serveControl } from "./control.js";
 import type { JoinState } from "./files.js";
+import type { HubForwarding } from "./hub-forwarding.js";
 import { localAddresses, runNetcheck, type NetcheckRunner } from "./netcheck-runner.js";
 import { pingPeer } from "./ping.js";
 import { Outbox, RETRY_MAX_MS, RETRY_MIN_MS, isRetryable } from "./outbox.js";
@@ -73,6 +76,8 @@ export interface DaemonDeps {
   localAddresses?: () => string[];
   /** Carries registry requests (default: node:http to config.registry.url). */
   registryTransport?: HttpTransport;
+  /** What a hub turns on on its host (hub-forwarding.ts); absent: nothing (the simulator). */
+  hubForwarding?: HubForwarding;
 }
 
 /**
@@ -101,6 +106,12 @@ export type Status = EngineStatus & {
   backend: string;
   profile: string;
   registry: "connected" | "disconnected";
+};
+
+/** A hub's fixed public WireGuard endpoint (`scope join --endpoint`), published as a configured candidate. */
+export const configuredEndpoints = (c: EdgeConfig): Endpoint[] => {
+  const e = c.wireguard.endpoint === undefined ? undefined : parseEndpoint(c.wireguard.endpoint);
+  return e ? [e] : [];
 };
 
 /** The interface half of a desired state, from the config; addresses come from the registry. */
@@ -145,6 +156,10 @@ export class Daemon {
   private checking = false;
   /** The last updateSelf failed (registry away): re-sent when the event stream is back. */
   private selfUnsent = false;
+  /** The pace of the stats poll now scheduled (pollStats). */
+  private statsEvery: number | undefined;
+  /** Hub forwarding as last set on the host (followRole); a change is under way while busy. */
+  private forwarding: { on: boolean; busy: boolean } = { on: false, busy: false };
   /** Counts updateSelf sends: only the failure of the latest one is retried. */
   private selfGen = 0;
   private lastNetcheck: NetcheckReport | undefined;
@@ -180,7 +195,10 @@ export class Daemon {
     this.worker = new BackendWorker(
       d.backend,
       {
-        onApplied: (changes) => changes.forEach((change) => this.log.info("backend", { change })),
+        onApplied: (changes) => {
+          changes.forEach((change) => this.log.info("backend", { change }));
+          this.followRole(); // the interface exists now
+        },
         onStats: (stats) => this.dispatch({ type: "stats", stats }),
         onError: (op, err) => this.log.error(`backend ${op} failed`, { error: err.message }),
       },
@@ -266,6 +284,7 @@ export class Daemon {
         identity: this.d.identity,
         nonceSalt: randomBytes(4).toString("hex"),
         probePort: this.probePort,
+        configured: configuredEndpoints(this.d.config),
       },
       addrs,
       this.lastNetcheck,
@@ -298,12 +317,7 @@ export class Daemon {
     while (this.starting) {
       const t0 = this.clock.now();
       try {
-        const candidates = composeCandidates({
-          probePort: this.probePort,
-          localAddresses: this.st.addresses,
-          netcheck: this.st.netcheck,
-          reported: [],
-        });
+        const candidates = selfCandidates(this.st);
         // Independent: one round trip for all three (the list may show our old
         // record; the engine takes `self` from the update's answer).
         const took: Record<string, number> = {};
@@ -410,6 +424,35 @@ export class Daemon {
     const r = step(this.st, input, this.engineNow());
     this.st = r.state;
     for (const e of r.effects) this.run(e);
+    if (this.forwarding.on !== (this.st.self?.role === "hub")) this.followRole();
+    // A peer became pending (a join) while stats were polled at the settled
+    // pace: poll at the pending pace now, not after up to statsSettledMs
+    // (a newcomer's proven handshake sat unseen for 3 s in the lab).
+    if (this.statsEvery === this.profile.statsSettledMs && this.phase === "member" && anyPending(this.st))
+      this.pollStats();
+  }
+
+  /**
+   * A hub forwards between its peers on its interface; an edge (or a hub
+   * the admin made an edge) does not. Retried after the next apply when
+   * the interface is not there yet.
+   */
+  private followRole(): void {
+    const hf = this.d.hubForwarding;
+    const want = this.st?.self?.role === "hub" && this.running;
+    if (!hf || this.forwarding.busy || want === this.forwarding.on) return;
+    this.forwarding.busy = true;
+    const iface = this.iface().name;
+    void (want ? hf.enable(iface) : hf.disable(iface))
+      .then(
+        () => {
+          this.forwarding.on = want;
+          this.log.info(want ? "hub: forwarding on" : "hub: forwarding off", { iface });
+        },
+        (e: Error) =>
+          this.log.warn("hub: forwarding change failed, retried after the next apply", { error: e.message }),
+      )
+      .finally(() => (this.forwarding.busy = false));
   }
 
   private run(e: EngineEffect): void {
@@ -489,6 +532,7 @@ export class Daemon {
 
   private pollStats(): void {
     const delay = anyPending(this.st) ? this.profile.statsPendingMs : this.profile.statsSettledMs;
+    this.statsEvery = delay;
     this.after("stats", delay, () => {
       this.worker.stats();
       this.pollStats();
@@ -612,6 +656,11 @@ export class Daemon {
     await this.closeControl();
     this.worker.stop();
     await this.worker.idle();
+    // Leaving (or removed): undo what the hub changed. A plain stop keeps the tunnel, and its forwarding.
+    if (opts.remove && this.forwarding.on)
+      await this.d.hubForwarding
+        ?.disable(this.iface().name)
+        .catch((e: Error) => this.log.warn("hub: undoing forwarding failed", { error: e.message }));
     await this.d.backend
       .close({ remove: opts.remove })
       .catch((e: Error) => this.log.error("backend close failed", { error: e.message }));

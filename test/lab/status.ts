@@ -17,6 +17,8 @@ export interface PeerStatus {
   /** Why the peer is not direct; null when direct. */
   readonly reason: string | null;
   readonly settled: boolean;
+  /** The hub's name while the path is `hub`. */
+  readonly hub: string | null;
 }
 
 export interface ScopeStatus {
@@ -27,6 +29,9 @@ export interface ScopeStatus {
     readonly address: string;
     readonly listenPort: number;
     readonly nat: unknown;
+    readonly role: "edge" | "hub";
+    /** On a hub: the edges it relays for. */
+    readonly relaysFor?: readonly string[];
   };
   readonly peers: readonly PeerStatus[];
 }

@@ -4,6 +4,7 @@ import { readFile, writeFile, mkdir } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { loadEdgeConfig, parseEdgeConfig } from "../../config/load.js";
 import { ScopeError } from "../../core/errors.js";
+import { formatEndpoint, parseEndpoint } from "../../core/ip.js";
 import { composeCandidates } from "../../core/netcheck.js";
 import { NetworkName, PeerName } from "../../core/protocol.js";
 import { RegistryClient } from "../../client/registry-client.js";
@@ -34,7 +35,7 @@ export const command: Command = {
   name: "join",
   summary: "Join this host to a network: create keys, write /etc/scope/NET.conf, start the daemon",
   usage:
-    "join REGISTRY_URL --network NET (--token-file F | --token - | --token T) [--name N] [--backend auto|wg|networkmanager|networkd] [--listen-port P] [--interface IF] [--timers fast|seed] [--config-dir DIR] [--state-dir DIR] [--no-start | --foreground]",
+    "join REGISTRY_URL --network NET (--token-file F | --token - | --token T) [--name N] [--backend auto|wg|networkmanager|networkd] [--listen-port P] [--interface IF] [--timers fast|seed] [--endpoint ADDR:PORT] [--config-dir DIR] [--state-dir DIR] [--no-start | --foreground]",
   help: [
     "Keys are created once under STATE_DIR/NET (identity.key, wg.key; 0600, directory 0700)",
     "and reused when joining again. The token is read from --token-file F or stdin",
@@ -43,6 +44,9 @@ export const command: Command = {
     "runs, the 'systemctl enable --now scope@NET' line to run is printed.",
     "With --foreground this process becomes the daemon (as 'scope daemon --config",
     "CONFIG' would), without a second start-up: the quickest way into the mesh.",
+    "--endpoint ADDR:PORT publishes a fixed public WireGuard endpoint (a hub's; written",
+    "to the config as [wireguard] endpoint). Whether the host is a hub is the token's",
+    "or the admin's decision (scope token create --role hub), never this host's.",
   ].join("\n"),
   options: {
     network: { type: "string", short: "n" },
@@ -53,6 +57,7 @@ export const command: Command = {
     "listen-port": { type: "string", default: "51820" },
     interface: { type: "string", default: "scope0" },
     timers: { type: "string", default: "fast" },
+    endpoint: { type: "string" },
     "config-dir": { type: "string", default: DEFAULT_CONFIG_DIR },
     "state-dir": { type: "string", default: DEFAULT_STATE_ROOT },
     "no-start": { type: "boolean" },
@@ -71,6 +76,9 @@ export const command: Command = {
       throw new ScopeError("usage", "--listen-port must be 1-65534");
     if (v.timers !== "fast" && v.timers !== "seed")
       throw new ScopeError("usage", "--timers must be fast or seed");
+    const endpoint = typeof v.endpoint === "string" ? parseEndpoint(v.endpoint) : undefined;
+    if (v.endpoint !== undefined && !endpoint)
+      throw new ScopeError("usage", "--endpoint must be ADDR:PORT (an IP address; [v6]:PORT for IPv6)");
     if (v["no-start"] === true && v.foreground === true)
       throw new ScopeError("usage", "--no-start and --foreground exclude each other");
     // Loaded while the join request is on the wire, not after it.
@@ -110,6 +118,7 @@ export const command: Command = {
       listenPort,
       timers: String(v.timers),
       backend: String(v.backend),
+      ...(endpoint ? { endpoint: formatEndpoint(endpoint) } : {}),
       defaultState: stateDir === stateDirOf(DEFAULT_STATE_ROOT, network),
     });
     // The interface is made while the join request is on the wire (daemon/edge.ts).
@@ -132,6 +141,7 @@ export const command: Command = {
           localAddresses: localAddresses(iface),
           netcheck: undefined,
           reported: [],
+          configured: endpoint ? [endpoint] : [],
         }),
         // The daemon runs netcheck against the reflector (whose key the join answer brings) and updates this at once.
         nat: { mapping: "unknown", ipv6: false },
@@ -212,6 +222,7 @@ function edgeConfigText(o: {
   listenPort: number;
   timers: string;
   backend: string;
+  endpoint?: string;
   defaultState: boolean;
 }): string {
   return [
@@ -229,6 +240,7 @@ function edgeConfigText(o: {
     `interface = ${o.iface}`,
     `listen_port = ${o.listenPort}`,
     `private_key_file = ${o.stateDir}/wg.key`,
+    ...(o.endpoint ? [`endpoint = ${o.endpoint}`] : []),
     "",
     "[daemon]",
     `timers = ${o.timers}`,

@@ -34,8 +34,21 @@ function peerStatus(st: EngineState, ps: PeerState): PeerStatus {
     lastHandshakeMs: ps.paths.wg.lastHandshakeMs ?? null,
     reason: paused ? PAUSED_REASON : ps.paths.reason,
     settled: paused || ps.paths.settled,
+    hub: paused || ps.paths.path !== "hub" ? null : hubName(st),
   };
 }
+
+const hubName = (st: EngineState): string | null => {
+  const id = st.routing.hubId;
+  return id === undefined ? null : (st.peers.get(id)?.peer.name ?? null);
+};
+
+/** On a hub, the edges it relays for: every edge it reaches directly. */
+const relaysFor = (st: EngineState): string[] =>
+  [...st.peers.values()]
+    .filter((ps) => ps.paths.path === "direct" && ps.peer.role !== "hub")
+    .map((ps) => ps.peer.name)
+    .sort();
 
 /** The engine's half of `scope status` (the daemon adds nothing it does not know). */
 export function engineStatus(st: EngineState): EngineStatus {
@@ -49,6 +62,8 @@ export function engineStatus(st: EngineState): EngineStatus {
           address: self.address,
           listenPort: self.listenPort,
           nat: self.nat ?? natInfoOf(st.netcheck),
+          role: self.role,
+          ...(self.role === "hub" ? { relaysFor: relaysFor(st) } : {}),
         }
       : null,
     peers: [...st.peers.values()].map((ps) => peerStatus(st, ps)).sort((a, b) => (a.name < b.name ? -1 : 1)),

@@ -19,7 +19,7 @@ import {
 import type { Endpoint } from "../protocol.js";
 import { gapAt, PING_TTL_MS, PROBE_PRUNE_EVERY_MS, PROBE_WINDOW_MS, RTT_SAMPLES } from "../timers.js";
 import { log } from "./log.js";
-import { candidatesOf, selfFamilies, shownEndpoint } from "./paths.js";
+import { candidatesOf, directCheckGap, noteUpgrade, selfFamilies, shownEndpoint } from "./paths.js";
 import type { EngineEffect, EngineState, PeerState, ProbeBook, ProbeState } from "./types.js";
 
 export const newProbeBook = (): ProbeBook => ({
@@ -91,9 +91,35 @@ export function probePeer(st: EngineState, ps: PeerState, now: number, fx: Engin
   }
   const p = st.cfg.profile;
   const q = ps.probe;
-  q.nextAt =
-    now +
-    (ps.paths.settled ? gapAt(p.settledProbeGapsMs, q.settledRound++) : gapAt(p.probeGapsMs, q.round++));
+  const gap = ps.paths.settled
+    ? gapAt(p.settledProbeGapsMs, q.settledRound++)
+    : gapAt(p.probeGapsMs, q.round++);
+  q.nextAt = now + Math.min(gap, directCheckGap(st, ps) ?? gap);
+}
+
+/**
+ * Tells the peer when we move our pair from the hub to the direct path
+ * (paths.ts upgradeAt), once per attempt, at every probe address of the
+ * peer that answered and where its pings come from.
+ */
+export function announceUpgrade(st: EngineState, ps: PeerState, now: number, fx: EngineEffect[]): void {
+  const u = ps.paths.upgrade;
+  if (u.at === undefined || u.announced || !ps.key) return;
+  u.announced = true;
+  const delayMs = Math.max(0, Math.round(u.at - now));
+  const targets = [...ps.probe.answers.keys()].flatMap((t) => parseEndpoint(t) ?? []);
+  const src = ps.probe.source;
+  if (src && !targets.some((t) => sameEndpoint(t, src))) targets.push(src);
+  for (const to of targets) {
+    const msg = {
+      type: "upgrade" as const,
+      sender: st.self?.id ?? "",
+      nonce: nextNonce(st),
+      time: now,
+      delayMs,
+    };
+    fx.push({ type: "sendProbe", to, bytes: encodeProbe(msg, ps.key) });
+  }
 }
 
 /** The answered target on the family of the endpoint in use with the lowest round trip; all when none answered. */
@@ -157,6 +183,7 @@ export function receiveProbe(
     ps.probe.source = from;
     return ps;
   }
+  if (msg.type === "upgrade") return noteUpgrade(st, ps, msg.delayMs, now) ? ps : undefined;
   const out = st.probes.pingsOut.get(msg.echoNonce);
   if (!out || out.peerId !== ps.peer.id) return undefined;
   st.probes.pingsOut.delete(msg.echoNonce);

@@ -13,6 +13,7 @@ import type {
   NatInfo,
   Network,
   Peer,
+  PeerRole,
   PeerUpdate,
   PostMessage,
 } from "../protocol.js";
@@ -69,6 +70,8 @@ export interface EngineConfig {
   /** 4 random bytes (8 hex digits) chosen per start, so probe nonces never repeat across restarts. */
   nonceSalt: string;
   probePort: number;
+  /** WireGuard endpoints the admin configured for this host (a hub's fixed public one). */
+  configured?: Endpoint[];
   /** Accepted probe clock skew. */
   probeWindowMs?: number;
 }
@@ -104,6 +107,12 @@ export interface PathState {
   settled: boolean;
   retriggerRound: number;
   nextTriggerAt: number;
+  /**
+   * With a hub carrying the pair: when both sides move to the direct path
+   * (paths.ts upgradeAt), whether we told the peer, and when the pair went
+   * direct (a silent direct path is judged from then on).
+   */
+  upgrade: { at: number | undefined; announced: boolean; directAt: number | undefined };
 }
 
 /** The probing slice of one peer (probing.ts). */
@@ -214,6 +223,8 @@ export interface PeerStatus {
   lastHandshakeMs: number | null;
   reason: string | null;
   settled: boolean;
+  /** The hub carrying this peer's traffic (its name) while the path is `hub`; null otherwise. */
+  hub: string | null;
 }
 
 export interface SelfStatus {
@@ -222,4 +233,8 @@ export interface SelfStatus {
   address: string;
   listenPort: number;
   nat: NatInfo;
+  /** The registry's word for this host (hub tokens, `scope peer set --role`). */
+  role: PeerRole;
+  /** On a hub: the edges it has a direct path to, so it relays for them; absent on an edge. */
+  relaysFor?: string[];
 }
