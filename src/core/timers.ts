@@ -50,6 +50,8 @@ export interface TimerProfile {
   readonly directGiveUpMs: number;
   /** Give up at once-ish on pairs that cannot go direct (symmetric NAT on both sides, no common IPv6). */
   readonly hopelessGiveUpMs: number;
+  /** A pair not direct goes through a hub this long after its attempt began: 0 (fast), the seed's 60 s. */
+  readonly hubAfterMs: number;
   /** Tell a newcomer at once that its peerJoin was applied, so it re-triggers its handshake (DESIGN §4). */
   readonly confirmApplied: boolean;
   /** Backend stats polling by the runtime: while something is pending, and once all is settled. */
@@ -73,6 +75,7 @@ export const TIMER_PROFILES: Readonly<Record<ProfileName, TimerProfile>> = {
     peerConnWhenSettled: true,
     directGiveUpMs: 15_000,
     hopelessGiveUpMs: 0,
+    hubAfterMs: 0,
     confirmApplied: true,
     // A handshake is only seen at the next read: while something is pending,
     // read often (a UAPI get or a `wg show dump` costs a few ms).
@@ -94,6 +97,7 @@ export const TIMER_PROFILES: Readonly<Record<ProfileName, TimerProfile>> = {
     peerConnWhenSettled: false,
     directGiveUpMs: 60_000,
     hopelessGiveUpMs: 60_000,
+    hubAfterMs: 60_000,
     confirmApplied: false,
     statsPendingMs: 250,
     statsSettledMs: 5_000,

@@ -16,7 +16,7 @@
  */
 import { readFile, writeFile } from "node:fs/promises";
 import type { CommandRunner } from "../exec.js";
-import type { Logger } from "../log.js";
+import type { LogSink } from "../core/logger.js";
 
 /** The seam the daemon uses; a fake in tests records the calls. */
 export interface HubForwarding {
@@ -79,7 +79,7 @@ export class HostHubForwarding implements HubForwarding {
 
   constructor(
     private readonly runner: CommandRunner,
-    private readonly log: Logger,
+    private readonly log: LogSink,
     private readonly sysctl: SysctlIO = procSysctl,
   ) {}
 

@@ -303,7 +303,7 @@ export function decidePath(
       changed = next !== undefined;
     }
   }
-  if (isDirect(ps, now) && upgradeAt(st, ps, now) > now) {
+  if (hubExists && isDirect(ps, now) && upgradeAt(st, ps, now) > now) {
     // Proven, but the hub carries the pair until both sides switch together.
     Object.assign(s, { settled: false, reason: null, path: "hub" });
     return changed;
@@ -413,6 +413,7 @@ export function pathDeadlines(st: EngineState, ps: PeerState, out: number[]): vo
     out.push(answered + DIRECT_SILENT_MS);
   if (s.path === "direct") return;
   if (s.upgrade.at !== undefined) out.push(s.upgrade.at);
+  if (viaHub(st, ps)) out.push(s.since + st.cfg.profile.hubAfterMs);
   if (s.endpoint !== undefined) out.push(s.nextTriggerAt, triedSince(ps) + tryFor(st, ps));
   out.push(v6Deadline(st, ps));
   if (!s.settled) out.push(giveUpAt(st, ps));

@@ -52,12 +52,13 @@ export function reconcile(st: EngineState, now: number, fx: EngineEffect[]): voi
   const entries = new Map<string, DesiredPeer>();
   let changed = membership;
   for (const ps of work) {
-    if (decidePath(st, ps, now, hubId !== undefined, fx)) triggers.add(ps);
+    const hubNow = hubId !== undefined && now >= ps.paths.since + st.cfg.profile.hubAfterMs;
+    if (decidePath(st, ps, now, hubNow, fx)) triggers.add(ps);
     announceUpgrade(st, ps, now, fx);
     if (ps.paths.settled) st.unsettled.delete(ps.peer.id);
     else st.unsettled.add(ps.peer.id);
     probePeer(st, ps, now, fx);
-    const entry = entryOf(st, ps, ps.paths.path === "direct");
+    const entry = entryOf(st, ps, ps.paths.path === "direct", hubNow);
     entries.set(ps.peer.id, entry);
     if (!sameEntry(ps.applied.entry, entry) || steering(ps)) changed = true;
   }

@@ -57,14 +57,19 @@ export const isHub = (r: RoutingState, peerId: string): boolean => r.hubIds.has(
 
 const hostRoutes = (p: Peer): string[] => [`${p.address}/32`, ...(p.address6 ? [`${p.address6}/128`] : [])];
 
-/** The allowed IPs of one peer, given the current hub. */
+/**
+ * The allowed IPs of one peer, given the current hub. viaHub: a pair that
+ * is not direct may use the hub now (the seed profile tries direct alone
+ * for its first 60 s, keeping the peer's own routes meanwhile).
+ */
 export function allowedIpsOf(
   r: RoutingState,
   ps: PeerState,
   network: Network | undefined,
   direct: boolean,
+  viaHub = true,
 ): string[] {
   if (ps.peer.id === r.hubId && network) return [network.cidr, ...(network.cidr6 ? [network.cidr6] : [])];
-  if (r.hubId !== undefined && !direct) return [];
+  if (r.hubId !== undefined && !direct && viaHub) return [];
   return hostRoutes(ps.peer);
 }
