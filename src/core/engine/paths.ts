@@ -305,7 +305,10 @@ export function decidePath(
   }
   if (hubExists && isDirect(ps, now) && upgradeAt(st, ps, now) > now) {
     // Proven, but the hub carries the pair until both sides switch together.
-    Object.assign(s, { settled: false, reason: null, path: "hub" });
+    // Settled meanwhile: the traffic flows, and a settled mesh lets the
+    // runtime poll stats slowly, so the backend is idle when the switch's
+    // apply comes (a stats read in flight delayed it by 100+ ms in the lab).
+    Object.assign(s, { settled: true, reason: "direct path proven: moving off the hub", path: "hub" });
     return changed;
   }
   if (isDirect(ps, now)) {
