@@ -248,7 +248,9 @@ const tryFor = (st: EngineState, ps: PeerState): number =>
 export function settlesAtOnce(st: EngineState, ps: PeerState): boolean {
   if (st.routing.hubId === undefined) return hopeless(st, ps);
   const sym = st.self?.nat.mapping === "endpoint-dependent" || peerSymmetric(ps);
-  return sym && candidatesOf(st, ps, new Set<Family>(["ipv6"])).length === 0;
+  // IPv6 in common: the peer has IPv6 candidates and so does this host (a dual-stack peer alone is not enough).
+  const v6 = selfFamilies(st).has("ipv6") && candidatesOf(st, ps, new Set<Family>(["ipv6"])).length > 0;
+  return sym && !v6;
 }
 
 const giveUpAt = (st: EngineState, ps: PeerState): number =>
