@@ -10,6 +10,7 @@
 //   npm run bench:join                 N=8, fast ×10 and seed ×5
 //   npm run bench:join -- --full       N=20
 //   npm run bench:join -- --n 12 --fast-runs 20 --seed-runs 5
+//   npm run bench:join -- --hub-only   the hub case alone (join-hub.ts)
 //
 // Both profiles run in the same world. The seed timeline is a property of the
 // whole mesh, so before the seed joins every existing daemon is restarted on
@@ -20,6 +21,7 @@ import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import { labUnavailable } from "../test/lab/lab.js";
+import { hubJoinBench } from "./join-hub.js";
 import { percentile, textTable } from "../test/lab/checks.js";
 import { cpuTimes, loadAvg } from "../test/lab/meter.js";
 import { Scenario, type Timers } from "../test/lab/scenario.js";
@@ -141,12 +143,19 @@ async function main(): Promise<number> {
       n: { type: "string" },
       "fast-runs": { type: "string" },
       "seed-runs": { type: "string" },
+      "hub-only": { type: "boolean" },
     },
   });
   const why = labUnavailable();
   if (why !== undefined) {
     console.error(`bench:join: ${why}`);
     return 2;
+  }
+  // The hub case (join-hub.ts): always, and alone with --hub-only.
+  const hubRuns = { fast: 5, seed: 1 };
+  if (values["hub-only"] === true) {
+    await hubJoinBench(hubRuns);
+    return 0;
   }
   const n = Number(values.n ?? (values.full === true ? 20 : 8));
   const runs: Record<Timers, number> = {
@@ -228,6 +237,7 @@ async function main(): Promise<number> {
   console.log(`target fast median ≤ 1 s: ${verdict(fast.median <= 1_000)}`);
   console.log(`target fast p95 ≤ 2 s:    ${verdict(fast.p95 <= 2_000)}`);
   console.log(`target ≥ 10× faster:      ${verdict(ratio >= 10)}`);
+  await hubJoinBench(hubRuns);
   return 0;
 }
 

@@ -86,11 +86,24 @@ if ((${#missing[@]} > 0)); then
     echo "setup: missing packages ${missing[*]} and not root; install them first" >&2
     exit 1
   fi
+  echo "setup: installing with apt: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   # Update the lists once: a fresh image may have none, and an install from
   # stale lists fails on rotated package versions.
   apt-get update -q -o DPkg::Lock::Timeout=600
   apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=600 "${missing[@]}"
+fi
+
+# Scope needs Node >= 20.19 (require of ES modules, the zod and koa versions
+# in package.json); a stock Debian 12 has 18. Fail here with one clear line,
+# not later with a syntax error from a dependency.
+node_version="$(node -p 'process.versions.node' 2>/dev/null || echo 0)"
+if ! node -e '
+  const [maj, min] = process.versions.node.split(".").map(Number);
+  process.exit(maj > 20 || (maj === 20 && min >= 19) ? 0 : 1);
+' 2>/dev/null; then
+  echo "setup: Node ${node_version} is too old: Scope needs Node >= 20.19 (Debian 12 ships 18; install a newer nodejs first)" >&2
+  exit 1
 fi
 
 # Node dependencies. `npm install` writes package-lock.json after node_modules,
@@ -112,6 +125,8 @@ tree_matches_lock() {
   ' 2>/dev/null
 }
 if [[ ! -d node_modules ]] || { [[ package-lock.json -nt node_modules ]] && ! tree_matches_lock; }; then
+  # The first install takes about a minute with no output of its own: say what is happening.
+  echo "setup: installing $(node -p 'Object.keys(require("./package-lock.json").packages).length - 1') Node packages from package-lock.json (npm ci; about a minute the first time)…"
   npm ci --no-audit --no-fund
 fi
 

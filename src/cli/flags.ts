@@ -9,8 +9,9 @@
 import { statSync } from "node:fs";
 import type { z } from "zod";
 import { Duration, ListenAddress, PskInterval, PskMode, TimerProfileName } from "../config/schema.js";
+import { parseEndpoint } from "../core/ip.js";
 import { checkInterfaceName, checkNetworkName } from "../core/names.js";
-import { PeerName, Topology, TokenInput } from "../core/protocol.js";
+import { PeerName, PeerRole, Topology, TokenInput } from "../core/protocol.js";
 import { checkCidr6, parseCidr4 } from "../registry/ipam.js";
 import { PIN_RE } from "../client/tls.js";
 
@@ -107,6 +108,10 @@ export const CHECKS = {
       : /^postgres(ql)?:\/\/[^@/]*:[^@/]*@/.test(v)
         ? "no password on the command line; put the URL in a file for --to-file"
         : undefined,
+  role: fromSchema(PeerRole),
+  /** A fixed public WireGuard endpoint: an IP address and port ([v6]:PORT), no name. */
+  endpoint: (v: string) =>
+    parseEndpoint(v) ? undefined : "expected ADDR:PORT (an IP address; [v6]:PORT for IPv6)",
   pskMode: fromSchema(PskMode),
   pskInterval: fromSchema(PskInterval),
 } satisfies Record<string, ValueCheck>;

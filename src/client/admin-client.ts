@@ -7,10 +7,12 @@ import {
   API_PREFIX,
   Network,
   NetworkList,
+  Peer as PeerSchema,
   PeerList,
   TokenCreated,
   type NetworkInput,
   type Peer,
+  type PeerAdminUpdate,
   type TokenInput,
 } from "../core/protocol.js";
 import { z } from "zod";
@@ -61,6 +63,12 @@ export class AdminClient {
 
   async listPeers(network: string): Promise<Peer[]> {
     return (await this.request("GET", `/networks/${encodeURIComponent(network)}/peers`, PeerList)).peers;
+  }
+
+  /** Makes a peer a hub or an edge; members learn it through peerUpdate. */
+  setPeer(network: string, peerId: string, update: PeerAdminUpdate): Promise<Peer> {
+    const path = `/networks/${encodeURIComponent(network)}/peers/${encodeURIComponent(peerId)}`;
+    return this.request("PATCH", path, PeerSchema, update);
   }
 
   async removePeer(network: string, peerId: string): Promise<void> {

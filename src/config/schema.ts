@@ -5,7 +5,7 @@
  * default is documented in docs/configuration.md.
  */
 import { z } from "zod";
-import { isIpv4, isIpv6 } from "../core/ip.js";
+import { isIpv4, isIpv6, parseEndpoint } from "../core/ip.js";
 import { checkInterfaceName } from "../core/names.js";
 import { NetworkName } from "../core/protocol.js";
 import { LOG_LEVELS } from "../log.js";
@@ -159,6 +159,19 @@ export const EdgeConfig = z.strictObject({
     listen_port: port.default(51820),
     private_key_file: absPath,
     mtu: z.coerce.number().int().min(1280).max(9000).optional(),
+    /** A fixed public WireGuard endpoint "ADDR:PORT" ("[v6]:PORT"), published as-is: a hub's. */
+    endpoint: z
+      .string()
+      .check((ctx) => {
+        const e = parseEndpoint(ctx.value);
+        if (!e)
+          ctx.issues.push({
+            code: "custom",
+            message: 'expected ADDR:PORT, e.g. "198.51.100.7:51820"',
+            input: ctx.value,
+          });
+      })
+      .optional(),
   }),
   daemon: z
     .strictObject({

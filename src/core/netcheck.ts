@@ -78,6 +78,8 @@ export interface CandidateInput {
   /** Usable host addresses (the daemon filters loopback and link-local). */
   localAddresses: readonly string[];
   netcheck: NetcheckReport | undefined;
+  /** WireGuard endpoints from the config (`scope join --endpoint`). */
+  configured?: readonly Endpoint[];
   /** WireGuard endpoints of this host that peers reported (port-shifting NATs). */
   reported: readonly Candidate[];
 }
@@ -97,6 +99,8 @@ export function composeCandidates(input: CandidateInput): Candidate[] {
   );
   for (const e of refl)
     if (!(locals.includes(e.address) && e.port === input.probePort)) add({ ...e, kind: "reflexive" });
+  // A configured endpoint is the admin's word (a hub's fixed public address): first after the host's own.
+  for (const e of input.configured ?? []) add({ ...e, kind: "configured" });
   for (const c of input.reported) add(c);
   return out.slice(0, 32);
 }

@@ -56,6 +56,7 @@ export const NatInfo = z.strictObject({
 export type NatInfo = z.infer<typeof NatInfo>;
 
 export const PeerRole = z.enum(["edge", "hub"]);
+export type PeerRole = z.infer<typeof PeerRole>;
 export const Topology = z.enum(["mesh", "tree"]);
 
 /** Public halves of the hybrid PQ key exchange (DESIGN §6); optional until PSK rotation lands. */
@@ -93,7 +94,11 @@ export const PeerInput = z.strictObject({
   probePort: Port,
   candidates: z.array(Candidate).max(32),
   nat: NatInfo,
-  role: PeerRole.default("edge"),
+  /**
+   * Ignored: a peer is a hub only because its join token or the admin says
+   * so (DESIGN §3). Accepted so older members still validate.
+   */
+  role: PeerRole.optional(),
   kex: KexKeys.optional(),
 });
 export type PeerInput = z.input<typeof PeerInput>;
@@ -138,6 +143,8 @@ export const TokenInput = z.strictObject({
     .min(1)
     .max(366 * 24 * 3600)
     .default(24 * 3600),
+  /** The role a peer joining with this token gets: hubs are the admin's choice, never the member's. */
+  role: PeerRole.default("edge"),
 });
 export type TokenInput = z.input<typeof TokenInput>;
 
@@ -148,8 +155,13 @@ export const TokenCreated = z.strictObject({
   token: z.string(),
   uses: z.number().int(),
   expiresAt: z.number().int(),
+  role: PeerRole,
 });
 export type TokenCreated = z.infer<typeof TokenCreated>;
+
+/** PATCH /v1/networks/:net/peers/:peer (admin): what the admin may change about a peer. */
+export const PeerAdminUpdate = z.strictObject({ role: PeerRole });
+export type PeerAdminUpdate = z.infer<typeof PeerAdminUpdate>;
 
 // ---- join ----------------------------------------------------------------
 

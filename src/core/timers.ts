@@ -53,6 +53,8 @@ export interface TimerProfile {
   readonly directGiveUpMs: number;
   /** Give up at once-ish on pairs that cannot go direct (symmetric NAT on both sides, no common IPv6). */
   readonly hopelessGiveUpMs: number;
+  /** A pair not direct goes through a hub this long after its attempt began: 0 (fast), the seed's 60 s. */
+  readonly hubAfterMs: number;
   /** Tell a newcomer at once that its peerJoin was applied, so it re-triggers its handshake (DESIGN §4). */
   readonly confirmApplied: boolean;
   /**
@@ -82,6 +84,7 @@ export const TIMER_PROFILES: Readonly<Record<ProfileName, TimerProfile>> = {
     peerConnWhenSettled: true,
     directGiveUpMs: 15_000,
     hopelessGiveUpMs: 0,
+    hubAfterMs: 0,
     confirmApplied: true,
     // A handshake is only seen at the next read: while something is pending,
     // read often (a UAPI get or a `wg show dump` costs a few ms).
@@ -104,6 +107,7 @@ export const TIMER_PROFILES: Readonly<Record<ProfileName, TimerProfile>> = {
     peerConnWhenSettled: false,
     directGiveUpMs: 60_000,
     hopelessGiveUpMs: 60_000,
+    hubAfterMs: 60_000,
     confirmApplied: false,
     statsPendingMs: 250,
     statsIndirectMs: 5_000,
@@ -148,5 +152,21 @@ export const PROBE_WINDOW_MS = 30_000;
 export const PROBE_PRUNE_EVERY_MS = 1_000;
 /** IPv6 wins over IPv4 unless its probe round trip is slower by more than this. */
 export const V6_RTT_ALLOWANCE_MS = 10;
+/**
+ * With a hub carrying a pair's traffic, both sides move to the direct path
+ * together, this long after the first of them saw the handshake that proved
+ * it (engine/paths.ts upgradeAt; the other hears the time in an upgrade
+ * probe). WireGuard's allowed IPs filter what comes in as well as what goes
+ * out, so whichever side moves first drops what the other still sends
+ * through the hub: the two applies must land close together. Right after a
+ * join a daemon is busy (applies, netcheck, its first reports) and an apply
+ * took 126 ms to land in the lab against 30 ms on the idle side; a second
+ * later both are idle.
+ */
+export const UPGRADE_AFTER_HANDSHAKE_MS = 1_000;
+/** A direct pair with a hub behind it probes at least this often, so a broken direct path is noticed. */
+export const DIRECT_CHECK_MS = 1_000;
+/** No probe answer for this long on a direct path that had answers: it is gone, traffic returns to the hub. */
+export const DIRECT_SILENT_MS = 3_000;
 /** A probe round trip is the lowest of this many recent answers: it follows the path, not a busy moment. */
 export const RTT_SAMPLES = 4;

@@ -2,6 +2,8 @@
  * Glue shared by the edge commands: find a network's config, build the
  * daemon from it, reach a running daemon.
  */
+import { execRunner } from "../exec.js";
+import { HostHubForwarding } from "./hub-forwarding.js";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Backend } from "../core/backend.js";
@@ -117,6 +119,7 @@ export async function buildDaemon(c: EdgeConfig, prepared?: PreparedBackend): Pr
     ...(prepared ? { backendBusy: prepared.created } : {}),
     controlSocket: controlSocketFor(c),
     logger,
+    hubForwarding: new HostHubForwarding(execRunner(), logger),
   });
 }
 

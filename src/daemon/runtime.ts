@@ -37,6 +37,7 @@ import {
   createEngineState,
   engineStatus,
   statsPollMs,
+  selfCandidates,
   step,
   type EngineEffect,
   type EngineInput,
@@ -44,8 +45,9 @@ import {
   type EngineStatus,
 } from "../core/engine/index.js";
 import { ScopeError } from "../core/errors.js";
-import { composeCandidates, natInfoOf, type NetcheckReport } from "../core/netcheck.js";
-import type { Event, JoinResponse, PeerUpdate } from "../core/protocol.js";
+import { parseEndpoint } from "../core/ip.js";
+import { natInfoOf, type NetcheckReport } from "../core/netcheck.js";
+import type { Endpoint, Event, JoinResponse, PeerUpdate } from "../core/protocol.js";
 import { TIMER_PROFILES, type TimerProfile } from "../core/timers.js";
 import type { HttpTransport } from "../client/http.js";
 import { RegistryClient, newStreamStats, type StreamStats } from "../client/registry-client.js";
@@ -56,6 +58,7 @@ import { registerSecret, type Logger } from "../log.js";
 import { BackendWorker } from "./backend-worker.js";
 import { serveControl } from "./control.js";
 import type { JoinState } from "./files.js";
+import type { HubForwarding } from "./hub-forwarding.js";
 import { localAddresses, runNetcheck, type NetcheckRunner } from "./netcheck-runner.js";
 import { pingPeer } from "./ping.js";
 import { Outbox, backoffMs, isRetryable } from "./outbox.js";
@@ -85,6 +88,8 @@ export interface DaemonDeps {
   localAddresses?: () => string[];
   /** Carries registry requests (default: node:http to config.registry.url). */
   registryTransport?: HttpTransport;
+  /** What a hub turns on on its host (hub-forwarding.ts); absent: nothing (the simulator). */
+  hubForwarding?: HubForwarding;
 }
 
 /**
@@ -117,6 +122,12 @@ export type Status = EngineStatus & {
   registry: "connected" | "disconnected";
   /** The event stream's resume point and counters (a silent stream is noticed and replaced). */
   stream: StreamStats;
+};
+
+/** A hub's fixed public WireGuard endpoint (`scope join --endpoint`), published as a configured candidate. */
+export const configuredEndpoints = (c: EdgeConfig): Endpoint[] => {
+  const e = c.wireguard.endpoint === undefined ? undefined : parseEndpoint(c.wireguard.endpoint);
+  return e ? [e] : [];
 };
 
 /** The interface half of a desired state, from the config; addresses come from the registry. */
@@ -165,6 +176,8 @@ export class Daemon {
   private checking = false;
   /** The last updateSelf failed (registry away): re-sent when the event stream is back. */
   private selfUnsent = false;
+  /** Hub forwarding as last set on the host (followRole); a change is under way while busy. */
+  private forwarding: { on: boolean; busy: boolean } = { on: false, busy: false };
   /** Counts updateSelf sends: only the failure of the latest one is retried. */
   private selfGen = 0;
   private selfChain: Promise<void> = Promise.resolve();
@@ -208,7 +221,10 @@ export class Daemon {
     this.worker = new BackendWorker(
       d.backend,
       {
-        onApplied: (changes) => changes.forEach((change) => this.log.info("backend", { change })),
+        onApplied: (changes) => {
+          changes.forEach((change) => this.log.info("backend", { change }));
+          this.followRole(); // the interface exists now
+        },
         onStats: (stats) => this.dispatch({ type: "stats", stats }),
         onError: (op, err) => this.log.error(`backend ${op} failed`, { error: err.message }),
       },
@@ -297,6 +313,7 @@ export class Daemon {
         ...(this.d.config.psk.mode === "rotate"
           ? { kex: { intervalMs: this.d.config.psk.interval * 1000, random: (n: number) => randomBytes(n) } }
           : {}),
+        configured: configuredEndpoints(this.d.config),
       },
       addrs,
       this.lastNetcheck,
@@ -329,12 +346,7 @@ export class Daemon {
     while (this.starting) {
       const t0 = this.clock.now();
       try {
-        const candidates = composeCandidates({
-          probePort: this.probePort,
-          localAddresses: this.st.addresses,
-          netcheck: this.st.netcheck,
-          reported: [],
-        });
+        const candidates = selfCandidates(this.st);
         // Independent: one round trip for all three (the list may show our old
         // record; the engine takes `self` from the update's answer).
         const took: Record<string, number> = {};
@@ -457,9 +469,33 @@ export class Daemon {
     const r = step(this.st, input, this.engineNow());
     this.st = r.state;
     for (const e of r.effects) this.run(e);
+    if (this.forwarding.on !== (this.st.self?.role === "hub")) this.followRole();
     // A peer that turned pending (a join, a migration) makes a slow poll fast again.
     if (anyPending(this.st) && this.statsPollAt > this.clock.now() + this.profile.statsPendingMs)
       this.pollStats();
+  }
+
+  /**
+   * A hub forwards between its peers on its interface; an edge (or a hub
+   * the admin made an edge) does not. Retried after the next apply when
+   * the interface is not there yet.
+   */
+  private followRole(): void {
+    const hf = this.d.hubForwarding;
+    const want = this.st?.self?.role === "hub" && this.running;
+    if (!hf || this.forwarding.busy || want === this.forwarding.on) return;
+    this.forwarding.busy = true;
+    const iface = this.iface().name;
+    void (want ? hf.enable(iface) : hf.disable(iface))
+      .then(
+        () => {
+          this.forwarding.on = want;
+          this.log.info(want ? "hub: forwarding on" : "hub: forwarding off", { iface });
+        },
+        (e: Error) =>
+          this.log.warn("hub: forwarding change failed, retried after the next apply", { error: e.message }),
+      )
+      .finally(() => (this.forwarding.busy = false));
   }
 
   private run(e: EngineEffect): void {
@@ -685,6 +721,11 @@ export class Daemon {
     await this.closeControl();
     this.worker.stop();
     await this.worker.idle();
+    // Leaving (or removed): undo what the hub changed. A plain stop keeps the tunnel, and its forwarding.
+    if (opts.remove && this.forwarding.on)
+      await this.d.hubForwarding
+        ?.disable(this.iface().name)
+        .catch((e: Error) => this.log.warn("hub: undoing forwarding failed", { error: e.message }));
     await this.d.backend
       .close({ remove: opts.remove })
       .catch((e: Error) => this.log.error("backend close failed", { error: e.message }));

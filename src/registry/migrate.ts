@@ -81,7 +81,12 @@ export async function migrateSqliteToPg(
         ["name", "cidr", "cidr6", "topology", "created_at", "last_event", "pruned_through"],
         networks,
       );
-      await copyRows(db, "tokens", ["id", "network", "hash", "uses", "expires_at", "created_at"], tokens);
+      await copyRows(
+        db,
+        "tokens",
+        ["id", "network", "hash", "uses", "expires_at", "created_at", "role"],
+        tokens,
+      );
       await copyRows(db, "peers", ["network", "id", "name", "wg_key", "address", "record"], peers);
       await copyRows(db, "events", ["network", "id", "sender", "recipient", "ts", "data"], events);
       // Nonces are global: one already there (a replay window shared with the target) is no conflict.

@@ -39,6 +39,8 @@ export const PG_MIGRATIONS: readonly string[] = [
      PRIMARY KEY (network, id));
    CREATE TABLE nonces (key TEXT PRIMARY KEY, expires_at BIGINT NOT NULL);
    CREATE INDEX nonces_by_expiry ON nonces (expires_at);`,
+  // v2: hub tokens (roles are the admin's word, never the member's), as SQLite's v3.
+  `ALTER TABLE tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'edge';`,
 ];
 
 /** BIGINT columns as numbers: ids and millisecond times stay far below 2^53. */

@@ -24,7 +24,7 @@
 import type pg from "pg";
 import { ScopeError } from "../core/errors.js";
 import type { LogSink } from "../core/logger.js";
-import type { Network, Peer, PeerUpdate } from "../core/protocol.js";
+import type { Network, Peer, PeerAdminUpdate, PeerUpdate } from "../core/protocol.js";
 import { allocateIpv4 } from "./ipam.js";
 import { CHANNEL, Listener, createPool, migratePg, query, transaction, type Db } from "./pg-db.js";
 import {
@@ -174,15 +174,15 @@ export class PgStore implements Store {
   async createToken(t: TokenRecord): Promise<void> {
     await query(
       this.pool,
-      "INSERT INTO tokens (id, network, hash, uses, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-      [t.id, t.network, t.hash, t.uses, t.expiresAt, t.createdAt],
+      "INSERT INTO tokens (id, network, hash, uses, expires_at, created_at, role) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+      [t.id, t.network, t.hash, t.uses, t.expiresAt, t.createdAt, t.role],
     );
   }
 
   async tokenByHash(hash: string): Promise<TokenRecord | undefined> {
     const r = await query<TokenRecordRow>(
       this.pool,
-      "SELECT id, network, hash, uses, expires_at, created_at FROM tokens WHERE hash = $1",
+      "SELECT id, network, hash, uses, expires_at, created_at, role FROM tokens WHERE hash = $1",
       [hash],
     );
     return r.rows[0] && toTokenRecord(r.rows[0]);
@@ -192,7 +192,7 @@ export class PgStore implements Store {
     const out = await transaction(this.pool, async (db) => {
       const network = await lockNetwork(db, c.network);
       const tokens = await db.query<TokenRow>(
-        "SELECT id, network, uses, expires_at FROM tokens WHERE hash = $1",
+        "SELECT id, network, uses, expires_at, role FROM tokens WHERE hash = $1",
         [c.tokenHash],
       );
       const token = checkJoinToken(tokens.rows[0], c);
@@ -208,7 +208,7 @@ export class PgStore implements Store {
       let event: StoredEvent | undefined;
       if (existing) {
         // Re-join: same id and address; a change of details is an update, a retry is a no-op.
-        const changed = rejoined(existing, c);
+        const changed = rejoined(existing, c, token.role);
         self = changed ?? existing;
         if (changed) {
           await writePeer(db, c.network, self, false);
@@ -224,7 +224,7 @@ export class PgStore implements Store {
         ]);
         const address = allocateIpv4(network.cidr, new Set(taken.rows.map((r) => r.address)));
         if (!address) throw new ScopeError("address_exhausted", `no free address left in ${network.cidr}`);
-        self = newPeer(c, network, address);
+        self = newPeer(c, network, address, token.role);
         await writePeer(db, c.network, self, true);
         event = await insertEvent(db, registryEvent("peerJoin", c.network, c.now, self));
       }
@@ -273,7 +273,7 @@ export class PgStore implements Store {
     return new Map(r.rows.map((row) => [row.network, row.n]));
   }
 
-  async updatePeer(network: string, id: string, update: PeerUpdate, now: number) {
+  async updatePeer(network: string, id: string, update: PeerUpdate | PeerAdminUpdate, now: number) {
     const out = await transaction(this.pool, async (db) => {
       await lockNetwork(db, network);
       const existing = await peerIn(db, network, id);

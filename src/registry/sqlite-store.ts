@@ -7,7 +7,7 @@
 import { closeSync, chmodSync, openSync } from "node:fs";
 import Database from "better-sqlite3";
 import { ScopeError } from "../core/errors.js";
-import type { Network, Peer, PeerUpdate } from "../core/protocol.js";
+import type { Network, Peer, PeerAdminUpdate, PeerUpdate } from "../core/protocol.js";
 import { allocateIpv4 } from "./ipam.js";
 import {
   checkJoinToken,
@@ -53,6 +53,8 @@ export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE nonces (key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID;
    CREATE INDEX nonces_by_expiry ON nonces (expires_at);
    ALTER TABLE networks ADD COLUMN pruned_through INTEGER NOT NULL DEFAULT 0;`,
+  // v3: hub tokens (roles are the admin's word, never the member's).
+  `ALTER TABLE tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'edge';`,
 ];
 
 /** Runs the migrations a database lacks; refuses a database written by a newer registry. */
@@ -136,10 +138,10 @@ export class SqliteStore implements Store {
         "INSERT INTO networks (name, cidr, cidr6, topology, created_at) VALUES (@name, @cidr, @cidr6, @topology, @createdAt)",
       ),
       insertToken: db.prepare(
-        "INSERT INTO tokens (id, network, hash, uses, expires_at, created_at) VALUES (@id, @network, @hash, @uses, @expiresAt, @createdAt)",
+        "INSERT INTO tokens (id, network, hash, uses, expires_at, created_at, role) VALUES (@id, @network, @hash, @uses, @expiresAt, @createdAt, @role)",
       ),
       tokenByHash: db.prepare<[string], TokenRecordRow>(
-        "SELECT id, network, hash, uses, expires_at, created_at FROM tokens WHERE hash = ?",
+        "SELECT id, network, hash, uses, expires_at, created_at, role FROM tokens WHERE hash = ?",
       ),
       useToken: db.prepare<[string]>("UPDATE tokens SET uses = uses - 1 WHERE id = ?"),
       peer: db.prepare<[string, string], { record: string }>(
@@ -236,7 +238,7 @@ export class SqliteStore implements Store {
         let event: StoredEvent | undefined;
         if (existing) {
           // Re-join: same id and address; a change of details is an update, a retry is a no-op.
-          const changed = rejoined(existing, c);
+          const changed = rejoined(existing, c, token.role);
           self = changed ?? existing;
           if (changed) {
             record = JSON.stringify(self);
@@ -249,7 +251,7 @@ export class SqliteStore implements Store {
           const address = allocateIpv4(network.cidr, taken);
           if (!address) throw new ScopeError("address_exhausted", `no free address left in ${network.cidr}`);
           this.stmt.useToken.run(token.id);
-          self = newPeer(c, network, address);
+          self = newPeer(c, network, address, token.role);
           record = JSON.stringify(self);
           this.stmt.insertPeer.run({ ...self, network: c.network, record });
           event = this.insertEvent(registryEvent("peerJoin", c.network, c.now, self));
@@ -284,7 +286,7 @@ export class SqliteStore implements Store {
     return new Map(this.stmt.countPeers.all().map((r) => [r.network, r.n]));
   }
 
-  async updatePeer(network: string, id: string, update: PeerUpdate, now: number) {
+  async updatePeer(network: string, id: string, update: PeerUpdate | PeerAdminUpdate, now: number) {
     const committed = this.db
       .transaction(() => {
         const existing = this.peerOrUndefined(network, id);

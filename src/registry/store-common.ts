@@ -4,7 +4,7 @@
  * SQLite and PostgreSQL stores differ only in how they read and lock rows.
  */
 import { ScopeError } from "../core/errors.js";
-import type { Event, Network, Peer } from "../core/protocol.js";
+import type { Event, Network, Peer, PeerRole } from "../core/protocol.js";
 import { ipv6For } from "./ipam.js";
 import type { EventDraft, JoinCommit, StoredEvent, TokenRecord } from "./store.js";
 
@@ -26,6 +26,7 @@ export interface TokenRow {
   network: string;
   uses: number;
   expires_at: number;
+  role: PeerRole;
 }
 
 /** A whole token row (tokenByHash). */
@@ -41,6 +42,7 @@ export const toTokenRecord = (r: TokenRecordRow): TokenRecord => ({
   uses: r.uses,
   expiresAt: r.expires_at,
   createdAt: r.created_at,
+  role: r.role,
 });
 
 export const toNetwork = (r: NetworkRow): Network => ({
@@ -65,16 +67,23 @@ export function checkJoinToken(token: TokenRow | undefined, c: JoinCommit): Toke
   return token;
 }
 
-/** A member re-joining keeps id and address; undefined when nothing changed (a retried join). */
-export function rejoined(existing: Peer, c: JoinCommit): Peer | undefined {
-  const next = { ...existing, ...c.peer, updatedAt: existing.updatedAt } as Peer;
+/**
+ * A member re-joining keeps id and address; undefined when nothing changed (a
+ * retried join). Its role stays the stored one (an admin's `peer set --role
+ * edge` holds against an edge token) unless it joins with a hub token.
+ */
+export function rejoined(existing: Peer, c: JoinCommit, tokenRole: PeerRole): Peer | undefined {
+  const role = tokenRole === "hub" ? "hub" : existing.role;
+  const next = { ...existing, ...c.peer, role, updatedAt: existing.updatedAt } as Peer;
   return JSON.stringify(next) === JSON.stringify(existing) ? undefined : { ...next, updatedAt: c.now };
 }
 
-export const newPeer = (c: JoinCommit, network: Network, address: string): Peer => ({
+/** A newcomer's role is its token's, never its own claim. */
+export const newPeer = (c: JoinCommit, network: Network, address: string, role: PeerRole): Peer => ({
   id: c.peerId,
   network: c.network,
   ...c.peer,
+  role,
   address,
   ...(network.cidr6 ? { address6: ipv6For(network.cidr6, c.peerId) } : {}),
   joinedAt: c.now,

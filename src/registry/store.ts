@@ -17,7 +17,15 @@
  *   as SHA-256 hashes and peers as public keys.
  */
 import type { z } from "zod";
-import type { Event, Network, Peer, PeerInput, PeerUpdate } from "../core/protocol.js";
+import type {
+  Event,
+  Network,
+  Peer,
+  PeerAdminUpdate,
+  PeerInput,
+  PeerRole,
+  PeerUpdate,
+} from "../core/protocol.js";
 
 export interface TokenRecord {
   id: string;
@@ -27,6 +35,8 @@ export interface TokenRecord {
   uses: number;
   expiresAt: number;
   createdAt: number;
+  /** The role a peer joining with it gets. */
+  role: PeerRole;
 }
 
 /** An event as stored: the parsed record and its JSON text, serialized once at emission. */
@@ -43,7 +53,8 @@ export interface JoinCommit {
   network: string;
   tokenHash: string;
   peerId: string;
-  peer: z.infer<typeof PeerInput>;
+  /** The member's claim about its role is not part of it: the role is the token's (or the admin's). */
+  peer: Omit<z.infer<typeof PeerInput>, "role">;
   now: number;
 }
 
@@ -93,6 +104,9 @@ export interface Store {
    * network full (address_exhausted). A member re-joining with a known,
    * unexpired token of this network keeps its id and address and uses no
    * token use, so a retried join is harmless.
+   * The role is the token's for a newcomer; a re-join keeps the stored role
+   * unless its token is a hub token (so an admin's `peer set --role edge`
+   * holds against an edge token, and a hub token promotes).
    */
   join(commit: JoinCommit): Promise<JoinOutcome>;
   getPeer(network: string, id: string): Promise<Peer | undefined>;
@@ -101,11 +115,11 @@ export interface Store {
   listPeersJson(network: string): Promise<string>;
   /** Peers per network, for /metrics. */
   countPeers(): Promise<Map<string, number>>;
-  /** not_found if the peer is gone; emits peerUpdate. */
+  /** not_found if the peer is gone; emits peerUpdate. PeerAdminUpdate only from admin routes. */
   updatePeer(
     network: string,
     id: string,
-    update: PeerUpdate,
+    update: PeerUpdate | PeerAdminUpdate,
     now: number,
   ): Promise<{ peer: Peer; event: StoredEvent }>;
   /** Removes the peer and frees its address; emits peerLeave. undefined if it was not a member. */

@@ -49,18 +49,21 @@ export class LongPing {
   static start(lab: Lab, host: string, addr: string, seconds: number, intervalS = 0.2): LongPing {
     const count = Math.ceil(seconds / intervalS);
     // -W 2: a reply later than 2 s counts as lost, as a user would see it.
-    const child = lab.spawn(
-      host,
-      ["ping", "-n", "-q", "-i", String(intervalS), "-W", "2", "-c", String(count), addr],
-      {
-        stdio: ["ignore", "pipe", "ignore"],
-      },
-    );
+    const argv = ["ping", "-n", "-i", String(intervalS), "-W", "2", "-c", String(count), addr];
+    const child = lab.spawn(host, argv, {
+      stdio: ["ignore", "pipe", "ignore"],
+    });
     return new LongPing(child);
   }
 
   get running(): boolean {
     return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Sequence numbers (1-based) that got no reply, to tell where in a transition they went. */
+  lostSeqs(count: number): number[] {
+    const got = new Set([...this.out.matchAll(/icmp_seq=(\d+)/g)].map((m) => Number(m[1])));
+    return Array.from({ length: count }, (_, i) => i + 1).filter((n) => !got.has(n));
   }
 
   /** Waits for the ping to finish its count and returns the counts. */

@@ -1,11 +1,13 @@
 // `npm run demo`: a Scope mesh across every kind of NAT, live.
 //
-// Builds a lab world (network namespaces, nftables NATs) with a registry on a
-// public host and six edges: public, full cone, address-restricted,
+// Builds a lab world (network namespaces, nftables NATs) with a registry and
+// a hub on public hosts and six edges: public, full cone, address-restricted,
 // port-restricted (dual stack), port-shifting and symmetric. Runs the real
 // `scope daemon`s, prints a status table every 0.5 s until the mesh has
-// converged, pings across every pair through the tunnels, prints a summary
-// and tears everything down. With --keep it keeps refreshing until Ctrl-C.
+// converged (every pair direct or via the hub), pings across every pair
+// through the tunnels, prints a summary and tears everything down. With
+// --keep the mesh stays up (the tables stay on screen; path changes are
+// printed below them) until Ctrl-C.
 // Works without a TTY (CI, pipes): then it prints the table only when a path
 // changes. Needs root.
 //
@@ -18,7 +20,15 @@ import { Scenario } from "./scenario.js";
 import { isSettled, type ScopeStatus } from "./status.js";
 import { delay } from "./wait.js";
 import { loadAvg } from "./meter.js";
-import { DEMO_EDGES as EDGES, DEMO_NAT_OF as NAT_OF, DEMO_WORLD as WORLD } from "./demo-world.js";
+import {
+  DEMO_EDGES as EDGES,
+  DEMO_HUB as HUB,
+  DEMO_NAT_OF as NAT_OF,
+  DEMO_WORLD as WORLD,
+} from "./demo-world.js";
+
+/** Every member: the hub and the edges. */
+const MEMBERS = [HUB, ...EDGES] as const;
 
 const REFRESH_MS = 500;
 const CONVERGE_TIMEOUT_MS = 90_000;
@@ -27,9 +37,9 @@ type Snapshot = Map<string, ScopeStatus>;
 
 async function snapshot(sc: Scenario): Promise<Snapshot> {
   const entries = await Promise.all(
-    EDGES.map(async (h) => [h, await sc.status(h).catch(() => undefined)] as const),
+    MEMBERS.map(async (h) => [h, await sc.status(h).catch(() => undefined)] as const),
   );
-  return new Map(entries.filter((e): e is [(typeof EDGES)[number], ScopeStatus] => e[1] !== undefined));
+  return new Map(entries.filter((e): e is [(typeof MEMBERS)[number], ScopeStatus] => e[1] !== undefined));
 }
 
 function rows(snap: Snapshot): string[][] {
@@ -38,7 +48,7 @@ function rows(snap: Snapshot): string[][] {
     for (const p of [...st.peers].sort((a, b) => a.name.localeCompare(b.name))) {
       out.push([
         `${viewer} → ${p.name}`,
-        p.settled ? p.path : `${p.path}…`,
+        `${p.hub !== null ? `hub ${p.hub}` : p.path}${p.settled ? "" : "…"}`,
         p.endpoint ?? "-",
         p.family ?? "-",
         p.latencyMs === null ? "-" : `${p.latencyMs.toFixed(1)} ms`,
@@ -53,12 +63,21 @@ const render = (snap: Snapshot): string =>
   textTable(["pair", "path", "endpoint", "family", "latency", "reason"], rows(snap));
 
 const converged = (snap: Snapshot): boolean =>
-  snap.size === EDGES.length &&
-  [...snap.values()].every((s) => s.peers.length === EDGES.length - 1 && s.peers.every(isSettled));
+  snap.size === MEMBERS.length &&
+  [...snap.values()].every((s) => s.peers.length === MEMBERS.length - 1 && s.peers.every(isSettled));
 
-/** Refreshes the table until `done` says stop. On a TTY it redraws in place; otherwise it prints changes only. */
-async function live(sc: Scenario, t0: number, done: (snap: Snapshot) => boolean): Promise<Snapshot> {
-  const tty = process.stdout.isTTY === true;
+/**
+ * Refreshes the table until `done` says stop. On a TTY it redraws in place
+ * (unless `append`); otherwise, and with `append`, it prints changes only,
+ * so what is on screen above stays there.
+ */
+async function live(
+  sc: Scenario,
+  t0: number,
+  done: (snap: Snapshot) => boolean,
+  append = false,
+): Promise<Snapshot> {
+  const tty = process.stdout.isTTY === true && !append;
   let last = "";
   for (;;) {
     const snap = await snapshot(sc);
@@ -80,12 +99,12 @@ async function live(sc: Scenario, t0: number, done: (snap: Snapshot) => boolean)
 }
 
 function banner(): string {
-  return `Scope demo: ${EDGES.length} edges — ${EDGES.map((e) => `${e} (${NAT_OF[e]})`).join(", ")}\n`;
+  return `Scope demo: a hub and ${EDGES.length} edges — ${EDGES.map((e) => `${e} (${NAT_OF[e]})`).join(", ")}\n`;
 }
 
 async function pingAll(sc: Scenario, snap: Snapshot): Promise<string[][]> {
   const out: string[][] = [];
-  for (const from of EDGES) {
+  for (const from of MEMBERS) {
     const st = snap.get(from);
     if (st === undefined) continue;
     const results = await Promise.all(
@@ -104,7 +123,7 @@ interface RunOutcome {
   readonly code: number;
   readonly secs: number;
   readonly converged: boolean;
-  /** Direct pairs that lost a ping, with their replies ("ps → pub 0/3"). */
+  /** Pairs that lost a ping, with their replies ("ps → pub 0/3"). */
   readonly lost: readonly string[];
 }
 
@@ -124,7 +143,8 @@ async function runOnce(keep: boolean): Promise<RunOutcome> {
     console.log("building the lab: namespaces, NAT routers, registry…");
     current = await Scenario.start(WORLD, "reg");
     const s = current;
-    console.log(`registry at ${s.registryUrl}; joining ${EDGES.length} edges at once`);
+    console.log(`registry at ${s.registryUrl}; joining the hub, then ${EDGES.length} edges at once`);
+    await s.join(HUB, { role: "hub" });
     const t0 = Date.now();
     await s.joinAll(EDGES);
     const snap = await live(s, t0, (x) => stopping || converged(x) || Date.now() - t0 > CONVERGE_TIMEOUT_MS);
@@ -144,19 +164,18 @@ async function runOnce(keep: boolean): Promise<RunOutcome> {
       const k = `${p.path}: ${p.reason ?? "no reason given"}`;
       reasons.set(k, (reasons.get(k) ?? 0) + 1);
     }
-    const lost = pings
-      .filter((r) => r[1] === "direct" && !(r[2] ?? "").startsWith("3/"))
-      .map((r) => `${r[0]} ${r[2]}`);
+    // Every pair must answer now, direct or through the hub.
+    const lost = pings.filter((r) => !(r[2] ?? "").startsWith("3/")).map((r) => `${r[0]} ${r[2]}`);
     console.log("\nsummary");
     console.log(
       `  ${direct.length}/${all.length} peer views direct (${direct.filter((p) => p.family === "ipv6").length} over IPv6)`,
     );
     for (const [k, n] of reasons) console.log(`  ${n} × ${k}`);
-    console.log(`  direct pairs with lost pings: ${lost.length}`);
+    console.log(`  pairs with lost pings: ${lost.length}`);
 
     if (keep && !stopping) {
-      console.log("\n--keep: refreshing until Ctrl-C");
-      await live(s, t0, () => stopping);
+      console.log("\n--keep: the mesh stays up; path changes are printed below. Ctrl-C tears it down.");
+      await live(s, t0, () => stopping, true);
     }
     return outcome(ok && lost.length === 0 ? 0 : 1, ok, lost);
   } catch (e) {
@@ -185,9 +204,13 @@ async function main(): Promise<number> {
   // SIGTERM; this one says so and ends the --keep loop.
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
     process.on(sig, () => {
-      if (!stopping) console.log(`\n${sig}: tearing the lab down`);
+      if (stopping) return;
+      console.log(`\n${sig}: tearing the lab down`);
       stopping = true;
-      void current?.teardown().then(() => process.exit(sig === "SIGINT" ? 130 : 143));
+      void (current?.teardown() ?? Promise.resolve()).then(() => {
+        console.log("lab torn down: no namespaces, processes or files left");
+        process.exit(sig === "SIGINT" ? 130 : 143);
+      });
     });
   }
   const runs: RunOutcome[] = [];
@@ -204,7 +227,7 @@ function printRepeat(runs: readonly RunOutcome[]): void {
   console.log(`\n${runs.length} demo runs; load at the end ${loadAvg()}`);
   console.log(
     textTable(
-      ["run", "exit", "converged", "wall", "direct pairs that lost pings"],
+      ["run", "exit", "converged", "wall", "pairs that lost pings"],
       runs.map((r, i) => [
         String(i + 1),
         String(r.code),

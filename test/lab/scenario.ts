@@ -56,6 +56,8 @@ export interface EdgeOptions {
   readonly network?: string;
   /** `[psk] mode = rotate` with this interval ("5s"); absent: PSKs off. */
   readonly pskInterval?: string;
+  /** Join with the network's hub token, and the host's public address as its fixed `--endpoint`. */
+  readonly role?: "hub";
 }
 
 /** One edge: a host running `scope daemon` with its own files, interface and control socket. */
@@ -80,6 +82,7 @@ export class Scenario {
   registry: ChildProcess | undefined;
   private readonly regDir: string;
   private readonly tokens = new Map<string, string>();
+  private readonly hubTokens = new Map<string, string>();
   private generation = 0;
   private readonly admin: AdminClient;
 
@@ -165,6 +168,8 @@ export class Scenario {
     await this.admin.createNetwork({ name: net, cidr: CIDR });
     const { token } = await this.admin.createToken(net, { uses: 10_000 });
     this.tokens.set(net, token);
+    const hub = await this.admin.createToken(net, { uses: 100, role: "hub" });
+    this.hubTokens.set(net, hub.token);
   }
 
   /** The join token of a network, for tests that look for it where it must not be. */
@@ -184,7 +189,7 @@ export class Scenario {
    */
   async join(host: string, opts: EdgeOptions = {}): Promise<Edge> {
     const network = opts.network ?? "lab";
-    const token = this.tokens.get(network);
+    const token = (opts.role === "hub" ? this.hubTokens : this.tokens).get(network);
     if (token === undefined) throw new Error(`no network ${network} in this scenario`);
     const plan = this.lab.plan.hosts.get(host);
     if (plan === undefined) throw new Error(`no host ${host}`);
@@ -246,6 +251,7 @@ export class Scenario {
           join(dir, "state"),
           "--log-level",
           this.daemonLogLevel,
+          ...(opts.role === "hub" ? ["--endpoint", `${this.lab.publicV4(host)}:${listenPort}`] : []),
           "--foreground",
         ],
         { stdio: ["pipe", fd, fd], env: DAEMON_ENV },

@@ -19,6 +19,8 @@ export interface PeerStatus {
   readonly settled: boolean;
   /** PSK epoch, since when (epoch ms) and rotations so far; null without a PSK. */
   readonly psk: { readonly epoch: number; readonly since: number; readonly rotations: number } | null;
+  /** The hub's name while the path is `hub`. */
+  readonly hub: string | null;
 }
 
 export interface ScopeStatus {
@@ -29,6 +31,9 @@ export interface ScopeStatus {
     readonly address: string;
     readonly listenPort: number;
     readonly nat: unknown;
+    readonly role: "edge" | "hub";
+    /** On a hub: the edges it relays for. */
+    readonly relaysFor?: readonly string[];
   };
   readonly peers: readonly PeerStatus[];
 }

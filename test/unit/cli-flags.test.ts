@@ -29,6 +29,8 @@ const BAD = new Map<ValueCheck, string[]>([
   [CHECKS.pin, ["", "sha256/short", "md5/" + "A".repeat(44), "A".repeat(51)]],
   [CHECKS.sqliteSource, ["/tmp/x.db", "sqlite:", "sqlite:/nonexistent.db", "sqlite:/"]],
   [CHECKS.postgresUrl, ["mysql://h/db", "postgres://", "postgres://u:secret@h/db"]],
+  [CHECKS.endpoint, ["hub.example:51820", "1.2.3.4", "1.2.3.4:0", "::1:51820", "[::1]:x"]],
+  [CHECKS.role, ["admin", "Hub", ""]],
   [CHECKS.pskMode, ["on", ""]],
   [CHECKS.pskInterval, ["0s", "soon", "-1m", ""]],
   [CHECKS.secretFile, ["", "/nonexistent/token", "/"]],

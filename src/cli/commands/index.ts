@@ -9,7 +9,7 @@ import { command as join } from "./join.js";
 import { command as leave } from "./leave.js";
 import { command as netcheck } from "./netcheck.js";
 import { create as networkCreate, list as networkList } from "./network.js";
-import { list as peerList, remove as peerRemove } from "./peer.js";
+import { list as peerList, remove as peerRemove, set as peerSet } from "./peer.js";
 import { command as ping } from "./ping.js";
 import { only as pskOnly, rotate as pskRotate } from "./psk.js";
 import { command as registry, migrate as registryMigrate } from "./registry.js";
@@ -23,6 +23,7 @@ export const COMMANDS: Command[] = [
   networkList,
   tokenCreate,
   peerList,
+  peerSet,
   peerRemove,
   join,
   daemon,

@@ -5,6 +5,7 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadEdgeConfig, parseEdgeConfig } from "../../config/load.js";
 import { ScopeError } from "../../core/errors.js";
+import { formatEndpoint, parseEndpoint } from "../../core/ip.js";
 import { composeCandidates } from "../../core/netcheck.js";
 import { NetworkName, PeerName } from "../../core/protocol.js";
 import { RegistryClient } from "../../client/registry-client.js";
@@ -40,7 +41,7 @@ export const command: Command = {
   name: "join",
   summary: "Join this host to a network: create keys, write /etc/scope/NET.conf, start the daemon",
   usage:
-    "join REGISTRY_URL --network NET --token-file F|- [--name N] [--backend auto|wg|networkmanager|networkd] [--listen-port P] [--interface IF] [--timers fast|seed] [--psk off|rotate] [--psk-interval 2m] [--config-dir DIR] [--state-dir DIR] [--ca-file PEM] [--pin sha256/B64] [--insecure] [--no-start | --foreground]",
+    "join REGISTRY_URL --network NET --token-file F|- [--name N] [--backend auto|wg|networkmanager|networkd] [--listen-port P] [--interface IF] [--timers fast|seed] [--endpoint ADDR:PORT] [--psk off|rotate] [--psk-interval 2m] [--config-dir DIR] [--state-dir DIR] [--ca-file PEM] [--pin sha256/B64] [--insecure] [--no-start | --foreground]",
   help: [
     "Keys are created once under STATE_DIR/NET (identity.key, wg.key; 0600, directory 0700)",
     "and reused when joining again. The token is read from --token-file F, or from",
@@ -52,6 +53,9 @@ export const command: Command = {
     "REGISTRY_URL must be https:// (plain http:// only to a loopback address, or with",
     "--insecure). --ca-file names the CA that signed the registry's certificate (kept as",
     "ca_file in NET.conf); --pin adds the SHA-256 of its public key (docs/hardening.md).",
+    "--endpoint ADDR:PORT publishes a fixed public WireGuard endpoint (a hub's; written",
+    "to the config as [wireguard] endpoint). Whether the host is a hub is the token's",
+    "or the admin's decision (scope token create --role hub), never this host's.",
   ].join("\n"),
   options: {
     network: { type: "string", short: "n" },
@@ -63,6 +67,7 @@ export const command: Command = {
     timers: { type: "string", default: "fast" },
     psk: { type: "string" },
     "psk-interval": { type: "string" },
+    endpoint: { type: "string" },
     "config-dir": { type: "string", default: DEFAULT_CONFIG_DIR },
     "state-dir": { type: "string", default: DEFAULT_STATE_ROOT },
     "no-start": { type: "boolean" },
@@ -83,6 +88,7 @@ export const command: Command = {
     "state-dir": CHECKS.path,
     "ca-file": CHECKS.file,
     pin: CHECKS.pin,
+    endpoint: CHECKS.endpoint,
     psk: CHECKS.pskMode,
     "psk-interval": CHECKS.pskInterval,
   },
@@ -104,6 +110,9 @@ export const command: Command = {
       throw new ScopeError("usage", "--listen-port must be 1-65534");
     if (v.timers !== "fast" && v.timers !== "seed")
       throw new ScopeError("usage", "--timers must be fast or seed");
+    const endpoint = typeof v.endpoint === "string" ? parseEndpoint(v.endpoint) : undefined;
+    if (v.endpoint !== undefined && !endpoint)
+      throw new ScopeError("usage", "--endpoint must be ADDR:PORT (an IP address; [v6]:PORT for IPv6)");
     if (v["no-start"] === true && v.foreground === true)
       throw new ScopeError("usage", "--no-start and --foreground exclude each other");
     // Loaded while the join request is on the wire, not after it.
@@ -148,6 +157,7 @@ export const command: Command = {
       backend: String(v.backend),
       caFile,
       pin,
+      ...(endpoint ? { endpoint: formatEndpoint(endpoint) } : {}),
       defaultState: stateDir === stateDirOf(DEFAULT_STATE_ROOT, network),
     });
     // The interface is made while the join request is on the wire (daemon/edge.ts).
@@ -170,10 +180,10 @@ export const command: Command = {
           localAddresses: localAddresses(iface),
           netcheck: undefined,
           reported: [],
+          configured: endpoint ? [endpoint] : [],
         }),
         // The daemon runs netcheck against the reflector (whose key the join answer brings) and updates this at once.
         nat: { mapping: "unknown", ipv6: false },
-        role: "edge",
       })
       .catch(async (e: unknown) => {
         client.close();
@@ -251,6 +261,7 @@ function edgeConfigText(o: {
   backend: string;
   caFile: string | undefined;
   pin: string | undefined;
+  endpoint?: string;
   defaultState: boolean;
 }): string {
   return [
@@ -270,6 +281,7 @@ function edgeConfigText(o: {
     `interface = ${o.iface}`,
     `listen_port = ${o.listenPort}`,
     `private_key_file = ${o.stateDir}/wg.key`,
+    ...(o.endpoint ? [`endpoint = ${o.endpoint}`] : []),
     "",
     "[daemon]",
     `timers = ${o.timers}`,

@@ -22,6 +22,38 @@ export const list: Command = {
   },
 };
 
+export const set: Command = {
+  name: "peer set",
+  summary: "Set what the admin decides about a peer: its role (by id or name)",
+  usage: "peer set NETWORK PEER --role edge|hub",
+  help: [
+    "  --role hub        the peer relays for edges that cannot reach each other directly",
+    "                    (it should have a fixed public endpoint: scope join --endpoint)",
+    "  --role edge       an ordinary member again; nobody routes through it",
+    "A member's own claim about its role is ignored: only this and hub tokens make hubs.",
+    ADMIN_HELP,
+  ].join("\n"),
+  options: { ...ADMIN_OPTIONS, ...JSON_OPTION, role: { type: "string" } },
+  checks: { ...ADMIN_CHECKS, role: CHECKS.role },
+  positionals: { min: 2, max: 2, names: ["NETWORK", "PEER"], checks: [CHECKS.network] },
+  async run(args, io) {
+    const [network = "", which = ""] = args.positionals;
+    const role = args.values.role;
+    if (role !== "edge" && role !== "hub") throw new ScopeError("usage", "--role: expected edge or hub");
+    const admin = adminClient(args, io);
+    const peer = await findPeer(admin, network, which);
+    const updated = await admin.setPeer(network, peer.id, { role });
+    output(io, args, updated, (p) => `${p.name} (${p.id}) is now ${p.role} in ${network}\n`);
+  },
+};
+
+async function findPeer(admin: ReturnType<typeof adminClient>, network: string, which: string) {
+  const peers = await admin.listPeers(network);
+  const peer = peers.find((p) => p.id === which) ?? peers.find((p) => p.name === which);
+  if (!peer) throw new ScopeError("not_found", `no peer ${which} in ${network}`);
+  return peer;
+}
+
 export const remove: Command = {
   name: "peer remove",
   summary: "Remove a peer from a network (by id or name)",
@@ -33,9 +65,7 @@ export const remove: Command = {
   async run(args, io) {
     const [network = "", which = ""] = args.positionals;
     const admin = adminClient(args, io);
-    const peers = await admin.listPeers(network);
-    const peer = peers.find((p) => p.id === which) ?? peers.find((p) => p.name === which);
-    if (!peer) throw new ScopeError("not_found", `no peer ${which} in ${network}`);
+    const peer = await findPeer(admin, network, which);
     await admin.removePeer(network, peer.id);
     io.stdout.write(`removed ${peer.name} (${peer.id}, ${peer.address}) from ${network}\n`);
   },

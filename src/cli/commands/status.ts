@@ -27,17 +27,24 @@ const ago = (ms: number | null): string | null =>
 
 function render(s: Status): string {
   const head = s.self
-    ? `${s.network}: ${s.self.name} ${s.self.address} port ${s.self.listenPort}, NAT ${s.self.nat.mapping}${s.self.nat.ipv6 ? ", IPv6" : ""}, backend ${s.backend}, registry ${s.registry}\n`
+    ? `${s.network}: ${s.self.name}${s.self.role === "hub" ? " (hub)" : ""} ${s.self.address} port ${s.self.listenPort}, NAT ${s.self.nat.mapping}${s.self.nat.ipv6 ? ", IPv6" : ""}, backend ${s.backend}, registry ${s.registry}\n`
     : `${s.network ?? "?"}: not joined yet\n`;
-  if (s.peers.length === 0) return head + "no peers\n";
+  const relays = s.self?.relaysFor;
+  const relayLine = relays ? `relays for: ${relays.length > 0 ? relays.join(", ") : "no edge yet"}\n` : "";
+  if (s.peers.length === 0) return head + relayLine + "no peers\n";
+  const path = (p: Status["peers"][number]): string => {
+    const shown = p.hub !== null ? `hub ${p.hub}` : p.path;
+    return p.settled || p.path === "direct" ? shown : `${shown}…`;
+  };
   return (
     head +
+    relayLine +
     table(
       ["PEER", "ADDRESS", "PATH", "ENDPOINT", "LATENCY", "HANDSHAKE", "PSK EPOCH", "REASON"],
       s.peers.map((p) => [
         p.name,
         p.address,
-        p.settled || p.path === "direct" ? p.path : `${p.path}…`,
+        path(p),
         p.endpoint,
         p.latencyMs === null ? null : `${p.latencyMs}ms`,
         ago(p.lastHandshakeMs),

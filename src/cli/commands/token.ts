@@ -14,28 +14,39 @@ function expiresIn(s: string): number {
 export const command: Command = {
   name: "token create",
   summary: "Create a join token for a network (printed once)",
-  usage: "token create NETWORK [--uses N] [--expires 24h]",
+  usage: "token create NETWORK [--uses N] [--expires 24h] [--role edge|hub]",
   help: [
     "The registry keeps only a hash: the token cannot be shown again.",
     "  --uses N          joins allowed (default 1)",
     "  --expires D       lifetime: 90s, 15m, 24h (default), 7d",
+    "  --role R          edge (default) or hub: a peer joining with a hub token relays",
+    "                    for the others (give a hub a fixed public endpoint: scope join --endpoint)",
     ADMIN_HELP,
   ].join("\n"),
-  options: { ...ADMIN_OPTIONS, ...JSON_OPTION, uses: { type: "string" }, expires: { type: "string" } },
-  checks: { ...ADMIN_CHECKS, uses: CHECKS.uses, expires: CHECKS.expires },
+  options: {
+    ...ADMIN_OPTIONS,
+    ...JSON_OPTION,
+    uses: { type: "string" },
+    expires: { type: "string" },
+    role: { type: "string" },
+  },
+  checks: { ...ADMIN_CHECKS, uses: CHECKS.uses, expires: CHECKS.expires, role: CHECKS.role },
   positionals: { min: 1, max: 1, names: ["NETWORK"], checks: [CHECKS.network] },
   async run(args, io) {
-    const { uses, expires } = args.values;
+    const { uses, expires, role } = args.values;
+    if (role !== undefined && role !== "edge" && role !== "hub")
+      throw new ScopeError("usage", "--role: expected edge or hub");
     if (uses !== undefined && !/^[0-9]+$/.test(String(uses)))
       throw new ScopeError("usage", "--uses: expected a positive integer");
     const created = await adminClient(args, io).createToken(args.positionals[0] ?? "", {
       ...(uses !== undefined ? { uses: Number(uses) } : {}),
       ...(typeof expires === "string" ? { expiresIn: expiresIn(expires) } : {}),
+      ...(role !== undefined ? { role } : {}),
     });
     output(io, args, created, (t) => `${t.token}\n`);
     if (!args.values.json) {
       io.stderr.write(
-        `token ${created.id} for ${created.network}: ${created.uses} use(s), expires ${new Date(created.expiresAt).toISOString()}; it is not shown again\n`,
+        `${created.role} token ${created.id} for ${created.network}: ${created.uses} use(s), expires ${new Date(created.expiresAt).toISOString()}; it is not shown again\n`,
       );
     }
   },

@@ -27,11 +27,11 @@ export const newAppliedState = (): AppliedState => ({
 });
 
 /** The entry for one peer, without an endpoint. */
-export function entryOf(st: EngineState, ps: PeerState, direct: boolean): DesiredPeer {
+export function entryOf(st: EngineState, ps: PeerState, direct: boolean, viaHub = true): DesiredPeer {
   const psk = presharedKeyOf(ps.kex);
   return {
     publicKey: ps.peer.wgPublicKey,
-    allowedIps: allowedIpsOf(st.routing, ps, st.network, direct),
+    allowedIps: allowedIpsOf(st.routing, ps, st.network, direct, viaHub),
     persistentKeepalive: PERSISTENT_KEEPALIVE_S,
     ...(psk !== undefined ? { presharedKey: psk } : {}),
   };

@@ -43,8 +43,21 @@ function peerStatus(st: EngineState, ps: PeerState): PeerStatus {
     settled: paused || ps.paths.settled,
     ...(ps.probe.skewMs === undefined ? {} : { clockOffS: Math.round(ps.probe.skewMs / 1000) }),
     psk: kexStatus(ps.kex),
+    hub: paused || ps.paths.path !== "hub" ? null : hubName(st),
   };
 }
+
+const hubName = (st: EngineState): string | null => {
+  const id = st.routing.hubId;
+  return id === undefined ? null : (st.peers.get(id)?.peer.name ?? null);
+};
+
+/** On a hub, the edges it relays for: every edge it reaches directly. */
+const relaysFor = (st: EngineState): string[] =>
+  [...st.peers.values()]
+    .filter((ps) => ps.paths.path === "direct" && ps.peer.role !== "hub")
+    .map((ps) => ps.peer.name)
+    .sort();
 
 /** The engine's half of `scope status` (the daemon adds nothing it does not know). */
 export function engineStatus(st: EngineState): EngineStatus {
@@ -58,6 +71,8 @@ export function engineStatus(st: EngineState): EngineStatus {
           address: self.address,
           listenPort: self.listenPort,
           nat: self.nat ?? natInfoOf(st.netcheck),
+          role: self.role,
+          ...(self.role === "hub" ? { relaysFor: relaysFor(st) } : {}),
         }
       : null,
     peers: [...st.peers.values()].map((ps) => peerStatus(st, ps)).sort((a, b) => (a.name < b.name ? -1 : 1)),

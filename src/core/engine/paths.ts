@@ -14,7 +14,15 @@ import type { PeerStats } from "../backend.js";
 import { endpointFamily, familyOf, formatEndpoint, parseEndpoint, type Family } from "../ip.js";
 import { chooseEndpoint, evidenceCandidate, pathCandidates, type PathCandidate } from "../path.js";
 import type { Candidate, Endpoint, Peer } from "../protocol.js";
-import { APPLY_LANDING_MS, HANDSHAKE_FRESH_MS, HANDSHAKE_SLACK_MS, SETTLED_TRY_FACTOR } from "../timers.js";
+import {
+  APPLY_LANDING_MS,
+  DIRECT_CHECK_MS,
+  DIRECT_SILENT_MS,
+  HANDSHAKE_FRESH_MS,
+  HANDSHAKE_SLACK_MS,
+  SETTLED_TRY_FACTOR,
+  UPGRADE_AFTER_HANDSHAKE_MS,
+} from "../timers.js";
 import { log } from "./log.js";
 import type { EngineEffect, EngineState, PathState, PeerState } from "./types.js";
 
@@ -34,6 +42,7 @@ export const newPathState = (now: number): PathState => ({
   settled: false,
   retriggerRound: 0,
   nextTriggerAt: now,
+  upgrade: { at: undefined, announced: false, directAt: undefined },
 });
 
 /** Starts a new attempt toward ps (its candidates or ours changed): old evidence of success no longer counts. */
@@ -49,6 +58,7 @@ export function restartPaths(ps: PeerState, now: number): void {
     settled: false,
     retriggerRound: 0,
     nextTriggerAt: now,
+    upgrade: { at: undefined, announced: false, directAt: undefined },
   } satisfies Partial<PathState>);
 }
 
@@ -227,8 +237,24 @@ function triedSince(ps: PeerState): number {
 const tryFor = (st: EngineState, ps: PeerState): number =>
   st.cfg.profile.handshakeTimeoutMs * (ps.paths.settled ? SETTLED_TRY_FACTOR : 1);
 
+/**
+ * With a hub to carry the traffic, a pair with a symmetric NAT on either
+ * side and no IPv6 in common settles `hub` at once: toward a port-restricted
+ * cone it can never go direct, and toward the kinds where it can (full or
+ * address-restricted cone) the attempt goes on at the settled pace and
+ * upgrades when a handshake proves it. Without a hub only the hopeless pair
+ * (symmetric on both sides) is given up at once.
+ */
+export function settlesAtOnce(st: EngineState, ps: PeerState): boolean {
+  if (st.routing.hubId === undefined) return hopeless(st, ps);
+  const sym = st.self?.nat.mapping === "endpoint-dependent" || peerSymmetric(ps);
+  // IPv6 in common: the peer has IPv6 candidates and so does this host (a dual-stack peer alone is not enough).
+  const v6 = selfFamilies(st).has("ipv6") && candidatesOf(st, ps, new Set<Family>(["ipv6"])).length > 0;
+  return sym && !v6;
+}
+
 const giveUpAt = (st: EngineState, ps: PeerState): number =>
-  ps.paths.since + (hopeless(st, ps) ? st.cfg.profile.hopelessGiveUpMs : st.cfg.profile.directGiveUpMs);
+  ps.paths.since + (settlesAtOnce(st, ps) ? st.cfg.profile.hopelessGiveUpMs : st.cfg.profile.directGiveUpMs);
 
 /** The probe round trip on the family of the endpoint in use (any family while none). */
 export function latencyOf(ps: PeerState): number | null {
@@ -262,6 +288,11 @@ export function decidePath(
     // The session expired without a new handshake: the path is gone.
     fx.push(log("warn", "direct path lost", { peer: ps.peer.name }));
     restartAttempt(st, ps, now);
+  } else if (s.path === "direct" && directSilent(st, ps, now)) {
+    // Probes stopped coming back: the direct path broke (a NAT dropped it).
+    // A hub can carry the traffic, so do not wait for the session to expire.
+    fx.push(log("warn", "direct path silent: back to the hub", { peer: ps.peer.name }));
+    restartAttempt(st, ps, now);
   }
   let changed = false;
   if (!isDirect(ps, now)) {
@@ -273,6 +304,14 @@ export function decidePath(
       s.endpointSince = now;
       changed = next !== undefined;
     }
+  }
+  if (hubExists && isDirect(ps, now) && upgradeAt(st, ps, now) > now) {
+    // Proven, but the hub carries the pair until both sides switch together.
+    // Settled meanwhile: the traffic flows, and a settled mesh lets the
+    // runtime poll stats slowly, so the backend is idle when the switch's
+    // apply comes (a stats read in flight delayed it by 100+ ms in the lab).
+    Object.assign(s, { settled: true, reason: "direct path proven: moving off the hub", path: "hub" });
+    return changed;
   }
   if (isDirect(ps, now)) {
     if (s.path !== "direct") {
@@ -289,6 +328,7 @@ export function decidePath(
       learnRoamed(ps, s.wg.endpoint, now);
       s.endpoint = s.wg.endpoint;
     }
+    if (s.path !== "direct") s.upgrade.directAt = now;
     Object.assign(s, { path: "direct", settled: true, reason: null });
     return false;
   }
@@ -311,13 +351,78 @@ export function decidePath(
   return changed;
 }
 
+/** A hub carries other traffic, and this peer is not that hub. */
+const viaHub = (st: EngineState, ps: PeerState): boolean =>
+  st.routing.hubId !== undefined && st.routing.hubId !== ps.peer.id;
+
+/**
+ * When a proven pair moves from the hub to direct (-Infinity: at once, no
+ * hub carries it). Both sides must move together: WireGuard's allowed IPs
+ * filter what comes in too, so whichever side moves first drops what the
+ * other still sends through the hub. The first side to see the proof picks
+ * a time UPGRADE_AFTER_HANDSHAKE_MS ahead and tells the other in an upgrade
+ * probe (announceUpgrade); each side keeps the earlier of its own and the
+ * announced time. A lost announcement leaves each side on its own time.
+ */
+export function upgradeAt(st: EngineState, ps: PeerState, now: number): number {
+  const s = ps.paths;
+  if (s.path === "direct" || !viaHub(st, ps)) return -Infinity;
+  if (s.upgrade.at === undefined && isDirect(ps, now)) s.upgrade.at = now + UPGRADE_AFTER_HANDSHAKE_MS;
+  return s.upgrade.at ?? Infinity;
+}
+
+/** The peer announced its move to the direct path in delayMs: move at the same time, or earlier if we chose so. */
+export function noteUpgrade(st: EngineState, ps: PeerState, delayMs: number, now: number): boolean {
+  const s = ps.paths;
+  if (s.path === "direct" || !viaHub(st, ps)) return false;
+  const at = now + Math.min(delayMs, UPGRADE_AFTER_HANDSHAKE_MS);
+  if (s.upgrade.at !== undefined && s.upgrade.at <= at) return false;
+  // Ours is later (or unset): theirs wins, and they need not hear ours.
+  s.upgrade = { ...s.upgrade, at, announced: true };
+  return true;
+}
+
+const lastAnswerAt = (ps: PeerState): number | undefined => {
+  let at: number | undefined;
+  for (const a of ps.probe.answers.values()) if (at === undefined || a.at > at) at = a.at;
+  return at;
+};
+
+/**
+ * A direct peer that answered probes since it went direct stopped
+ * answering, and a hub could carry it. One that never answered on the
+ * direct path (a symmetric NAT's probe mapping can differ) is left to the
+ * handshake's age: judging it silent would flap it between hub and direct.
+ */
+function directSilent(st: EngineState, ps: PeerState, now: number): boolean {
+  const at = lastAnswerAt(ps);
+  const since = ps.paths.upgrade.directAt;
+  return (
+    viaHub(st, ps) && at !== undefined && since !== undefined && at > since && now >= at + DIRECT_SILENT_MS
+  );
+}
+
+/** Probe gap toward a direct peer while a hub stands by: often enough to notice a broken path (directSilent). */
+export const directCheckGap = (st: EngineState, ps: PeerState): number | undefined =>
+  ps.paths.path === "direct" && viaHub(st, ps) ? DIRECT_CHECK_MS : undefined;
+
 /** The paths slice's future deadlines for one peer. */
 export function pathDeadlines(st: EngineState, ps: PeerState, out: number[]): void {
   const s = ps.paths;
   const hs = s.wg.lastHandshakeMs;
   // A direct path ends when its handshake gets too old (no stats change tells).
   if (hs !== undefined && hs !== s.staleHandshakeMs) out.push(hs + HANDSHAKE_FRESH_MS);
+  const answered = lastAnswerAt(ps);
+  if (
+    s.path === "direct" &&
+    viaHub(st, ps) &&
+    answered !== undefined &&
+    answered > (s.upgrade.directAt ?? Infinity)
+  )
+    out.push(answered + DIRECT_SILENT_MS);
   if (s.path === "direct") return;
+  if (s.upgrade.at !== undefined) out.push(s.upgrade.at);
+  if (viaHub(st, ps)) out.push(s.since + st.cfg.profile.hubAfterMs);
   if (s.endpoint !== undefined) out.push(s.nextTriggerAt, triedSince(ps) + tryFor(st, ps));
   out.push(v6Deadline(st, ps));
   if (!s.settled) out.push(giveUpAt(st, ps));

@@ -26,7 +26,7 @@ import {
   SETTLED_PROBE_GRID_MS,
 } from "../timers.js";
 import { log } from "./log.js";
-import { candidatesOf, selfFamilies, shownEndpoint } from "./paths.js";
+import { candidatesOf, directCheckGap, noteUpgrade, selfFamilies, shownEndpoint } from "./paths.js";
 import type { EngineEffect, EngineState, PeerState, ProbeBook, ProbeState } from "./types.js";
 
 export const newProbeBook = (): ProbeBook => ({
@@ -100,12 +100,41 @@ export function probePeer(st: EngineState, ps: PeerState, now: number, fx: Engin
   }
   const p = st.cfg.profile;
   const q = ps.probe;
+  const check = directCheckGap(st, ps);
   if (!ps.paths.settled) {
-    q.nextAt = now + gapAt(p.probeGapsMs, q.round++);
+    const gap = gapAt(p.probeGapsMs, q.round++);
+    q.nextAt = now + Math.min(gap, check ?? gap);
     return;
   }
   const gap = gapAt(p.settledProbeGapsMs, q.settledRound++);
-  q.nextAt = gap < SETTLED_PROBE_GRID_MS ? now + gap : onGrid(now + gap);
+  // A direct path beside a standing hub is checked every second (paths.ts); the rest sits on the grid.
+  if (check !== undefined && check < gap) q.nextAt = now + check;
+  else q.nextAt = gap < SETTLED_PROBE_GRID_MS ? now + gap : onGrid(now + gap);
+}
+
+/**
+ * Tells the peer when we move our pair from the hub to the direct path
+ * (paths.ts upgradeAt), once per attempt, at every probe address of the
+ * peer that answered and where its pings come from.
+ */
+export function announceUpgrade(st: EngineState, ps: PeerState, now: number, fx: EngineEffect[]): void {
+  const u = ps.paths.upgrade;
+  if (u.at === undefined || u.announced || !ps.key) return;
+  u.announced = true;
+  const delayMs = Math.max(0, Math.round(u.at - now));
+  const targets = [...ps.probe.answers.keys()].flatMap((t) => parseEndpoint(t) ?? []);
+  const src = ps.probe.source;
+  if (src && !targets.some((t) => sameEndpoint(t, src))) targets.push(src);
+  for (const to of targets) {
+    const msg = {
+      type: "upgrade" as const,
+      sender: st.self?.id ?? "",
+      nonce: nextNonce(st),
+      time: now,
+      delayMs,
+    };
+    fx.push({ type: "sendProbe", to, bytes: encodeProbe(msg, ps.key) });
+  }
 }
 
 /** The first grid line at or after t: settled rounds toward 40 peers cost a few wake-ups, not 40. */
@@ -181,6 +210,7 @@ export function receiveProbe(
     ps.probe.source = from;
     return ps;
   }
+  if (msg.type === "upgrade") return noteUpgrade(st, ps, msg.delayMs, now) ? ps : undefined;
   const out = st.probes.pingsOut.get(msg.echoNonce);
   if (!out || out.peerId !== ps.peer.id) return undefined;
   st.probes.pingsOut.delete(msg.echoNonce);

@@ -16,7 +16,7 @@ import { applyAll, entryOf, sameEntry, steering } from "./desired.js";
 import { kexDeadline, kexWork } from "./kex.js";
 import { log } from "./log.js";
 import { decidePath, isDirect, latencyOf, pathDeadlines } from "./paths.js";
-import { probePeer, pruneProbeBook } from "./probing.js";
+import { announceUpgrade, probePeer, pruneProbeBook } from "./probing.js";
 import { announceApplied, post, report, reportDeadline } from "./reports.js";
 import { chooseHub } from "./routing.js";
 import type { EngineEffect, EngineState, PeerState } from "./types.js";
@@ -52,12 +52,14 @@ export function reconcile(st: EngineState, now: number, fx: EngineEffect[]): voi
   const entries = new Map<string, DesiredPeer>();
   let changed = membership;
   for (const ps of work) {
-    if (decidePath(st, ps, now, hubId !== undefined, fx)) triggers.add(ps);
+    const hubNow = hubId !== undefined && now >= ps.paths.since + st.cfg.profile.hubAfterMs;
+    if (decidePath(st, ps, now, hubNow, fx)) triggers.add(ps);
+    announceUpgrade(st, ps, now, fx);
     if (ps.paths.settled) st.unsettled.delete(ps.peer.id);
     else st.unsettled.add(ps.peer.id);
     probePeer(st, ps, now, fx);
     kexWork(st, ps, now, fx);
-    const entry = entryOf(st, ps, ps.paths.path === "direct");
+    const entry = entryOf(st, ps, ps.paths.path === "direct", hubNow);
     entries.set(ps.peer.id, entry);
     if (!sameEntry(ps.applied.entry, entry) || steering(ps)) changed = true;
   }
@@ -77,7 +79,14 @@ export function reconcile(st: EngineState, now: number, fx: EngineEffect[]): voi
   for (const ps of work) {
     announceApplied(ps, fx);
     const s = ps.paths;
-    const due = s.path !== "direct" && s.endpoint !== undefined && now >= s.nextTriggerAt;
+    // Proven but waiting to switch from the hub (upgradeAt): a new handshake would only move the switch.
+    const due =
+      s.path !== "direct" &&
+      !isDirect(ps, now) &&
+      // An announced move that our own stats never confirmed must not stop the retries for good.
+      (s.upgrade.at === undefined || now >= s.upgrade.at + st.cfg.profile.handshakeTimeoutMs) &&
+      s.endpoint !== undefined &&
+      now >= s.nextTriggerAt;
     if (due || triggers.has(ps)) {
       if (s.endpoint !== undefined && s.path !== "direct" && !addedWithEndpoint.has(ps))
         fx.push({ type: "triggerHandshake", publicKey: ps.peer.wgPublicKey });

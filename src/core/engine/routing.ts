@@ -25,8 +25,11 @@ export function noteRole(r: RoutingState, peer: Peer, present: boolean): void {
 }
 
 /**
- * The hub to route through: a direct hub, lowest latency first. Looks only
- * at hubs. selfIsHub: hubs route nothing through others.
+ * The hub to route through: a direct hub, lowest latency first; while none
+ * is direct yet, a hub still being tried, so a newcomer reaches everyone
+ * through the hub from its first apply (its handshake toward the hub is
+ * under way; WireGuard queues what it sends meanwhile). Looks only at hubs.
+ * selfIsHub: hubs route nothing through others.
  */
 export function chooseHub(
   r: RoutingState,
@@ -36,26 +39,37 @@ export function chooseHub(
   latency: (ps: PeerState) => number | null,
 ): string | undefined {
   if (selfIsHub) return undefined;
-  let best: PeerState | undefined;
-  for (const id of r.hubIds) {
-    const ps = peers.get(id);
-    if (!ps || !direct(ps)) continue;
-    const [l, b] = [latency(ps) ?? Infinity, best ? (latency(best) ?? Infinity) : Infinity];
-    if (!best || l < b || (l === b && ps.peer.id < best.peer.id)) best = ps;
-  }
-  return best?.peer.id;
+  const best = (usable: (ps: PeerState) => boolean): PeerState | undefined => {
+    let out: PeerState | undefined;
+    for (const id of r.hubIds) {
+      const ps = peers.get(id);
+      if (!ps || !usable(ps)) continue;
+      const [l, b] = [latency(ps) ?? Infinity, out ? (latency(out) ?? Infinity) : Infinity];
+      if (!out || l < b || (l === b && ps.peer.id < out.peer.id)) out = ps;
+    }
+    return out;
+  };
+  return (best(direct) ?? best((ps) => !ps.paths.settled))?.peer.id;
 }
+
+/** A hub's reports about third peers are trusted (it sees every edge's WireGuard traffic); a member's are not. */
+export const isHub = (r: RoutingState, peerId: string): boolean => r.hubIds.has(peerId);
 
 const hostRoutes = (p: Peer): string[] => [`${p.address}/32`, ...(p.address6 ? [`${p.address6}/128`] : [])];
 
-/** The allowed IPs of one peer, given the current hub. */
+/**
+ * The allowed IPs of one peer, given the current hub. viaHub: a pair that
+ * is not direct may use the hub now (the seed profile tries direct alone
+ * for its first 60 s, keeping the peer's own routes meanwhile).
+ */
 export function allowedIpsOf(
   r: RoutingState,
   ps: PeerState,
   network: Network | undefined,
   direct: boolean,
+  viaHub = true,
 ): string[] {
   if (ps.peer.id === r.hubId && network) return [network.cidr, ...(network.cidr6 ? [network.cidr6] : [])];
-  if (r.hubId !== undefined && !direct) return [];
+  if (r.hubId !== undefined && !direct && viaHub) return [];
   return hostRoutes(ps.peer);
 }

@@ -16,6 +16,7 @@ export function selfCandidates(st: EngineState): Candidate[] {
     localAddresses: st.addresses,
     netcheck: st.netcheck,
     reported: st.reportedSelf,
+    configured: st.cfg.configured ?? [],
   });
 }
 

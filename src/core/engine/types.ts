@@ -13,6 +13,7 @@ import type {
   NatInfo,
   Network,
   Peer,
+  PeerRole,
   PeerUpdate,
   PostMessage,
 } from "../protocol.js";
@@ -84,6 +85,8 @@ export interface EngineConfig {
   /** 4 random bytes (8 hex digits) chosen per start, so probe nonces never repeat across restarts. */
   nonceSalt: string;
   probePort: number;
+  /** WireGuard endpoints the admin configured for this host (a hub's fixed public one). */
+  configured?: Endpoint[];
   /** Accepted probe clock skew. */
   probeWindowMs?: number;
   /** PSK rotation (kex.ts); absent: `[psk] mode = off`, no PSKs. */
@@ -121,6 +124,12 @@ export interface PathState {
   settled: boolean;
   retriggerRound: number;
   nextTriggerAt: number;
+  /**
+   * With a hub carrying the pair: when both sides move to the direct path
+   * (paths.ts upgradeAt), whether we told the peer, and when the pair went
+   * direct (a silent direct path is judged from then on).
+   */
+  upgrade: { at: number | undefined; announced: boolean; directAt: number | undefined };
 }
 
 /** The probing slice of one peer (probing.ts). */
@@ -239,6 +248,8 @@ export interface PeerStatus {
   clockOffS?: number;
   /** The PSK's epoch, since when it is configured (epoch ms) and how many rotations so far; null: no PSK. */
   psk: { epoch: number; since: number; rotations: number } | null;
+  /** The hub carrying this peer's traffic (its name) while the path is `hub`; null otherwise. */
+  hub: string | null;
 }
 
 export interface SelfStatus {
@@ -247,4 +258,8 @@ export interface SelfStatus {
   address: string;
   listenPort: number;
   nat: NatInfo;
+  /** The registry's word for this host (hub tokens, `scope peer set --role`). */
+  role: PeerRole;
+  /** On a hub: the edges it has a direct path to, so it relays for them; absent on an edge. */
+  relaysFor?: string[];
 }

@@ -11,7 +11,9 @@
  * sender id is the 8-byte peer id (16 hex digits). The MAC (HMAC-SHA-256/128,
  * pair key from mac.ts) covers everything before it. A pong's body is
  * echoNonce(8) family(1: 4|6) address(16) port(2): the ping it answers and
- * the source address:port the pinged peer saw. Parsers ignore body bytes
+ * the source address:port the pinged peer saw. An upgrade's body is
+ * delayMs(2): "I move our traffic from the hub to the direct path in delayMs;
+ * move with me" (engine/paths.ts upgradeAt). Parsers ignore body bytes
  * beyond the fields they know and anything after the MAC, so later versions
  * can add fields.
  */
@@ -27,9 +29,11 @@ const PONG_BODY = 27;
 
 export type ProbeMessage =
   | { type: "ping"; sender: string; nonce: string; time: number }
-  | { type: "pong"; sender: string; nonce: string; time: number; echoNonce: string; observed: Endpoint };
+  | { type: "pong"; sender: string; nonce: string; time: number; echoNonce: string; observed: Endpoint }
+  | { type: "upgrade"; sender: string; nonce: string; time: number; delayMs: number };
 
-const TYPE_CODE = { ping: 1, pong: 2 } as const;
+const TYPE_CODE = { ping: 1, pong: 2, upgrade: 3 } as const;
+const UPGRADE_BODY = 2;
 
 const HEX8 = /^[0-9a-f]{16}$/;
 const hexBytes = (hex: string, n: 8): Uint8Array => {
@@ -39,7 +43,12 @@ const hexBytes = (hex: string, n: 8): Uint8Array => {
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 
 export function encodeProbe(msg: ProbeMessage, key: Uint8Array): Uint8Array {
-  const body = msg.type === "pong" ? encodePongBody(msg.echoNonce, msg.observed) : new Uint8Array(0);
+  const body =
+    msg.type === "pong"
+      ? encodePongBody(msg.echoNonce, msg.observed)
+      : msg.type === "upgrade"
+        ? Uint8Array.of((msg.delayMs >> 8) & 0xff, msg.delayMs & 0xff)
+        : new Uint8Array(0);
   const out = new Uint8Array(HEADER + body.length + MAC_BYTES);
   const view = new DataView(out.buffer);
   out.set(PROBE_MAGIC, 0);
@@ -105,6 +114,9 @@ export function decodeProbe(bytes: Uint8Array, key: Uint8Array): ProbeMessage | 
         observed: { address, port },
       };
     }
+    case TYPE_CODE.upgrade:
+      if (bodyLen < UPGRADE_BODY) return undefined;
+      return { type: "upgrade", sender, nonce, time, delayMs: view.getUint16(HEADER) };
     default:
       return undefined;
   }

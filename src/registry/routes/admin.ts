@@ -7,6 +7,7 @@ import Router from "@koa/router";
 import { ScopeError } from "../../core/errors.js";
 import {
   NetworkInput,
+  PeerAdminUpdate,
   TokenInput,
   type Network,
   type NetworkList,
@@ -64,6 +65,7 @@ export function adminRoutes(deps: RegistryDeps): Router {
       token,
       uses: input.uses,
       expiresAt: now + input.expiresIn * 1000,
+      role: input.role,
     };
     await store.createToken({ ...created, hash: sha256Hex(token), createdAt: now });
     log.info("join token created", {
@@ -71,9 +73,21 @@ export function adminRoutes(deps: RegistryDeps): Router {
       tokenId: created.id,
       uses: created.uses,
       expiresAt: created.expiresAt,
+      role: created.role,
     });
     ctx.status = 201;
     ctx.body = created;
+  });
+
+  // The admin makes a peer a hub or an edge again; every member learns it from the peerUpdate.
+  router.patch("/networks/:net/peers/:peer", async (ctx) => {
+    requireAdmin(ctx, deps);
+    const network = networkParam(ctx);
+    const id = peerParam(ctx);
+    const input = await readJson(ctx, PeerAdminUpdate);
+    const { peer } = await store.updatePeer(network, id, input, clock.now());
+    log.info("peer role set", { network, peer: id, role: peer.role });
+    ctx.body = peer;
   });
 
   router.delete("/networks/:net/peers/:peer", async (ctx) => {

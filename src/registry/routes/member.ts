@@ -35,11 +35,13 @@ export function memberRoutes(deps: RegistryDeps): Router {
     // Token before proof: the proof's nonce is the first write, and only a token holder may cause it.
     await requireJoinToken(deps, network, tokenHash, peerId);
     await requireJoinProof(ctx, deps, req.peer.identityKey);
+    // What a member claims about its own role is dropped here: the token (or the admin) decides.
+    const { role: _claimed, ...peer } = req.peer;
     const out = await store.join({
       network,
       tokenHash,
       peerId,
-      peer: req.peer,
+      peer,
       now: clock.now(),
     });
     log.info(out.event?.event.type.endsWith("peerJoin") ? "peer joined" : "peer re-joined", {
@@ -47,6 +49,7 @@ export function memberRoutes(deps: RegistryDeps): Router {
       peer: peerId,
       name: out.self.name,
       address: out.self.address,
+      role: out.self.role,
     });
     // JoinResponse with the peer list spliced in as stored text (see JoinOutcome.peersJson).
     const rest = {

@@ -318,6 +318,67 @@ describe("join engine", () => {
     expect(a.wg.peers.get(b.wgKeys.publicKey)?.allowedIps).to.deep.equal([]);
     w.stop();
   });
+
+  it("with a hub, symmetric ↔ port-restricted settles `hub` at once, with the reason", () => {
+    const w = new SimWorld(t.clock);
+    const hub = w.add({ name: "hub", v6: false }, "fast", "hub");
+    const a = w.add({ name: "a", nat: "symmetric", v6: false });
+    // b is dual-stack, a is not: no IPv6 in common (the demo's sym ↔ pr waited 15 s for that).
+    const b = w.add({ name: "b", nat: "port-restricted" });
+    for (const n of [hub, a, b]) n.join();
+    t.clock.advance(1_000); // far below the 15 s give-up of a pair that might still go direct
+    for (const [viewer, peer] of [
+      [a, "b"],
+      [b, "a"],
+    ] as const) {
+      expect(viewer.peer(peer), viewer.host.name).to.include({ path: "hub", settled: true, hub: "hub" });
+      expect(viewer.peer(peer)?.reason).to.match(/symmetric/);
+    }
+    w.stop();
+  });
+
+  it("a newcomer routes through the hub from its first apply, before the hub is proven", () => {
+    const w = new SimWorld(t.clock);
+    const hub = w.add({ name: "hub", v6: false }, "fast", "hub");
+    const a = w.add({ name: "a", nat: "full-cone", v6: false });
+    hub.join();
+    t.clock.advance(1_000);
+    a.join();
+    expect(a.peer("hub")?.path).to.not.equal("direct");
+    expect(a.wg.peers.get(hub.wgKeys.publicKey)?.allowedIps).to.include("10.88.0.0/16");
+    w.stop();
+  });
+
+  it("with a hub, a proven pair moves to direct on both sides together, and back to the hub when the direct path breaks", () => {
+    const w = new SimWorld(t.clock);
+    const hub = w.add({ name: "hub", v6: false }, "fast", "hub");
+    const a = w.add({ name: "a", nat: "full-cone", v6: false });
+    const b = w.add({ name: "b", nat: "full-cone", v6: false });
+    for (const n of [hub, a, b]) n.join();
+    const hostRoute = (n: typeof a, m: typeof a): boolean =>
+      (n.wg.peers.get(m.wgKeys.publicKey)?.allowedIps ?? []).length > 0;
+    const switched: Record<string, number> = {};
+    for (let ms = 0; ms < 6_000 && Object.keys(switched).length < 2; ms += 10) {
+      t.clock.advance(10);
+      if (switched["a"] === undefined && hostRoute(a, b)) switched["a"] = t.clock.now();
+      if (switched["b"] === undefined && hostRoute(b, a)) switched["b"] = t.clock.now();
+    }
+    expect(a.peer("b")?.path).to.equal("direct");
+    expect(Math.abs((switched["a"] ?? 0) - (switched["b"] ?? Infinity))).to.be.at.most(20);
+    t.clock.advance(3_000); // probes answered on the direct path
+    expect(a.peer("b")?.path).to.equal("direct");
+    // The two NATs stop passing anything between them; the hub still reaches both.
+    const wan = (n: typeof a): string => n.host.router?.wan ?? n.host.v4;
+    const [wa, wb] = [wan(a), wan(b)];
+    w.net.blocked = (src, dst) =>
+      (src.address === wa && dst.address === wb) || (src.address === wb && dst.address === wa);
+    t.clock.advance(5_000);
+    expect(a.peer("b")).to.include({ path: "hub", hub: "hub" });
+    expect(b.peer("a")).to.include({ path: "hub", hub: "hub" });
+    expect(a.wg.peers.get(b.wgKeys.publicKey)?.allowedIps).to.deep.equal([]);
+    w.net.blocked = undefined;
+    w.stop();
+  });
 });
 
 describe("join engine, latency", () => {

@@ -88,6 +88,7 @@ export class InProcessRegistry {
         uses: 1_000,
         expiresAt: now + 24 * 3600_000,
         createdAt: now,
+        role: "edge",
       });
     }
   }

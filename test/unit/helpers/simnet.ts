@@ -97,6 +97,8 @@ export class SimNet {
   readonly routers: SimRouter[] = [];
   delivered = 0;
   dropped = 0;
+  /** Datagrams for which this holds are lost on the way (a NAT dropping a path). */
+  blocked: ((src: Endpoint, dst: Endpoint) => boolean) | undefined;
 
   constructor(
     readonly clock: FakeClock,
@@ -161,7 +163,7 @@ export class SimNet {
   }
 
   private deliver(src: Endpoint, dst: Endpoint, payload: unknown): void {
-    const target = this.ingress(src, dst);
+    const target = this.blocked?.(src, dst) ? undefined : this.ingress(src, dst);
     const recv = target && target.host.sockets.get(target.port);
     if (!target || !recv) {
       this.dropped++;
