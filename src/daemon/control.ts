@@ -6,6 +6,7 @@
  *   {"cmd":"netcheck"}                    → {"ok":true,"netcheck":NetcheckReport}
  *   {"cmd":"ping","peer":P,"count":N}     → {"ok":true,"ping":{peer,address,output,exitCode}}
  *   {"cmd":"leave"}                       → {"ok":true}   (then the daemon leaves and exits)
+ *   {"cmd":"recreate"}                    → {"ok":true,"recreate":{backend}}  (scope recreate)
  *
  * Errors: {"ok":false,"error":CODE,"message":TEXT}. The socket is a local
  * admin interface: its permissions are the access control.
@@ -26,6 +27,7 @@ export const ControlRequest = z.discriminatedUnion("cmd", [
     count: z.number().int().min(1).max(100).default(3),
   }),
   z.strictObject({ cmd: z.literal("leave") }),
+  z.strictObject({ cmd: z.literal("recreate") }),
 ]);
 export type ControlRequest = z.input<typeof ControlRequest>;
 

@@ -22,6 +22,7 @@ import {
   stateDirOf,
 } from "./files.js";
 import { Daemon, desiredInterface } from "./runtime.js";
+import { startScope1Export } from "./scope1-export.js";
 
 export interface EdgeTarget {
   path: string;
@@ -117,6 +118,12 @@ export async function buildDaemon(c: EdgeConfig, prepared?: PreparedBackend): Pr
     ...(prepared ? { backendBusy: prepared.created } : {}),
     controlSocket: controlSocketFor(c),
     logger,
+    exportBus: (d) =>
+      startScope1Export(d, {
+        network: c.network.name,
+        iface: c.wireguard.interface,
+        logger: logger.child("dbus"),
+      }),
   });
 }
 

@@ -21,7 +21,7 @@
 import { randomBytes } from "node:crypto";
 import { unlink } from "node:fs/promises";
 import type { Server } from "node:net";
-import { hasActiveState, type Backend, type DesiredInterface } from "../core/backend.js";
+import { canRecreate, hasActiveState, type Backend, type DesiredInterface } from "../core/backend.js";
 import { preciseClock, sleep, systemClock, type Clock, type Random, type TimerId } from "../core/clock.js";
 import {
   anyPending,
@@ -50,6 +50,7 @@ import { localAddresses, runNetcheck, type NetcheckRunner } from "./netcheck-run
 import { pingPeer } from "./ping.js";
 import { Outbox, RETRY_MAX_MS, RETRY_MIN_MS, isRetryable } from "./outbox.js";
 import { ProbeSocket, type ProbeTransport } from "./udp.js";
+import { notMember, type Scope1Daemon, type Scope1Export } from "./scope1-export.js";
 
 export interface DaemonDeps {
   config: EdgeConfig;
@@ -73,6 +74,8 @@ export interface DaemonDeps {
   localAddresses?: () => string[];
   /** Carries registry requests (default: node:http to config.registry.url). */
   registryTransport?: HttpTransport;
+  /** Serves the daemon on the system bus (cc.ltgc.Scope1; scope1-export.ts); default none. */
+  exportBus?: (d: Scope1Daemon) => Scope1Export | undefined;
 }
 
 /**
@@ -116,7 +119,7 @@ export const desiredInterface = (
   ...(c.wireguard.mtu ? { mtu: c.wireguard.mtu } : {}),
 });
 
-export class Daemon {
+export class Daemon implements Scope1Daemon {
   private st!: EngineState;
   private readonly clock: Clock;
   /** The engine's time: fractional ms by default, so probe round trips under 1 ms are seen (the registry client signs whole ms). */
@@ -138,6 +141,7 @@ export class Daemon {
   private readonly outbox: Outbox;
   private queued: Event[] | undefined = [];
   private control: Server | undefined;
+  private bus: Scope1Export | undefined;
   private registryUp = false;
   /** Our own leave is under way: the selfRemoved it causes is expected. */
   private leaving = false;
@@ -197,6 +201,7 @@ export class Daemon {
     if (!TRANSITIONS[this.phase].includes(next)) return false;
     this.log.debug("lifecycle", { from: this.phase, to: next });
     this.phase = next;
+    this.bus?.changed();
     return true;
   }
 
@@ -281,6 +286,7 @@ export class Daemon {
       this.control = await serveControl(this.d.controlSocket, (req) => this.onControl(req));
       if (!this.starting) return;
     }
+    this.bus = this.d.exportBus?.(this);
     void this.followEvents();
     if (!(await this.enter())) return;
     this.every("addresses", ADDRESS_POLL_MS, () => void this.checkAddresses());
@@ -404,12 +410,14 @@ export class Daemon {
       input.type !== "joined" &&
       input.type !== "addressesChanged" &&
       input.type !== "netcheck" &&
-      input.type !== "backendActive"
+      input.type !== "backendActive" &&
+      input.type !== "adminPause"
     )
       return;
     const r = step(this.st, input, this.engineNow());
     this.st = r.state;
     for (const e of r.effects) this.run(e);
+    this.bus?.changed();
   }
 
   private run(e: EngineEffect): void {
@@ -555,6 +563,29 @@ export class Daemon {
     };
   }
 
+  /** The admin pause (cc.ltgc.Scope1 Pause/Resume): the engine's admin slice, never the backend's switch. */
+  adminPause(paused: boolean): void {
+    if (this.phase !== "member") throw notMember(this.phase);
+    this.dispatch({ type: "adminPause", paused });
+  }
+
+  /**
+   * `scope recreate`: the user wants back what they deleted by hand (the
+   * backend then reported itself switched off). That is their switch-on:
+   * the engine resumes and its full re-apply makes the profile again.
+   */
+  async recreate(): Promise<{ backend: string }> {
+    if (!canRecreate(this.d.backend))
+      throw new ScopeError("usage", `the ${this.d.backend.name} backend has nothing to recreate`);
+    await this.d.backend.allowRecreate();
+    this.dispatch({ type: "backendActive", active: true });
+    return { backend: this.d.backend.name };
+  }
+
+  tunnelAddresses(): string[] {
+    return this.st?.self ? this.iface().addresses : [];
+  }
+
   private async onControl(
     req: Parameters<Parameters<typeof serveControl>[1]>[0],
   ): Promise<Record<string, unknown>> {
@@ -578,6 +609,8 @@ export class Daemon {
       case "leave":
         await this.leave();
         return {};
+      case "recreate":
+        return { recreate: await this.recreate() };
     }
   }
 
@@ -610,6 +643,7 @@ export class Daemon {
     this.sock.close();
     this.unfollowActive?.();
     await this.closeControl();
+    await this.bus?.close();
     this.worker.stop();
     await this.worker.idle();
     await this.d.backend

@@ -11,6 +11,7 @@ import { command as netcheck } from "./netcheck.js";
 import { create as networkCreate, list as networkList } from "./network.js";
 import { list as peerList, remove as peerRemove } from "./peer.js";
 import { command as ping } from "./ping.js";
+import { command as recreate } from "./recreate.js";
 import { command as registry } from "./registry.js";
 import { command as status } from "./status.js";
 import { command as tokenCreate } from "./token.js";
@@ -28,5 +29,6 @@ export const COMMANDS: Command[] = [
   ping,
   netcheck,
   leave,
+  recreate,
   check,
 ];

@@ -5,7 +5,7 @@
  */
 import { natInfoOf } from "../netcheck.js";
 import { endpointFamily } from "../ip.js";
-import { PAUSED_REASON } from "./admin.js";
+import { adminMode, pausedReason, type AdminMode } from "./admin.js";
 import { latencyOf, shownEndpoint } from "./paths.js";
 import type { EngineState, PeerState, PeerStatus, SelfStatus } from "./types.js";
 
@@ -15,6 +15,8 @@ export * from "./types.js";
 export interface EngineStatus {
   network: string | null;
   self: SelfStatus | null;
+  /** Running, or which switch pauses it (admin.ts). */
+  admin: AdminMode;
   peers: PeerStatus[];
 }
 
@@ -25,6 +27,7 @@ function peerStatus(st: EngineState, ps: PeerState): PeerStatus {
   return {
     id: ps.peer.id,
     name: ps.peer.name,
+    publicKey: ps.peer.wgPublicKey,
     address: ps.peer.address,
     path: paused ? "none" : ps.paths.path,
     endpoint: endpoint ?? null,
@@ -32,7 +35,7 @@ function peerStatus(st: EngineState, ps: PeerState): PeerStatus {
     // Microseconds are as far as a probe round trip means anything.
     latencyMs: paused || latency === null ? null : Math.round(latency * 1_000) / 1_000,
     lastHandshakeMs: ps.paths.wg.lastHandshakeMs ?? null,
-    reason: paused ? PAUSED_REASON : ps.paths.reason,
+    reason: paused ? pausedReason(st.admin) : ps.paths.reason,
     settled: paused || ps.paths.settled,
   };
 }
@@ -51,6 +54,7 @@ export function engineStatus(st: EngineState): EngineStatus {
           nat: self.nat ?? natInfoOf(st.netcheck),
         }
       : null,
+    admin: adminMode(st.admin),
     peers: [...st.peers.values()].map((ps) => peerStatus(st, ps)).sort((a, b) => (a.name < b.name ? -1 : 1)),
   };
 }

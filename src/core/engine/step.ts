@@ -18,7 +18,7 @@
  * inputs, the times and cfg.nonceSalt.
  */
 import type { NetcheckReport } from "../netcheck.js";
-import { newAdminState, setActive } from "./admin.js";
+import { newAdminState, setAdmin } from "./admin.js";
 import { newDeadlines } from "./deadlines.js";
 import { log } from "./log.js";
 import { onEvent, onJoined, onResync } from "./membership.js";
@@ -105,9 +105,15 @@ export function step(st: EngineState, input: EngineInput, now: number): StepResu
       migrateIfChanged(st, now, fx);
       break;
     case "backendActive":
-      if (setActive(st.admin, input.active, now)) {
+      if (setAdmin(st.admin, { switchedOn: input.active }, now)) {
         fx.push(log("info", input.active ? "tunnel switched on: resuming" : "tunnel switched off: pausing"));
         if (input.active) resume(st, now);
+      }
+      break;
+    case "adminPause":
+      if (setAdmin(st.admin, { paused: input.paused }, now)) {
+        fx.push(log("info", input.paused ? "paused by an admin" : "resumed by an admin"));
+        if (!input.paused) resume(st, now);
       }
       break;
     default: {

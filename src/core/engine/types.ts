@@ -41,7 +41,9 @@ export type EngineInput =
   /** The host's usable addresses changed, with a netcheck made after the change when there is one. */
   | { type: "addressesChanged"; addresses: string[]; netcheck?: NetcheckReport }
   /** The user switched the tunnel off (false) or on again (true) outside Scope (NetworkManager). */
-  | { type: "backendActive"; active: boolean };
+  | { type: "backendActive"; active: boolean }
+  /** An admin paused (true) or resumed (false) the engine (cc.ltgc.Scope1); the backend's switch is not touched. */
+  | { type: "adminPause"; paused: boolean };
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -206,6 +208,8 @@ export interface StepResult {
 export interface PeerStatus {
   id: string;
   name: string;
+  /** WireGuard public key (cc.ltgc.Scope1 shows it; never a secret). */
+  publicKey: string;
   address: string;
   path: PeerPath;
   endpoint: string | null;
