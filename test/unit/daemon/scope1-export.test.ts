@@ -142,3 +142,45 @@ describe("daemon: cc.ltgc.Scope1 on the bus", function () {
     await w.stop();
   });
 });
+
+describe("daemon: scope recreate", function () {
+  this.timeout(30_000);
+  const t = useFakeClock();
+  let w: DaemonWorld;
+
+  beforeEach(async () => {
+    w = new DaemonWorld(t.clock);
+    await w.start();
+  });
+  afterEach(async () => {
+    await w.stop();
+  });
+
+  it("asks the backend to allow it, then resumes: the full re-apply makes the profile again", async () => {
+    const a = w.add({ name: "a" });
+    const b = w.add({ name: "b", nat: "full-cone" });
+    await w.up(a, b);
+    await w.advanceUntil(() => w.allDirect(), 10_000);
+    const asked: string[] = [];
+    Object.assign(a.backend, { allowRecreate: async () => void asked.push("allowRecreate") });
+    a.backend.setActive(false); // what the NetworkManager plugin reports when its profile is deleted
+    a.wg.apply([]); // ... and the device went with it
+    expect(a.status().admin).to.equal("switched-off");
+    const applies = a.backend.applies.length;
+    expect(await a.daemon!.recreate()).to.deep.equal({ backend: "fake" });
+    expect(asked).to.deep.equal(["allowRecreate"]);
+    expect(a.status().admin).to.equal("active");
+    await w.advanceUntil(() => w.allDirect(), 10_000);
+    expect(a.backend.applies.length).to.be.greaterThan(applies);
+    expect(a.backend.last?.peers.map((p) => p.publicKey)).to.deep.equal([b.wgKeys.publicKey]);
+    await w.stop();
+  });
+
+  it("a backend with nothing to recreate: a usage error that says so", async () => {
+    const a = w.add({ name: "a" });
+    await w.up(a);
+    const err = (await a.daemon!.recreate().catch((e: unknown) => e)) as { code: string; message: string };
+    expect(err).to.include({ code: "usage", message: "the fake backend has nothing to recreate" });
+    await w.stop();
+  });
+});
