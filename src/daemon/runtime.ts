@@ -33,6 +33,7 @@ import {
   type EngineState,
   type EngineStatus,
 } from "../core/engine/index.js";
+import { adminMode, type AdminMode } from "../core/engine/admin.js";
 import { ScopeError } from "../core/errors.js";
 import { composeCandidates, natInfoOf, type NetcheckReport } from "../core/netcheck.js";
 import type { Event, JoinResponse, PeerUpdate } from "../core/protocol.js";
@@ -580,6 +581,10 @@ export class Daemon implements Scope1Daemon {
     await this.d.backend.allowRecreate();
     this.dispatch({ type: "backendActive", active: true });
     return { backend: this.d.backend.name };
+  }
+
+  adminMode(): AdminMode | undefined {
+    return this.st && adminMode(this.st.admin);
   }
 
   tunnelAddresses(): string[] {

@@ -35,6 +35,8 @@ export const SCOPE1_POLICY_FILES = [
 export interface Scope1Daemon {
   readonly lifecycle: Lifecycle;
   status(): Status;
+  /** The engine's admin mode; undefined before the engine exists. */
+  adminMode(): AdminMode | undefined;
   /** The tunnel addresses with prefix length; empty before the join. */
   tunnelAddresses(): string[];
   /** The engine's admin pause; throws a ScopeError when the daemon cannot take it now. */
@@ -101,13 +103,12 @@ export function startScope1Export(d: Scope1Daemon, o: Scope1Options): Scope1Expo
   }
   let bus: MessageBus | undefined;
   let iface: Scope1Interface | undefined;
+  let release: (() => Promise<void>) | undefined;
   let closed = false;
   let sent = "";
-  const key = (): string => {
-    const s = scope1Status(d, o.network, o.iface);
-    return `${s.state}/${s.paused}`;
-  };
-  const served = (async () => {
+  // Cheap (no peer list): it runs after every engine step.
+  const key = (): string => scope1State(d.lifecycle, d.adminMode());
+  void (async () => {
     bus = (o.bus ?? systemBus)();
     // dbus-next reports a lost or refused connection as an event: without a listener it would throw.
     bus.on("error", (err: Error) => o.logger.warn("system bus", { error: err.message }));
@@ -117,17 +118,13 @@ export function startScope1Export(d: Scope1Daemon, o: Scope1Options): Scope1Expo
       pause: async () => d.adminPause(true),
       resume: async () => d.adminPause(false),
     });
-    if (closed) {
-      await exported.close();
-      return undefined;
-    }
+    if (closed) return exported.close();
     iface = exported.iface;
+    release = exported.close;
     sent = key();
     o.logger.info("serving cc.ltgc.Scope1 on the system bus", { name: exported.name });
-    return exported.close;
   })().catch((err: Error) => {
-    o.logger.warn("cc.ltgc.Scope1 not served", { error: err.message });
-    return undefined;
+    if (!closed) o.logger.warn("cc.ltgc.Scope1 not served", { error: err.message });
   });
   return {
     changed() {
@@ -137,10 +134,10 @@ export function startScope1Export(d: Scope1Daemon, o: Scope1Options): Scope1Expo
       sent = now;
       iface.notify();
     },
+    /** Never waits for a bus that does not answer: a shutdown must not hang on it. */
     async close() {
       if (closed) return;
       closed = true;
-      const release = await served;
       await release?.().catch(() => undefined);
       bus?.disconnect();
     },

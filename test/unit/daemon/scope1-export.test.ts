@@ -129,6 +129,26 @@ describe("daemon: cc.ltgc.Scope1 on the bus", function () {
     await w.stop();
   });
 
+  it("close() never waits for a bus that does not answer (a shutdown must not hang on it)", async () => {
+    const bus = fakeBus();
+    let disconnected = false;
+    Object.assign(bus, {
+      requestName: () => new Promise(() => {}),
+      disconnect: () => (disconnected = true),
+    });
+    const d = { lifecycle: "member", adminMode: () => "active" } as never;
+    const e = startScope1Export(d, {
+      network: "mesh",
+      iface: "scope0",
+      logger: quiet,
+      bus: () => bus as never,
+      policyInstalled: () => true,
+    });
+    await e!.close();
+    expect(disconnected).to.equal(true);
+    await w.stop();
+  });
+
   it("Pause before the daemon is a member is refused with a reason; no policy installed, no bus", async () => {
     expect(scope1State("starting", undefined)).to.equal("joining");
     const d = { lifecycle: "starting", adminPause: () => {} } as never;
