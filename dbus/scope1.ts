@@ -10,7 +10,7 @@
  *   GetStatus() → a{sv}   network s, state s, paused b, interface s,
  *                         addresses as, backend s
  *   GetPeers()  → aa{sv}  public-key s, name s, address s, path s
- *                         ("direct" | "hub" | "relay" | "none"), endpoint s,
+ *                         ("direct" | "hub" | "relay" | "pending" | "none"), endpoint s,
  *                         latency-ms d, last-handshake-ms t, rx-bytes t,
  *                         tx-bytes t (absent keys: not known)
  *   Pause(), Resume()     the admin pause of the engine; refused by the
@@ -35,7 +35,7 @@ export function scope1BusName(network: string): string {
   return `${SCOPE1_INTERFACE}.${/^\d/.test(elem) ? `_${elem}` : elem}`;
 }
 
-export type PeerPath = "direct" | "hub" | "relay" | "none";
+export type PeerPath = "direct" | "hub" | "relay" | "pending" | "none";
 
 export interface Scope1Status {
   network: string;

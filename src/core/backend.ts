@@ -97,6 +97,20 @@ export interface ActiveStateSource {
 export const hasActiveState = (b: Backend): b is Backend & ActiveStateSource =>
   typeof (b as Partial<ActiveStateSource>).onActiveChange === "function";
 
+/**
+ * Optional ability: what the backend made can be deleted outside Scope
+ * (NetworkManager's profile, by nmcli or GNOME Settings). Such a deletion is
+ * the user's word: the backend reports it (apply fails, the active state goes
+ * false) and makes the thing again only after allowRecreate(), which
+ * `scope recreate` calls.
+ */
+export interface Recreatable {
+  allowRecreate(): Promise<void>;
+}
+
+export const canRecreate = (b: Backend): b is Backend & Recreatable =>
+  typeof (b as Partial<Recreatable>).allowRecreate === "function";
+
 /** What a backend logs through; the plugin API keeps this name. */
 export type BackendLogger = LogSink;
 

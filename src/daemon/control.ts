@@ -7,6 +7,7 @@
  *   {"cmd":"ping","peer":P,"count":N}     → {"ok":true,"ping":{peer,address,output,exitCode}}
  *   {"cmd":"leave"}                       → {"ok":true}   (then the daemon leaves and exits)
  *   {"cmd":"pskRotate","peer"?:P}         → {"ok":true}   (rotation with P, or every peer, starts now)
+ *   {"cmd":"recreate"}                    → {"ok":true,"recreate":{backend}}  (scope recreate)
  *
  * Errors: {"ok":false,"error":CODE,"message":TEXT}. The socket is a local
  * admin interface: its permissions are the access control.
@@ -28,6 +29,7 @@ export const ControlRequest = z.discriminatedUnion("cmd", [
   }),
   z.strictObject({ cmd: z.literal("leave") }),
   z.strictObject({ cmd: z.literal("pskRotate"), peer: z.string().min(1).max(100).optional() }),
+  z.strictObject({ cmd: z.literal("recreate") }),
 ]);
 export type ControlRequest = z.input<typeof ControlRequest>;
 

@@ -24,6 +24,7 @@ import {
   stateDirOf,
 } from "./files.js";
 import { Daemon, desiredInterface } from "./runtime.js";
+import { startScope1Export } from "./scope1-export.js";
 
 export interface EdgeTarget {
   path: string;
@@ -120,6 +121,12 @@ export async function buildDaemon(c: EdgeConfig, prepared?: PreparedBackend): Pr
     controlSocket: controlSocketFor(c),
     logger,
     hubForwarding: new HostHubForwarding(execRunner(), logger),
+    exportBus: (d) =>
+      startScope1Export(d, {
+        network: c.network.name,
+        iface: c.wireguard.interface,
+        logger: logger.child("dbus"),
+      }),
   });
 }
 

@@ -22,7 +22,7 @@ import { registryUrls } from "../client/registry-list.js";
 import { randomBytes } from "node:crypto";
 import { unlink } from "node:fs/promises";
 import type { Server } from "node:net";
-import { hasActiveState, type Backend, type DesiredInterface } from "../core/backend.js";
+import { canRecreate, hasActiveState, type Backend, type DesiredInterface } from "../core/backend.js";
 import {
   preciseClock,
   sleep,
@@ -44,6 +44,7 @@ import {
   type EngineState,
   type EngineStatus,
 } from "../core/engine/index.js";
+import { adminMode, type AdminMode } from "../core/engine/admin.js";
 import { ScopeError } from "../core/errors.js";
 import { parseEndpoint } from "../core/ip.js";
 import { natInfoOf, type NetcheckReport } from "../core/netcheck.js";
@@ -65,6 +66,7 @@ import { Outbox, backoffMs, isRetryable } from "./outbox.js";
 import { ProbeSocket, type ProbeTransport } from "./udp.js";
 import { trustOf } from "../client/tls.js";
 import { identityKeyer } from "../core/probe/mac.js";
+import { notMember, type Scope1Daemon, type Scope1Export } from "./scope1-export.js";
 
 export interface DaemonDeps {
   config: EdgeConfig;
@@ -90,6 +92,8 @@ export interface DaemonDeps {
   registryTransport?: HttpTransport;
   /** What a hub turns on on its host (hub-forwarding.ts); absent: nothing (the simulator). */
   hubForwarding?: HubForwarding;
+  /** Serves the daemon on the system bus (cc.ltgc.Scope1; scope1-export.ts); default none. */
+  exportBus?: (d: Scope1Daemon) => Scope1Export | undefined;
 }
 
 /**
@@ -143,7 +147,7 @@ export const desiredInterface = (
   ...(c.wireguard.mtu ? { mtu: c.wireguard.mtu } : {}),
 });
 
-export class Daemon {
+export class Daemon implements Scope1Daemon {
   private st!: EngineState;
   private readonly clock: Clock;
   private readonly random: Random;
@@ -168,6 +172,7 @@ export class Daemon {
   private readonly outbox: Outbox;
   private queued: Event[] | undefined = [];
   private control: Server | undefined;
+  private bus: Scope1Export | undefined;
   private registryUp = false;
   private readonly streamStats = newStreamStats();
   /** Our own leave is under way: the selfRemoved it causes is expected. */
@@ -241,6 +246,7 @@ export class Daemon {
     if (!TRANSITIONS[this.phase].includes(next)) return false;
     this.log.debug("lifecycle", { from: this.phase, to: next });
     this.phase = next;
+    this.bus?.changed();
     return true;
   }
 
@@ -329,6 +335,7 @@ export class Daemon {
       this.control = await serveControl(this.d.controlSocket, (req) => this.onControl(req));
       if (!this.starting) return;
     }
+    this.bus = this.d.exportBus?.(this);
     void this.followEvents();
     if (!(await this.enter())) return;
     this.every("addresses", ADDRESS_POLL_MS, () => void this.checkAddresses());
@@ -463,7 +470,8 @@ export class Daemon {
       input.type !== "joined" &&
       input.type !== "addressesChanged" &&
       input.type !== "netcheck" &&
-      input.type !== "backendActive"
+      input.type !== "backendActive" &&
+      input.type !== "adminPause"
     )
       return;
     const r = step(this.st, input, this.engineNow());
@@ -473,6 +481,7 @@ export class Daemon {
     // A peer that turned pending (a join, a migration) makes a slow poll fast again.
     if (anyPending(this.st) && this.statsPollAt > this.clock.now() + this.profile.statsPendingMs)
       this.pollStats();
+    this.bus?.changed();
   }
 
   /**
@@ -660,6 +669,33 @@ export class Daemon {
     };
   }
 
+  /** The admin pause (cc.ltgc.Scope1 Pause/Resume): the engine's admin slice, never the backend's switch. */
+  adminPause(paused: boolean): void {
+    if (this.phase !== "member") throw notMember(this.phase);
+    this.dispatch({ type: "adminPause", paused });
+  }
+
+  /**
+   * `scope recreate`: the user wants back what they deleted by hand (the
+   * backend then reported itself switched off). That is their switch-on:
+   * the engine resumes and its full re-apply makes the profile again.
+   */
+  async recreate(): Promise<{ backend: string }> {
+    if (!canRecreate(this.d.backend))
+      throw new ScopeError("usage", `the ${this.d.backend.name} backend has nothing to recreate`);
+    await this.d.backend.allowRecreate();
+    this.dispatch({ type: "backendActive", active: true });
+    return { backend: this.d.backend.name };
+  }
+
+  adminMode(): AdminMode | undefined {
+    return this.st && adminMode(this.st.admin);
+  }
+
+  tunnelAddresses(): string[] {
+    return this.st?.self ? this.iface().addresses : [];
+  }
+
   private async onControl(
     req: Parameters<Parameters<typeof serveControl>[1]>[0],
   ): Promise<Record<string, unknown>> {
@@ -687,6 +723,8 @@ export class Daemon {
         if (!this.st.cfg.kex) throw new ScopeError("config", "PSK rotation is off ([psk] mode = off)");
         this.dispatch({ type: "kexRotate", ...(req.peer ? { peer: req.peer } : {}) });
         return {};
+      case "recreate":
+        return { recreate: await this.recreate() };
     }
   }
 
@@ -719,6 +757,7 @@ export class Daemon {
     this.sock.close();
     this.unfollowActive?.();
     await this.closeControl();
+    await this.bus?.close();
     this.worker.stop();
     await this.worker.idle();
     // Leaving (or removed): undo what the hub changed. A plain stop keeps the tunnel, and its forwarding.

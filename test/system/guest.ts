@@ -30,6 +30,12 @@ barrier() {
 	while [ ! -e "$SCOPE_IN/barrier.$1" ]; do sleep 0.2; done
 	set -x
 }
+# A worktree's node_modules is a link to the main checkout's, shared as
+# "modules" (vm.ts): mount it where the link points.
+if [ -L /project/node_modules ] && [ ! -e /project/node_modules/ ]; then
+	mkdir -p "$(readlink /project/node_modules)"
+	mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro,cache=loose modules "$(readlink /project/node_modules)"
+fi
 PS4='+ '
 set -x
 `;

@@ -2,9 +2,17 @@
 // left in the 9p share. A VM runs exactly one script and powers itself off;
 // the host only waits, enforces the timeout and reads the results.
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -108,6 +116,10 @@ const KERNEL_CMDLINE = [
   // systemd's per-unit status lines are most of the console output, and every
   // byte is an emulated UART write; kernel messages and the runner's lines stay.
   "systemd.show_status=error",
+  // A starved TCG guest (host load 20+) failed the boot-time IO-APIC timer
+  // check: "Kernel panic - not syncing: IO-APIC + timer doesn't work!".
+  // QEMU's timer is fine; skip the check, as VM images commonly do.
+  "no_timer_check",
 ].join(" ");
 
 export function qemuArgs(opts: VMOptions, serialLog: string): string[] {
@@ -137,12 +149,29 @@ export function qemuArgs(opts: VMOptions, serialLog: string): string[] {
       "-virtfs",
       `local,path=${project},mount_tag=project,security_model=none,readonly=on,id=project`,
     );
+    // A git worktree links node_modules to the main checkout's (an absolute
+    // path outside the share): share that too; the guest preamble mounts it
+    // at the same path, so the link resolves there as well.
+    const modules = linkedModules(project);
+    if (modules)
+      args.push(
+        "-virtfs",
+        `local,path=${modules},mount_tag=modules,security_model=none,readonly=on,id=modules`,
+      );
   }
   (opts.netLinks ?? []).forEach((link, i) => {
     args.push("-netdev", `socket,id=link${i},${link.role}=127.0.0.1:${link.port}`);
     args.push("-device", `virtio-net-pci,netdev=link${i},mac=${link.mac}`);
   });
   return args;
+}
+
+/** The absolute target of project/node_modules when it is a symlink, else undefined. */
+export function linkedModules(project: string): string | undefined {
+  const link = join(project, "node_modules");
+  if (!lstatSync(link, { throwIfNoEntry: false })?.isSymbolicLink()) return undefined;
+  const target = readlinkSync(link);
+  return isAbsolute(target) ? target : undefined;
 }
 
 function readIf(path: string): string | undefined {

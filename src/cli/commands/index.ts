@@ -12,6 +12,7 @@ import { create as networkCreate, list as networkList } from "./network.js";
 import { list as peerList, remove as peerRemove, set as peerSet } from "./peer.js";
 import { command as ping } from "./ping.js";
 import { only as pskOnly, rotate as pskRotate } from "./psk.js";
+import { command as recreate } from "./recreate.js";
 import { command as registry, migrate as registryMigrate } from "./registry.js";
 import { command as status } from "./status.js";
 import { command as tokenCreate } from "./token.js";
@@ -33,5 +34,6 @@ export const COMMANDS: Command[] = [
   pskRotate,
   pskOnly,
   leave,
+  recreate,
   check,
 ];

@@ -27,7 +27,7 @@ const ago = (ms: number | null): string | null =>
 
 function render(s: Status): string {
   const head = s.self
-    ? `${s.network}: ${s.self.name}${s.self.role === "hub" ? " (hub)" : ""} ${s.self.address} port ${s.self.listenPort}, NAT ${s.self.nat.mapping}${s.self.nat.ipv6 ? ", IPv6" : ""}, backend ${s.backend}, registry ${s.registry}\n`
+    ? `${s.network}: ${s.self.name}${s.self.role === "hub" ? " (hub)" : ""} ${s.self.address} port ${s.self.listenPort}, NAT ${s.self.nat.mapping}${s.self.nat.ipv6 ? ", IPv6" : ""}, backend ${s.backend}, registry ${s.registry}${s.admin === "active" ? "" : `, ${s.admin}`}\n`
     : `${s.network ?? "?"}: not joined yet\n`;
   const relays = s.self?.relaysFor;
   const relayLine = relays ? `relays for: ${relays.length > 0 ? relays.join(", ") : "no edge yet"}\n` : "";

@@ -5,7 +5,7 @@
  */
 import { natInfoOf } from "../netcheck.js";
 import { endpointFamily } from "../ip.js";
-import { PAUSED_REASON } from "./admin.js";
+import { adminMode, pausedReason, type AdminMode } from "./admin.js";
 import { kexStatus } from "./kex.js";
 import { hopeless, latencyOf, shownEndpoint } from "./paths.js";
 import type { EngineState, PeerState, PeerStatus, SelfStatus } from "./types.js";
@@ -16,6 +16,8 @@ export * from "./types.js";
 export interface EngineStatus {
   network: string | null;
   self: SelfStatus | null;
+  /** Running, or which switch pauses it (admin.ts). */
+  admin: AdminMode;
   peers: PeerStatus[];
 }
 
@@ -32,6 +34,7 @@ function peerStatus(st: EngineState, ps: PeerState): PeerStatus {
   return {
     id: ps.peer.id,
     name: ps.peer.name,
+    publicKey: ps.peer.wgPublicKey,
     address: ps.peer.address,
     path: paused ? "none" : ps.paths.path,
     endpoint: endpoint ?? null,
@@ -39,7 +42,7 @@ function peerStatus(st: EngineState, ps: PeerState): PeerStatus {
     // Microseconds are as far as a probe round trip means anything.
     latencyMs: paused || latency === null ? null : Math.round(latency * 1_000) / 1_000,
     lastHandshakeMs: ps.paths.wg.lastHandshakeMs ?? null,
-    reason: paused ? PAUSED_REASON : (skewReason(ps) ?? ps.paths.reason),
+    reason: paused ? pausedReason(st.admin) : (skewReason(ps) ?? ps.paths.reason),
     settled: paused || ps.paths.settled,
     ...(ps.probe.skewMs === undefined ? {} : { clockOffS: Math.round(ps.probe.skewMs / 1000) }),
     psk: kexStatus(ps.kex),
@@ -75,6 +78,7 @@ export function engineStatus(st: EngineState): EngineStatus {
           ...(self.role === "hub" ? { relaysFor: relaysFor(st) } : {}),
         }
       : null,
+    admin: adminMode(st.admin),
     peers: [...st.peers.values()].map((ps) => peerStatus(st, ps)).sort((a, b) => (a.name < b.name ? -1 : 1)),
   };
 }

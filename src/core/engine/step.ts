@@ -18,7 +18,7 @@
  * inputs, the times and cfg.nonceSalt.
  */
 import type { NetcheckReport } from "../netcheck.js";
-import { newAdminState, setActive } from "./admin.js";
+import { newAdminState, setAdmin } from "./admin.js";
 import { newDeadlines } from "./deadlines.js";
 import { log } from "./log.js";
 import { onEvent, onJoined, onResync } from "./membership.js";
@@ -106,7 +106,7 @@ export function step(st: EngineState, input: EngineInput, now: number): StepResu
       migrateIfChanged(st, now, fx);
       break;
     case "backendActive":
-      if (setActive(st.admin, input.active, now)) {
+      if (setAdmin(st.admin, { switchedOn: input.active }, now)) {
         fx.push(log("info", input.active ? "tunnel switched on: resuming" : "tunnel switched off: pausing"));
         if (input.active) resume(st, now);
       }
@@ -117,6 +117,12 @@ export function step(st: EngineState, input: EngineInput, now: number): StepResu
           kexRotateNow(ps, now);
           st.dirty.peers.add(ps.peer.id);
         }
+      break;
+    case "adminPause":
+      if (setAdmin(st.admin, { paused: input.paused }, now)) {
+        fx.push(log("info", input.paused ? "paused by an admin" : "resumed by an admin"));
+        if (!input.paused) resume(st, now);
+      }
       break;
     default: {
       const never: never = input;

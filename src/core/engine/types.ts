@@ -44,7 +44,9 @@ export type EngineInput =
   /** The user switched the tunnel off (false) or on again (true) outside Scope (NetworkManager). */
   | { type: "backendActive"; active: boolean }
   /** `scope psk rotate [PEER]`: rotate the PSK with one peer (id or name), or every peer, now. */
-  | { type: "kexRotate"; peer?: string };
+  | { type: "kexRotate"; peer?: string }
+  /** An admin paused (true) or resumed (false) the engine (cc.ltgc.Scope1); the backend's switch is not touched. */
+  | { type: "adminPause"; paused: boolean };
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -236,6 +238,8 @@ export interface StepResult {
 export interface PeerStatus {
   id: string;
   name: string;
+  /** WireGuard public key (cc.ltgc.Scope1 shows it; never a secret). */
+  publicKey: string;
   address: string;
   path: PeerPath;
   endpoint: string | null;

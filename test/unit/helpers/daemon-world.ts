@@ -25,7 +25,7 @@ import { EdgeConfig } from "../../../src/config/schema.js";
 import { generateIdentity, generateWgKeyPair, peerIdOf, sha256Hex } from "../../../src/crypto/keys.js";
 import type { JoinState } from "../../../src/daemon/files.js";
 import type { ProbeTransport, DatagramHandler } from "../../../src/daemon/udp.js";
-import { Daemon } from "../../../src/daemon/runtime.js";
+import { Daemon, type DaemonDeps } from "../../../src/daemon/runtime.js";
 import type { Logger } from "../../../src/log.js";
 import { createRegistryApp } from "../../../src/registry/app.js";
 import { EventHub } from "../../../src/registry/events.js";
@@ -253,6 +253,9 @@ export class DaemonNode {
     }
   }
 
+  /** Serves the daemon on a (fake) bus, as edge.ts does on the system bus; set before start(). */
+  exportBus: DaemonDeps["exportBus"];
+
   /** `scope daemon`: a fresh Daemon (the simulated WireGuard device keeps running across restarts). */
   start(): void {
     if (!this.joined) throw new Error(`${this.name}: join first`);
@@ -279,6 +282,7 @@ export class DaemonNode {
       netcheck: (signal) => this.netcheckHook?.(signal) ?? Promise.resolve(this.netcheck()),
       localAddresses: () => this.host.addresses(),
       registryTransport: w.registry.transport(this.host.v4),
+      ...(this.exportBus && { exportBus: this.exportBus }),
     });
     this.daemon = daemon;
     this.exitCode = undefined;
