@@ -120,7 +120,7 @@ start_registry() { # LISTEN_IP
 	systemctl stop scope-registry 2>/dev/null || true
 	systemd-run -q --unit=scope-registry --collect \
 		/usr/bin/scope registry --listen "$1:$REG_PORT" --data /var/lib/scope-registry
-	wait_for 240 test -S /run/scope/registry.sock
+	wait_for 240 test -S /run/scope/registry/admin.sock
 }
 
 # A second edge host inside this VM: network namespace "c" behind a veth pair

@@ -52,7 +52,7 @@ barrier link
 systemctl stop scope-registry 2>/dev/null || true
 systemd-run -q --unit=scope-registry --collect /usr/bin/scope registry --config /etc/scope-registry.conf \\
 	--listen "$SCOPE_LINK_IP:$REG_PORT" --data /var/lib/scope-registry
-wait_for 240 test -S /run/scope/registry.sock
+wait_for 240 test -S /run/scope/registry/admin.sock
 scope network create "$NET" --cidr 10.88.0.0/16
 
 # Acceptance 4: both NetworkManager and networkd run here (Debian ships both).

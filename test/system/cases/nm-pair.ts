@@ -17,10 +17,18 @@
 //   records the NetworkManager facts of docs/dbus.md.
 // VM b joins with the kernel wg backend and hosts c.
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { makeTestCa } from "../../tls-ca.js";
 import { expectOutput, type SystemCase } from "../case.js";
 
 const LIB = "source /project/test/system/cases/networkd-lib.sh";
-const URL = "http://192.168.77.1:8470";
+// https: b mints join tokens over the remote admin API, and the admin token
+// never goes over plain http past loopback. The CA is made on the host (guests()).
+const URL = "https://192.168.77.1:8470";
+const CA = "/etc/scope/registry-ca.pem";
+const installCa = `install -D -m 0644 "$SCOPE_IN/ca.pem" ${CA}`;
 const PROFILE = "Scope mesh";
 const BUS = `cc.ltgc.Scope1.mesh /cc/ltgc/Scope1 cc.ltgc.Scope1`;
 
@@ -60,14 +68,17 @@ useradd -m alice
 useradd -m -G scope bob
 systemctl reload dbus
 install -m 0600 "$SCOPE_IN/admin.token" /etc/scope-admin.token
-printf '[registry]\\nadmin_token_file = /etc/scope-admin.token\\n' >/etc/scope-registry.conf
+${installCa}
+install -m 0644 "$SCOPE_IN/registry.pem" /etc/scope-registry.pem
+install -m 0600 "$SCOPE_IN/registry.key" /etc/scope-registry.key
+printf '[registry]\\nadmin_token_file = /etc/scope-admin.token\\ntls_cert = /etc/scope-registry.pem\\ntls_key = /etc/scope-registry.key\\n' >/etc/scope-registry.conf
 barrier link
 systemd-run -q --unit=scope-registry --collect /usr/bin/scope registry --config /etc/scope-registry.conf \\
 	--listen "$SCOPE_LINK_IP:$REG_PORT" --data /var/lib/scope-registry
-wait_for 240 test -S /run/scope/registry.sock
+wait_for 240 test -S /run/scope/registry/admin.sock
 scope network create "$NET" --cidr 10.88.0.0/16
 scope token create "$NET" --uses 1 >/root/a.token
-scope join "${URL}" --network "$NET" --token-file /root/a.token --backend networkmanager --name a --no-start
+scope join "${URL}" --ca-file ${CA} --network "$NET" --token-file /root/a.token --backend networkmanager --name a --no-start
 debug_log /etc/scope/$NET.conf
 systemctl start scope@$NET
 wait_for 240 ip link show scope0
@@ -188,17 +199,18 @@ echo 1 >/proc/sys/net/ipv4/ip_forward
 setup_netns_c
 barrier link
 barrier a-up
-scope token create "$NET" --uses 1 --registry "${URL}" --token-file "$SCOPE_IN/admin.token" >/root/b.token
-scope join "${URL}" --network "$NET" --token-file /root/b.token --backend wg --name b --no-start
+${installCa}
+scope token create "$NET" --uses 1 --registry "${URL}" --ca-file ${CA} --token-file "$SCOPE_IN/admin.token" >/root/b.token
+scope join "${URL}" --ca-file ${CA} --network "$NET" --token-file /root/b.token --backend wg --name b --no-start
 echo "flavour = kernel" >>/etc/scope/$NET.conf
 debug_log /etc/scope/$NET.conf
 systemctl start scope@$NET
 wait_for 240 ip link show scope0
 wait_for 180 scope status --network "$NET" --json
 barrier b-up
-scope token create "$NET" --uses 1 --registry "${URL}" --token-file "$SCOPE_IN/admin.token" >/root/c.token
+scope token create "$NET" --uses 1 --registry "${URL}" --ca-file ${CA} --token-file "$SCOPE_IN/admin.token" >/root/c.token
 barrier c-go
-ip netns exec c /usr/bin/scope join "${URL}" --network "$NET" --token-file /root/c.token \\
+ip netns exec c /usr/bin/scope join "${URL}" --ca-file ${CA} --network "$NET" --token-file /root/c.token \\
 	--backend wg --name c --config-dir /etc/scope-c --state-dir /var/lib/scope-c --no-start
 echo "flavour = kernel" >>/etc/scope-c/$NET.conf
 start_c
@@ -211,7 +223,16 @@ const nmPair: SystemCase = {
   name: "nm-pair",
   description: "NetworkManager backend: profile, user switch, live peers, NM restart, cc.ltgc.Scope1 (2 VMs)",
   guests: () => {
-    const files = { "admin.token": `scope_admin_${randomBytes(24).toString("base64url")}\n` };
+    const dir = mkdtempSync(join(tmpdir(), "scope-nm-ca-"));
+    const ca = makeTestCa(dir);
+    const server = ca.issue("registry", ["IP:192.168.77.1"]);
+    const files = {
+      "admin.token": `scope_admin_${randomBytes(24).toString("base64url")}\n`,
+      "ca.pem": readFileSync(ca.caFile, "utf8"),
+      "registry.pem": readFileSync(server.cert, "utf8"),
+      "registry.key": readFileSync(server.key, "utf8"),
+    };
+    rmSync(dir, { recursive: true, force: true });
     return [
       { script: scriptA, files },
       { script: scriptB, files },
