@@ -7,7 +7,7 @@
  * of the chain, so a CA that signs for others cannot stand in for the
  * registry. Plain http is for loopback, or for a user who says --insecure.
  */
-import { createHash } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { checkServerIdentity, type PeerCertificate } from "node:tls";
 import { ScopeError } from "../core/errors.js";
@@ -51,10 +51,11 @@ export const trustOf = (c: {
   registry: { ca_file?: string | undefined; pin?: string | undefined };
 }): TlsTrust => loadTrust({ caFile: c.registry.ca_file, pin: c.registry.pin });
 
-export const pinOf = (cert: Pick<PeerCertificate, "pubkey">): string =>
-  `sha256/${createHash("sha256")
-    .update(cert.pubkey ?? Buffer.alloc(0))
-    .digest("base64")}`;
+/** The pin of a certificate: SHA-256 over its DER SubjectPublicKeyInfo (cert.pubkey is only the raw key). */
+export const pinOf = (cert: Pick<PeerCertificate, "raw">): string => {
+  const spki = new X509Certificate(cert.raw).publicKey.export({ type: "spki", format: "der" });
+  return `sha256/${createHash("sha256").update(spki).digest("base64")}`;
+};
 
 /** Options for https.request: the CA, and the pin checked after the usual host name check. */
 export function tlsRequestOptions(trust: TlsTrust | undefined) {
@@ -93,7 +94,11 @@ const TRUST_CODES: Record<string, string> = {
 export function tlsTrustProblem(url: string, code: string | undefined): string | undefined {
   const what = code === undefined ? undefined : TRUST_CODES[code];
   if (!what) return undefined;
-  return `registry ${url}: TLS certificate ${what} (${code}); give the CA that signed it with --ca-file (ca_file in NET.conf)`;
+  const fix =
+    code === "ERR_SCOPE_PIN_MISMATCH"
+      ? "check the pin (pin in NET.conf) against the registry's certificate"
+      : "give the CA that signed it with --ca-file (ca_file in NET.conf)";
+  return `registry ${url}: TLS certificate ${what} (${code}); ${fix}`;
 }
 
 /** localhost, 127.0.0.0/8 and ::1: a plain http request to these never leaves the host. */

@@ -344,9 +344,12 @@ describe("registry: fuzz (real process)", function () {
   let reg: RegistryProcess;
 
   before(async () => {
-    // 10 000 requests from one address: past requests_per_address, they would test the limiter instead.
+    // 10 000 requests from one address and one member: quotas would make this a test of the limiter.
     reg = await startRegistryProcess({
-      extraConfig: "[limits]\nrequests_per_address = off\njoin_per_address = off\njoin_per_peer = off\n",
+      extraConfig: ["requests_per_address", "join_per_address", "join_per_peer", "requests_per_peer"]
+        .map((k) => `${k} = off\n`)
+        .join("")
+        .replace(/^/, "[limits]\n"),
     });
     await reg.admin.createNetwork({ name: "corp", cidr: "10.88.0.0/16" });
   });

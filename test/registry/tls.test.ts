@@ -6,7 +6,7 @@
  * client is refused; SIGHUP with a renewed certificate keeps the open event
  * stream and serves the new certificate to new connections.
  */
-import { spawn } from "node:child_process";
+import { execSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -43,6 +43,14 @@ function handshake(port: number, o: ConnectionOptions): Promise<{ fingerprint: s
     s.on("error", (e: Error & { code?: string }) => resolve({ error: e.code ?? e.message }));
   });
 }
+
+/** The pin of a certificate, the way docs/hardening.md tells an admin to compute it. */
+const pinOfCert = (pem: string): string =>
+  "sha256/" +
+  execSync(
+    `openssl x509 -in ${pem} -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64`,
+    { encoding: "utf8" },
+  ).trim();
 
 describe("registry: TLS (real process, self-signed CA)", function () {
   this.timeout(60_000);
@@ -94,6 +102,16 @@ describe("registry: TLS (real process, self-signed CA)", function () {
     expect(lines, refused.stderr).to.have.length(1);
     expect(lines[0]).to.match(/TLS certificate .*not trust.*--ca-file/);
     console.log(`      without --ca-file: ${lines[0]}`);
+  });
+
+  it("with --pin: the registry's key passes, any other key is refused even under the right CA", async () => {
+    const right = pinOfCert(first.cert);
+    const wrong = pinOfCert(issue("other").cert);
+    const refused = await scope([...joinArgs("wrong-pin"), "--ca-file", caFile, "--pin", wrong], token);
+    expect(refused.code, refused.stderr).to.equal(1);
+    expect(refused.stderr).to.match(/not the pinned key/);
+    const ok = await scope([...joinArgs("right-pin"), "--ca-file", caFile, "--pin", right], token);
+    expect(ok.code, ok.stderr).to.equal(0);
   });
 
   it("refuses plain http to a host that is not loopback, before sending anything", async () => {
