@@ -14,6 +14,18 @@ import { ScopeError } from "../core/errors.js";
 
 export const ADMIN_SOCKET_MODE = 0o660;
 export const ADMIN_DIR_MODE = 0o750;
+/** Requests one admin connection may carry before the server closes it (bodies are capped in body.ts). */
+export const ADMIN_REQUESTS_PER_CONNECTION = 100;
+/** Admin connections open at once: the CLI opens one per command. */
+export const ADMIN_MAX_CONNECTIONS = 32;
+
+/** Bounds on what one local client can hold open on the admin socket. */
+export function boundAdminServer(server: Server): void {
+  server.maxRequestsPerSocket = ADMIN_REQUESTS_PER_CONNECTION;
+  server.maxConnections = ADMIN_MAX_CONNECTIONS;
+  server.headersTimeout = 15_000;
+  server.requestTimeout = 30_000;
+}
 
 /** Makes the directory (0750) or checks that others cannot enter it; removes a stale socket. */
 export function prepareAdminSocket(path: string): void {

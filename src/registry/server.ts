@@ -22,7 +22,7 @@ import type { RegistryDeps, RegistryLogger } from "./deps.js";
 import { EventHub } from "./events.js";
 import { Limits, type LimitsConfig } from "./limits.js";
 import { Metrics } from "./metrics.js";
-import { listenAdminSocket, prepareAdminSocket } from "./admin-socket.js";
+import { boundAdminServer, listenAdminSocket, prepareAdminSocket } from "./admin-socket.js";
 import { startReflector } from "./reflector-server.js";
 import { openStore } from "./open-store.js";
 
@@ -187,6 +187,7 @@ export async function startRegistry(
     markAdminRequest(req);
     handler(req, res);
   });
+  boundAdminServer(admin);
   await listenAdminSocket(admin, c.admin_socket);
 
   const retention = { maxAgeMs: c.event_retention * 1000, maxPerNetwork: EVENTS_PER_NETWORK };

@@ -9,6 +9,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect } from "chai";
+import { connect } from "node:net";
+import { ADMIN_REQUESTS_PER_CONNECTION } from "../../src/registry/admin-socket.js";
 import { startRegistryProcess } from "./harness.js";
 
 const MAIN = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
@@ -21,6 +23,26 @@ describe("registry: admin socket mode and directory (real process)", function ()
     try {
       expect((statSync(reg.socketPath).mode & 0o777).toString(8)).to.equal("660");
       expect(statSync(dirname(reg.socketPath)).mode & 0o007).to.equal(0);
+    } finally {
+      await reg.dispose();
+    }
+  });
+
+  it(`serves at most ${ADMIN_REQUESTS_PER_CONNECTION} requests on one connection`, async () => {
+    const reg = await startRegistryProcess();
+    try {
+      const sock = connect(reg.socketPath);
+      let replies = "";
+      sock.on("data", (d: Buffer) => (replies += d.toString()));
+      const closed = new Promise<void>((resolve) => sock.on("close", () => resolve()));
+      sock.on("error", () => undefined); // written after the server closed: fine, the count is what matters
+      const request = "GET /networks HTTP/1.1\r\nHost: admin\r\n\r\n";
+      sock.write(request.repeat(ADMIN_REQUESTS_PER_CONNECTION + 20));
+      await closed;
+      const statuses = [...replies.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]);
+      // Past the limit node answers 503 and closes: nothing more is served on this connection.
+      expect(statuses.filter((s) => s !== "503")).to.have.length(ADMIN_REQUESTS_PER_CONNECTION);
+      expect(statuses.slice(ADMIN_REQUESTS_PER_CONNECTION).every((s) => s === "503")).to.equal(true);
     } finally {
       await reg.dispose();
     }
