@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AdminClient } from "../../src/client/admin-client.js";
@@ -130,7 +130,9 @@ export async function startRegistryProcess(opts: RegistryOptions = {}): Promise<
 }
 
 export async function waitHealthy(url: string, child: ChildProcess, out: () => string): Promise<void> {
-  const deadline = Date.now() + 15_000;
+  // 30 s: a node start-up on a starved 2-core host (VMs under TCG beside it) took more than 15.
+  const started = Date.now();
+  const deadline = started + 30_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`registry exited ${child.exitCode}:\n${out()}`);
     // fetch() cannot be given a CA: over https, its own log line says it is up.
@@ -143,7 +145,9 @@ export async function waitHealthy(url: string, child: ChildProcess, out: () => s
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`registry not healthy in time:\n${out()}`);
+  throw new Error(
+    `registry (pid ${child.pid}) not healthy after ${Date.now() - started} ms (load ${loadavg().map((l) => l.toFixed(1))}):\n${out()}`,
+  );
 }
 
 /** RSS of a process in kB, from /proc. */
