@@ -111,7 +111,13 @@ export async function startRegistryProcess(opts: RegistryOptions = {}): Promise<
       );
       rp.child.stdout?.on("data", (b: Buffer) => (out += b.toString()));
       rp.child.stderr?.on("data", (b: Buffer) => (out += b.toString()));
-      await waitHealthy(url, rp.child, () => out);
+      try {
+        await waitHealthy(url, rp.child, () => out);
+      } catch (e) {
+        // No RegistryProcess reaches the test to dispose of it: a child left running keeps mocha from exiting.
+        rp.child.kill("SIGKILL");
+        throw e;
+      }
     },
     kill: async (signal = "SIGTERM") => {
       const c = rp.child;
@@ -130,10 +136,12 @@ export async function startRegistryProcess(opts: RegistryOptions = {}): Promise<
 }
 
 export async function waitHealthy(url: string, child: ChildProcess, out: () => string): Promise<void> {
-  // 30 s: a node start-up on a starved 2-core host (VMs under TCG beside it) took more than 15.
+  // 30 s, and at least 20 tries: once the test process itself stalled for 15 s
+  // (after the fuzz test, VMs under TCG beside it), so the deadline passed
+  // before it had looked twice or read a line of the child's output.
   const started = Date.now();
   const deadline = started + 30_000;
-  while (Date.now() < deadline) {
+  for (let tries = 0; tries < 20 || Date.now() < deadline; tries++) {
     if (child.exitCode !== null) throw new Error(`registry exited ${child.exitCode}:\n${out()}`);
     // fetch() cannot be given a CA: over https, its own log line says it is up.
     if (url.startsWith("https:") && /registry listening/.test(out())) return;
