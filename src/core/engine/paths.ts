@@ -246,7 +246,9 @@ const tryFor = (st: EngineState, ps: PeerState): number =>
  * (symmetric on both sides) is given up at once.
  */
 export function settlesAtOnce(st: EngineState, ps: PeerState): boolean {
-  if (st.routing.hubId === undefined) return hopeless(st, ps);
+  // Never toward a hub itself: it has a fixed public endpoint that every NAT
+  // kind reaches, and a hub given up on would leave the edge with no hub at all.
+  if (st.routing.hubId === undefined || st.routing.hubIds.has(ps.peer.id)) return hopeless(st, ps);
   const sym = st.self?.nat.mapping === "endpoint-dependent" || peerSymmetric(ps);
   // IPv6 in common: the peer has IPv6 candidates and so does this host (a dual-stack peer alone is not enough).
   const v6 = selfFamilies(st).has("ipv6") && candidatesOf(st, ps, new Set<Family>(["ipv6"])).length > 0;
