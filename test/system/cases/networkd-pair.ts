@@ -13,19 +13,12 @@
 //   rotations without loss, the .psk file follows the live key, and after a's
 //   daemon stops a fresh handshake under the last rotated PSK succeeds (both
 //   sides hold the same key). In this boot, not a new one (a TCG boot ~60 s).
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { makeTestCa } from "../../tls-ca.js";
+import { installCa, REGISTRY_CA, REGISTRY_URL, registryConfig, registryGuestFiles } from "../registry-tls.js";
 import { expectOutput, type SystemCase } from "../case.js";
 
 const LIB = "source /project/test/system/cases/networkd-lib.sh";
-// https: b mints its join token over the remote admin API, and the admin token
-// never goes over plain http past loopback. The CA is made on the host (guests()).
-const URL = "https://192.168.77.1:8470";
-const CA = "/etc/scope/registry-ca.pem";
-const installCa = `install -D -m 0644 "$SCOPE_IN/ca.pem" ${CA}`;
+const URL = REGISTRY_URL;
+const CA = REGISTRY_CA;
 
 // Which backend `auto` picks right now, without starting a daemon.
 const autoChoice = `node --input-type=module -e '
@@ -43,11 +36,7 @@ ip link set "$SCOPE_LINK_IF" up
 ip addr add "$SCOPE_LINK_ADDR" dev "$SCOPE_LINK_IF"
 # b reaches the namespace c through this VM.
 echo 1 >/proc/sys/net/ipv4/ip_forward
-install -m 0600 "$SCOPE_IN/admin.token" /etc/scope-admin.token
-${installCa}
-install -m 0644 "$SCOPE_IN/registry.pem" /etc/scope-registry.pem
-install -m 0600 "$SCOPE_IN/registry.key" /etc/scope-registry.key
-printf '[registry]\\nadmin_token_file = /etc/scope-admin.token\\ntls_cert = /etc/scope-registry.pem\\ntls_key = /etc/scope-registry.key\\n' >/etc/scope-registry.conf
+${registryConfig}
 barrier link
 systemctl stop scope-registry 2>/dev/null || true
 systemd-run -q --unit=scope-registry --collect /usr/bin/scope registry --config /etc/scope-registry.conf \\
@@ -166,16 +155,7 @@ const networkdPair: SystemCase = {
   description: "networkd backend: auto choice, files, networkctl, live peer addition without loss (2 VMs)",
   guests: () => {
     // The registry's remote admin token: b mints its join token with it, over https.
-    const dir = mkdtempSync(join(tmpdir(), "scope-nd-ca-"));
-    const ca = makeTestCa(dir);
-    const server = ca.issue("registry", ["IP:192.168.77.1"]);
-    const files = {
-      "admin.token": `scope_admin_${randomBytes(24).toString("base64url")}\n`,
-      "ca.pem": readFileSync(ca.caFile, "utf8"),
-      "registry.pem": readFileSync(server.cert, "utf8"),
-      "registry.key": readFileSync(server.key, "utf8"),
-    };
-    rmSync(dir, { recursive: true, force: true });
+    const files = registryGuestFiles();
     return [
       { script: scriptA, files },
       { script: scriptB, files },

@@ -16,19 +16,12 @@
 // - nm-facts.js drives the plugin with PSKs on a profile of its own and
 //   records the NetworkManager facts of docs/dbus.md.
 // VM b joins with the kernel wg backend and hosts c.
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { makeTestCa } from "../../tls-ca.js";
+import { installCa, REGISTRY_CA, REGISTRY_URL, registryConfig, registryGuestFiles } from "../registry-tls.js";
 import { expectOutput, type SystemCase } from "../case.js";
 
 const LIB = "source /project/test/system/cases/networkd-lib.sh";
-// https: b mints join tokens over the remote admin API, and the admin token
-// never goes over plain http past loopback. The CA is made on the host (guests()).
-const URL = "https://192.168.77.1:8470";
-const CA = "/etc/scope/registry-ca.pem";
-const installCa = `install -D -m 0644 "$SCOPE_IN/ca.pem" ${CA}`;
+const URL = REGISTRY_URL;
+const CA = REGISTRY_CA;
 const PROFILE = "Scope mesh";
 const BUS = `cc.ltgc.Scope1.mesh /cc/ltgc/Scope1 cc.ltgc.Scope1`;
 
@@ -67,11 +60,7 @@ groupadd -r scope
 useradd -m alice
 useradd -m -G scope bob
 systemctl reload dbus
-install -m 0600 "$SCOPE_IN/admin.token" /etc/scope-admin.token
-${installCa}
-install -m 0644 "$SCOPE_IN/registry.pem" /etc/scope-registry.pem
-install -m 0600 "$SCOPE_IN/registry.key" /etc/scope-registry.key
-printf '[registry]\\nadmin_token_file = /etc/scope-admin.token\\ntls_cert = /etc/scope-registry.pem\\ntls_key = /etc/scope-registry.key\\n' >/etc/scope-registry.conf
+${registryConfig}
 barrier link
 systemd-run -q --unit=scope-registry --collect /usr/bin/scope registry --config /etc/scope-registry.conf \\
 	--listen "$SCOPE_LINK_IP:$REG_PORT" --data /var/lib/scope-registry
@@ -223,16 +212,7 @@ const nmPair: SystemCase = {
   name: "nm-pair",
   description: "NetworkManager backend: profile, user switch, live peers, NM restart, cc.ltgc.Scope1 (2 VMs)",
   guests: () => {
-    const dir = mkdtempSync(join(tmpdir(), "scope-nm-ca-"));
-    const ca = makeTestCa(dir);
-    const server = ca.issue("registry", ["IP:192.168.77.1"]);
-    const files = {
-      "admin.token": `scope_admin_${randomBytes(24).toString("base64url")}\n`,
-      "ca.pem": readFileSync(ca.caFile, "utf8"),
-      "registry.pem": readFileSync(server.cert, "utf8"),
-      "registry.key": readFileSync(server.key, "utf8"),
-    };
-    rmSync(dir, { recursive: true, force: true });
+    const files = registryGuestFiles();
     return [
       { script: scriptA, files },
       { script: scriptB, files },
