@@ -4,9 +4,12 @@
 // here (npm ci --ignore-scripts) and whose only dependency is node-gyp.
 // Walks package-lock.json from the root's dependencies with Node's lookup
 // rule (nearest node_modules upward), keeps that closure, deletes the rest.
+// Also drops the dot files and directories that some packages publish
+// (editor and tool settings such as .jshintrc, .claude/): never loaded, and
+// rpmlint and lintian count each as a hidden file.
 //
 //   node prune-modules.mjs DIR     (DIR holds package-lock.json and node_modules)
-import { readFileSync, rmSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
 import process from "node:process";
 import { join } from "node:path";
 
@@ -46,4 +49,17 @@ for (const path of Object.keys(packages).sort()) {
   rmSync(join(dir, path), { recursive: true, force: true });
   dropped++;
 }
-process.stderr.write(`prune-modules: kept ${keep.size} packages, dropped ${dropped}\n`);
+/** Removes every entry named .* under `path` (not the .bin links npm makes in node_modules itself). */
+function dropDotEntries(path) {
+  let n = 0;
+  for (const e of readdirSync(path, { withFileTypes: true })) {
+    const full = join(path, e.name);
+    if (e.name.startsWith(".") && e.name !== ".bin") {
+      rmSync(full, { recursive: true, force: true });
+      n++;
+    } else if (e.isDirectory()) n += dropDotEntries(full);
+  }
+  return n;
+}
+const dots = dropDotEntries(join(dir, "node_modules"));
+process.stderr.write(`prune-modules: kept ${keep.size} packages, dropped ${dropped}, ${dots} dot files\n`);
