@@ -50,7 +50,8 @@ export class UdpServer {
         if (child.exitCode !== null) throw new Error(`udp-echo serve exited: ${server.stderr}`);
         return ready;
       },
-      { timeoutMs: 5000, what: `udp server on ${host}` },
+      // A python start-up in a namespace: well under a second idle, over 5 s once on a host busy with VMs.
+      { timeoutMs: 20_000, what: `udp server on ${host}` },
     );
     return server;
   }
