@@ -6,7 +6,7 @@
 import { expect } from "chai";
 import { PAUSED_REASON } from "../../../src/core/engine/admin.js";
 import { useFakeClock } from "../helpers/fake-clock.js";
-import { DaemonWorld, LISTEN_PORT, type DaemonNode } from "../helpers/daemon-world.js";
+import { LISTEN_PORT, useDaemonWorld, type DaemonNode, type DaemonWorld } from "../helpers/daemon-world.js";
 import type { SimHostSpec } from "../helpers/simnet.js";
 
 describe("daemons in the simulator", function () {
@@ -14,22 +14,13 @@ describe("daemons in the simulator", function () {
   this.timeout(30_000);
   const t = useFakeClock();
   let w: DaemonWorld;
-
-  beforeEach(async () => {
-    w = new DaemonWorld(t.clock);
-    await w.start();
-  });
+  useDaemonWorld(t, (world) => (w = world));
   /** The nodes, every pair direct (asserted). */
   async function directMesh(...specs: SimHostSpec[]): Promise<DaemonNode[]> {
     const { nodes } = await w.mesh(specs);
     expect(w.allDirect(), w.logs()).to.equal(true);
     return nodes;
   }
-
-  // Each test stops its world itself, before useFakeClock()'s check; this only cleans up after a failure.
-  afterEach(async () => {
-    await w.stop();
-  });
 
   it("join: three daemons behind open NATs end with every pair direct", async () => {
     const { nodes, tookMs } = await w.mesh([

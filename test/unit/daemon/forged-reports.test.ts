@@ -13,7 +13,7 @@ import { RegistryClient } from "../../../src/client/registry-client.js";
 import { ScopeError } from "../../../src/core/errors.js";
 import type { Endpoint } from "../../../src/core/protocol.js";
 import { useFakeClock } from "../helpers/fake-clock.js";
-import { DaemonWorld, type DaemonNode } from "../helpers/daemon-world.js";
+import { useDaemonWorld, type DaemonNode, type DaemonWorld } from "../helpers/daemon-world.js";
 
 const BLACK_HOLE: Endpoint = { address: "198.51.100.9", port: 9 };
 
@@ -30,12 +30,7 @@ describe("daemons in the simulator: forged peerReports", function () {
   this.timeout(30_000);
   const t = useFakeClock();
   let w: DaemonWorld;
-
-  beforeEach(async () => {
-    w = new DaemonWorld(t.clock);
-    await w.start();
-  });
-  afterEach(async () => w.stop());
+  useDaemonWorld(t, (world) => (w = world));
 
   it("a member reporting black-hole endpoints about others moves no endpoint and no path", async () => {
     // m is up first; a (behind a port-shifting NAT: reports are how its WireGuard mapping

@@ -10,7 +10,7 @@ import { ADMIN_PAUSED_REASON, PAUSED_REASON } from "../../../src/core/engine/adm
 import { startScope1Export, scope1State } from "../../../src/daemon/scope1-export.js";
 import type { Scope1Interface } from "../../../dbus/scope1.js";
 import { useFakeClock } from "../helpers/fake-clock.js";
-import { DaemonWorld, type DaemonNode } from "../helpers/daemon-world.js";
+import { useDaemonWorld, type DaemonNode, type DaemonWorld } from "../helpers/daemon-world.js";
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet } as never;
 
@@ -46,14 +46,7 @@ describe("daemon: cc.ltgc.Scope1 on the bus", function () {
   this.timeout(30_000);
   const t = useFakeClock();
   let w: DaemonWorld;
-
-  beforeEach(async () => {
-    w = new DaemonWorld(t.clock);
-    await w.start();
-  });
-  afterEach(async () => {
-    await w.stop();
-  });
+  useDaemonWorld(t, (world) => (w = world));
 
   async function servedPair(): Promise<{ a: DaemonNode; b: DaemonNode; bus: ReturnType<typeof fakeBus> }> {
     const bus = fakeBus();
@@ -167,14 +160,7 @@ describe("daemon: scope recreate", function () {
   this.timeout(30_000);
   const t = useFakeClock();
   let w: DaemonWorld;
-
-  beforeEach(async () => {
-    w = new DaemonWorld(t.clock);
-    await w.start();
-  });
-  afterEach(async () => {
-    await w.stop();
-  });
+  useDaemonWorld(t, (world) => (w = world));
 
   it("asks the backend to allow it, then resumes: the full re-apply makes the profile again", async () => {
     const a = w.add({ name: "a" });

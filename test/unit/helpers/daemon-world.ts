@@ -311,6 +311,22 @@ export class DaemonNode {
   }
 }
 
+/**
+ * A started DaemonWorld for each test, handed to `use` before it starts and
+ * stopped after the test. A test may stop it itself first, before
+ * useFakeClock()'s leak check (call this after useFakeClock, so the check
+ * runs first); stopping again is a no-op.
+ */
+export function useDaemonWorld(t: { readonly clock: FakeClock }, use: (w: DaemonWorld) => void): void {
+  let world: DaemonWorld | undefined;
+  beforeEach(async () => {
+    world = new DaemonWorld(t.clock);
+    use(world);
+    await world.start();
+  });
+  afterEach(async () => world?.stop());
+}
+
 export class DaemonWorld {
   readonly net: SimNet;
   readonly registry: InProcessRegistry;
