@@ -17,18 +17,12 @@ import {
   PSK_1,
   PSK_2,
   SECRETS,
+  device,
+  live,
   peerB,
   stateWith,
 } from "./fixtures.js";
 
-const live = (p: Partial<PeerState> & { publicKey: string }): PeerState => ({
-  allowedIps: [],
-  persistentKeepalive: 0,
-  rxBytes: 0,
-  txBytes: 0,
-  ...p,
-});
-const device = (peers: PeerState[]): DeviceState => ({ privateKey: PRIVATE_A, listenPort: 51820, peers });
 const B = "AgICAgIC…";
 
 describe("wg diff: canonical spelling (src/core/ip.ts)", () => {

@@ -1,6 +1,7 @@
 /** Named keys and peers so the scenarios read as stories. All keys are fake, fixed bytes. */
 import type { BackendContext, BackendLogger, DesiredPeer, DesiredState } from "../../../src/core/backend.js";
 import { shortKey, wgKeyPairFromPrivate } from "../../../src/crypto/keys.js";
+import type { DeviceState, PeerState } from "../../../src/wireguard/model.js";
 
 const key = (byte: number): string => Buffer.alloc(32, byte).toString("base64");
 
@@ -31,6 +32,20 @@ export const peerC: DesiredPeer = {
   allowedIps: ["10.88.0.3/32", "fd88::3/128"],
   persistentKeepalive: 25,
 };
+
+/** A peer as the device reports it: defaults for what a test does not care about. */
+export const live = (p: Partial<PeerState> & { publicKey: string }): PeerState => ({
+  allowedIps: [],
+  persistentKeepalive: 0,
+  rxBytes: 0,
+  txBytes: 0,
+  ...p,
+});
+export const device = (peers: PeerState[]): DeviceState => ({
+  privateKey: PRIVATE_A,
+  listenPort: 51820,
+  peers,
+});
 
 export const stateWith = (peers: DesiredPeer[], over: Partial<DesiredState["iface"]> = {}): DesiredState => ({
   iface: { name: "scope0", privateKey: PRIVATE_A, listenPort: 51820, addresses: ["10.88.0.1/16"], ...over },

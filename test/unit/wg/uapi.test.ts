@@ -10,7 +10,7 @@ import {
   parseGet,
   UapiError,
 } from "../../../src/wireguard/uapi.js";
-import { hex, PEER_B, PEER_C, PRIVATE_A, PSK_1, peerB, peerC, stateWith } from "./fixtures.js";
+import { device, hex, live, PEER_B, PEER_C, PRIVATE_A, PSK_1, peerB, peerC, stateWith } from "./fixtures.js";
 
 const ZERO = "0".repeat(64);
 
@@ -162,21 +162,7 @@ describe("wg uapi: requests", () => {
 
   it("updates use update_only and group per peer; a cleared PSK is the zero key", () => {
     const want = normalizeDesired(stateWith([{ ...peerB, endpoint: "192.0.2.9:1", persistentKeepalive: 5 }]));
-    const have = {
-      privateKey: PRIVATE_A,
-      listenPort: 51820,
-      peers: [
-        {
-          publicKey: PEER_B,
-          presharedKey: PSK_1,
-          endpoint: "192.0.2.2:51820",
-          allowedIps: [],
-          persistentKeepalive: 0,
-          rxBytes: 0,
-          txBytes: 0,
-        },
-      ],
-    };
+    const have = device([live({ publicKey: PEER_B, presharedKey: PSK_1, endpoint: "192.0.2.2:51820" })]);
     expect(encodeSet(planDevice(have, want), want)).to.equal(
       [
         "set=1",

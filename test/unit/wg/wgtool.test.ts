@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { normalizeDesired, planDevice } from "../../../src/wireguard/diff.js";
 import { parseDump, wgSetCommands } from "../../../src/wireguard/wgtool.js";
-import { PEER_B, PEER_C, PRIVATE_A, PSK_1, SECRETS, peerB, stateWith } from "./fixtures.js";
+import { PEER_B, PEER_C, PRIVATE_A, PSK_1, SECRETS, device, live, peerB, stateWith } from "./fixtures.js";
 
 describe("wg wgtool: `wg show IFACE dump`", () => {
   it("parses the interface line and peer lines, (none) and off included", () => {
@@ -61,21 +61,15 @@ describe("wg wgtool: `wg set` commands", () => {
 
   it("clears a PSK with /dev/null and turns keepalive off by word", () => {
     const want = normalizeDesired(stateWith([peerB]));
-    const have = {
-      privateKey: PRIVATE_A,
-      listenPort: 51820,
-      peers: [
-        {
-          publicKey: PEER_B,
-          presharedKey: PSK_1,
-          endpoint: "192.0.2.2:51820",
-          allowedIps: ["10.88.0.2/32"],
-          persistentKeepalive: 25,
-          rxBytes: 0,
-          txBytes: 0,
-        },
-      ],
-    };
+    const have = device([
+      live({
+        publicKey: PEER_B,
+        presharedKey: PSK_1,
+        endpoint: "192.0.2.2:51820",
+        allowedIps: ["10.88.0.2/32"],
+        persistentKeepalive: 25,
+      }),
+    ]);
     expect(wgSetCommands("scope0", planDevice(have, want), want)).to.deep.equal([
       {
         args: ["set", "scope0", "peer", PEER_B, "persistent-keepalive", "off", "preshared-key", "/dev/null"],
