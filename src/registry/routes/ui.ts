@@ -33,7 +33,8 @@ const FILES: Record<string, string> = {
 };
 
 export function uiRoutes(dir: URL = UI_DIR): Router {
-  const router = new Router();
+  // strict: "/ui" and "/ui/" are two paths (the first redirects to the second).
+  const router = new Router({ strict: true });
   const cache = new Map<string, Buffer>();
   const read = (name: string): Buffer => {
     let b = cache.get(name);
