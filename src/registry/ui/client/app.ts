@@ -164,6 +164,14 @@ function drawGraph(v: ViewData): void {
       minNodeSpacing: v.peers.length > 200 ? 4 : 30,
     }).run();
   }
+  // What is drawn, for tests and scripts reading the page (ids only: names are in the table).
+  const graph = $("graph");
+  graph.dataset.nodes = String(g.nodes().length);
+  graph.dataset.nodeIds = g
+    .nodes()
+    .map((n) => n.id())
+    .join(" ");
+  graph.dataset.edges = String(g.edges().length);
   $("graph-note").textContent =
     edges.size > MAX_EDGES
       ? `graph shows ${MAX_EDGES} of ${edges.size} pairs; the table has all of them`
