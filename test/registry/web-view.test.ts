@@ -6,7 +6,9 @@ import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import Database from "better-sqlite3";
 import { expect } from "chai";
+import { DB_FILE } from "../../src/registry/server.js";
 import type { PathView } from "../../src/core/protocol.js";
 import { ScopeError } from "../../src/core/errors.js";
 import {
@@ -93,6 +95,15 @@ describeStores("registry: path reports for the web view", function (store) {
     await b.client.leave();
     const after = await reg.admin.listPaths("paths");
     expect(after.map((p) => `${p.from}>${p.peer}`)).to.deep.equal([`${a.id}>${c.id}`]);
+    // Gone from the file too, not only filtered out of the answer (the view filters as well).
+    if (store === "sqlite") {
+      const db = new Database(join(reg.dataDir, DB_FILE), { readonly: true });
+      const rows = db
+        .prepare("SELECT count(*) AS n FROM paths WHERE reporter = ? OR peer = ?")
+        .get(b.id, b.id);
+      db.close();
+      expect(rows).to.deep.equal({ n: 0 });
+    }
   });
 
   it("refuses a malformed report with a 400 before storing anything", async () => {
