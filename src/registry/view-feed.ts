@@ -8,7 +8,8 @@
  * reports many times a second, and a page needs the news, not each of them.
  * Path reports wake only the replica that took them (PostgreSQL replicas
  * share membership events, not reports): a page on another replica sees a
- * report with the next membership change or its own periodic re-read.
+ * report with the next membership change, or at the heartbeat (the page
+ * reads the view again on each).
  */
 import type { Store } from "./store.js";
 

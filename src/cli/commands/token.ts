@@ -13,7 +13,7 @@ function expiresIn(s: string): number {
 
 export const command: Command = {
   name: "token create",
-  summary: "Create a join token for a network (printed once)",
+  summary: "Create a join token, or with --viewer a read-only web view token, for a network (printed once)",
   usage: "token create NETWORK [--uses N] [--expires 24h] [--role edge|hub] [--viewer]",
   help: [
     "The registry keeps only a hash: the token cannot be shown again.",

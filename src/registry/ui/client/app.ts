@@ -280,7 +280,9 @@ async function follow(): Promise<void> {
         while ((i = buf.indexOf("\n\n")) >= 0) {
           const frame = buf.slice(0, i);
           buf = buf.slice(i + 2);
-          if (frame.includes("event: changed")) scheduleLoad();
+          // A heartbeat (every 15 s) re-reads too: a path report taken by another
+          // PostgreSQL replica wakes no stream here (view-feed.ts).
+          if (frame.includes("event: changed") || frame.startsWith(": heartbeat")) scheduleLoad();
         }
       }
     } catch (e) {
