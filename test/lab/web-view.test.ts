@@ -24,8 +24,7 @@ import { Scenario } from "./scenario.js";
 import type { ScopeStatus } from "./status.js";
 import { waitFor } from "./wait.js";
 import type { World } from "./world.js";
-import { CHROMIUM, ensureUi, openView, tableRows, waitPeers } from "../registry/browser.js";
-import { chromium } from "playwright-core";
+import { CHROMIUM, ensureUi, launch, openView, tableRows, waitPeers } from "../registry/browser.js";
 
 const HUB = "hub";
 const EDGES = ["sy1", "sy2", "pr1", "ar1", "fc1", "fc2"] as const;
@@ -75,6 +74,9 @@ describe("lab: the registry's web view of a mesh with a hub", function () {
 
   before(async function () {
     skipUnlessLab(this);
+    // Another lab run holds the machine-wide lock meanwhile (expected while developing); CI runs
+    // lab files one after another. A hook that timed out would go on beside its after().
+    this.timeout(900_000);
     await ensureUi();
     sc = await Scenario.start(WORLD, "reg");
     await sc.join(HUB, { role: "hub" });
@@ -85,10 +87,7 @@ describe("lab: the registry's web view of a mesh with a hub", function () {
     const wrapper = join(s().lab.dir, "chromium-in-reg");
     writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${s().lab.ns("reg")} ${CHROMIUM} "$@"\n`);
     chmodSync(wrapper, 0o755);
-    browser = await chromium.launch({
-      executablePath: wrapper,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-    });
+    browser = await launch(wrapper);
     const created = JSON.parse(
       await s().scope(undefined, [
         "token",

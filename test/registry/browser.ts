@@ -20,11 +20,13 @@ export async function ensureUi(): Promise<number> {
   return statSync(js).size;
 }
 
-export async function launch(): Promise<Browser> {
+/** executablePath: another way to start Debian's chromium (the lab's runs it in a namespace). */
+export async function launch(executablePath = CHROMIUM): Promise<Browser> {
   return chromium.launch({
-    executablePath: CHROMIUM,
-    // Root in CI: chromium's sandbox needs user namespaces it may not get there.
-    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+    executablePath,
+    // Root in CI: chromium's sandbox needs user namespaces it may not get there. Without
+    // --disable-crash-reporter, crash handlers outlive the browser, reparented to init.
+    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-crash-reporter"],
   });
 }
 

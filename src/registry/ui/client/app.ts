@@ -19,6 +19,14 @@ const MAX_ROWS = 400;
 /** The graph draws at most this many pair edges (a 1 000-peer mesh has half a million pairs). */
 const MAX_EDGES = 4000;
 
+/** The NAT kinds as an operator says them (netcheck's words). */
+const NAT_WORDS: Record<string, string> = {
+  none: "public",
+  "endpoint-independent": "open NAT",
+  "endpoint-dependent": "symmetric NAT",
+  unknown: "NAT unknown",
+};
+
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 const el = (tag: string, text = "", cls = ""): HTMLElement => {
   const e = document.createElement(tag);
@@ -89,14 +97,18 @@ function drawGraph(v: ViewData): void {
     cy = cytoscape({
       container: $("graph"),
       wheelSensitivity: 0.3,
+      // A small mesh is not blown up to fill the box: labels stay readable.
+      maxZoom: 1.6,
       style: [
         {
           selector: "node",
           style: {
             label: "data(label)",
             "text-wrap": "wrap",
-            "font-size": 10,
+            "font-size": 9,
             "text-valign": "bottom",
+            "text-margin-y": 3,
+            color: "#1f2d3d",
             "background-color": "#4a7bd0",
             width: 16,
             height: 16,
@@ -108,10 +120,29 @@ function drawGraph(v: ViewData): void {
         },
         {
           selector: "edge",
-          style: { width: 2, label: "data(label)", "font-size": 8, "curve-style": "straight" },
+          style: {
+            width: 2,
+            label: "data(label)",
+            "font-size": 7,
+            "curve-style": "straight",
+            "text-rotation": "autorotate",
+            "text-background-color": "#fff",
+            "text-background-opacity": 0.85,
+            "text-background-padding": "1px",
+          },
         },
         { selector: "edge.direct", style: { "line-color": "#2e9b4a" } },
-        { selector: "edge.hub", style: { "line-color": "#d08a2a", "line-style": "dashed" } },
+        // Curved, so a relayed pair is not drawn across the hub it goes through.
+        {
+          selector: "edge.hub",
+          style: {
+            "line-color": "#d08a2a",
+            "line-style": "dashed",
+            "curve-style": "unbundled-bezier",
+            "control-point-distances": [40],
+            "control-point-weights": [0.5],
+          },
+        },
         { selector: "edge.pending", style: { "line-color": "#999", "line-style": "dotted" } },
         { selector: "edge.none", style: { "line-color": "#c0392b", "line-style": "dotted" } },
         { selector: ":selected", style: { "overlay-opacity": 0.25, "overlay-color": "#333" } },
@@ -134,7 +165,7 @@ function drawGraph(v: ViewData): void {
     g.remove(goneNodes);
     g.remove(g.edges().filter((x) => !shownIds.has(x.id())));
     for (const p of v.peers) {
-      const data = { id: p.id, label: `${p.name}\n${p.address} · ${p.nat}` };
+      const data = { id: p.id, label: `${p.name}\n${p.address}\n${NAT_WORDS[p.nat] ?? p.nat}` };
       const n = g.getElementById(p.id);
       if (n.empty()) {
         g.add({ group: "nodes", data, classes: p.role });
@@ -161,7 +192,7 @@ function drawGraph(v: ViewData): void {
       concentric: (n: cytoscape.NodeSingular) => (n.hasClass("hub") ? 2 : 1),
       levelWidth: () => 1,
       animate: false,
-      minNodeSpacing: v.peers.length > 200 ? 4 : 30,
+      minNodeSpacing: v.peers.length > 200 ? 4 : 90,
     }).run();
   }
   // What is drawn, for tests and scripts reading the page (ids only: names are in the table).
