@@ -174,7 +174,7 @@ describe("registry: the web view in headless chromium", function () {
       await page.waitForSelector("#pairs-head th[data-key=latencyMs][data-sorted=up]");
       const sortMs = Date.now() - t1;
       console.log(
-        `      web view: ${N} peers, ${paths.length} path views: shown in ${renderMs} ms from sign-in ` +
+        `      web view: ${N} peers, ${paths.length} path views: shown in ${renderMs} ms from opening /ui/ (page load, sign-in, stream, draw) ` +
           `(page's own load+draw ${inPage} ms), sort ${sortMs} ms; bundle app.js ${(bundleBytes / 1024).toFixed(0)} KiB; ` +
           `load ${loadavg()
             .map((l) => l.toFixed(2))

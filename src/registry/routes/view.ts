@@ -24,6 +24,7 @@ import { sha256Hex } from "../../crypto/keys.js";
 import { isAdmin, requireAdmin } from "../auth.js";
 import { readJson } from "../body.js";
 import type { RegistryDeps } from "../deps.js";
+import { addressKey } from "../limits.js";
 import type { ViewerTokenRecord } from "../store.js";
 import type { ViewFeed } from "../view-feed.js";
 import { networkParam } from "./params.js";
@@ -57,16 +58,21 @@ export const viewerGate =
     await next();
   };
 
-/** The admin, or an unexpired viewer token of this network; 401 for anything else. Returns a stream-count key. */
-async function requireViewer(ctx: Context, deps: RegistryDeps, network: string): Promise<string> {
-  if (isAdmin(ctx, deps)) return "admin";
+/**
+ * The admin, or an unexpired viewer token of this network; 401 for anything
+ * else. Returns the key its open streams are counted under (streams_per_peer
+ * each): per token and source address, so a team sharing a dashboard token
+ * is not refused; none for the admin.
+ */
+async function requireViewer(ctx: Context, deps: RegistryDeps, network: string): Promise<string | undefined> {
+  if (isAdmin(ctx, deps)) return undefined;
   const t = await viewerToken(ctx, deps);
   if (!t || t.network !== network || t.expiresAt <= deps.clock.now())
     throw new ScopeError(
       "unauthorized",
       "the web view needs the admin token or a viewer token of this network",
     );
-  return `viewer:${t.id}`;
+  return `viewer:${t.id}:${addressKey(ctx.req.socket.remoteAddress ?? "")}`;
 }
 
 /** Views between current members only (a report racing a removal may outlive its pair: pg-store.ts). */
@@ -145,7 +151,7 @@ export function viewRoutes(deps: RegistryDeps, feed: ViewFeed): Router {
     const network = networkParam(ctx);
     const who = await requireViewer(ctx, deps, network);
     if (!(await deps.store.getNetwork(network))) throw new ScopeError("not_found", `no network ${network}`);
-    deps.limits?.openStream(who, ctx.res);
+    if (who !== undefined) deps.limits?.openStream(who, ctx.res);
     ctx.respond = false;
     const res = ctx.res;
     res.writeHead(200, {
