@@ -24,7 +24,8 @@ export async function buildUi(): Promise<{ bundleBytes: number; dir: string }> {
     format: "esm",
     target: "es2022",
     outfile: `${out}app.js`,
-    legalComments: "linked",
+    // The licence notices stay inside app.js: no extra file for the packages to explain.
+    legalComments: "eof",
     logLevel: "warning",
   });
   for (const f of ["index.html", "app.css"]) copyFileSync(`${SRC}static-src/${f}`, `${out}${f}`);
