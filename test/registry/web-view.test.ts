@@ -183,6 +183,15 @@ describe("registry: web view access (real process)", function () {
     }
   });
 
+  it("an expired viewer token is refused like a wrong one", async () => {
+    const short = (await reg.admin.createViewerToken("seen", { expiresIn: 1 })).token;
+    expect((await call("GET", "/v1/networks/seen/view", short)).status).to.equal(200);
+    await new Promise((r) => setTimeout(r, 1100));
+    const r = await call("GET", "/v1/networks/seen/view", short);
+    expect(r.status).to.equal(401);
+    noLeak(r);
+  });
+
   it("the admin token and the network's viewer token read the view; it has no key", async () => {
     for (const t of [ADMIN_TOKEN, viewer]) {
       const r = await call("GET", "/v1/networks/seen/view", t);
