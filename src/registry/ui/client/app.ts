@@ -99,6 +99,9 @@ function drawGraph(v: ViewData): void {
       wheelSensitivity: 0.3,
       // A small mesh is not blown up to fill the box: labels stay readable.
       maxZoom: 1.6,
+      // A big one stays responsive while panning and zooming: edges are hidden meanwhile.
+      hideEdgesOnViewport: v.peers.length > 200,
+      textureOnViewport: v.peers.length > 200,
       style: [
         {
           selector: "node",
@@ -108,6 +111,8 @@ function drawGraph(v: ViewData): void {
             "font-size": 9,
             "text-valign": "bottom",
             "text-margin-y": 3,
+            // Labels too small to read are not drawn at all (1 000 peers zoomed out).
+            "min-zoomed-font-size": 6,
             color: "#1f2d3d",
             "background-color": "#4a7bd0",
             width: 16,
@@ -124,6 +129,7 @@ function drawGraph(v: ViewData): void {
             width: 2,
             label: "data(label)",
             "font-size": 7,
+            "min-zoomed-font-size": 6,
             "curve-style": "straight",
             "text-rotation": "autorotate",
             "text-background-color": "#fff",
