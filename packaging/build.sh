@@ -37,6 +37,11 @@ if [[ -z ${SCOPE_PKG_NO_TSC:-} ]]; then
   log "compiling (tsc)"
   npx tsc -p tsconfig.json
 fi
+# The web view's page (issue 16): bundled by esbuild (a devDependency) into dist, shipped as files.
+if [[ -z ${SCOPE_PKG_NO_TSC:-} || ! -f dist/src/registry/ui/static/app.js ]]; then
+  log "bundling the web view (esbuild)"
+  node dist/src/registry/ui/build.js
+fi
 
 # Production dependencies, cached by the lock file's hash: `npm ci --omit=dev`
 # in a scratch copy of package.json + lock (never in the checkout). Install
@@ -69,6 +74,8 @@ for d in src plugins dbus networkd; do
   cp -r "dist/$d" "$lib/dist/$d"
 done
 find "$lib/dist" \( -name '*.map' -o -name '*.d.ts' -o -name '*.test.js' \) -delete
+# The bundler's script needs esbuild, which is not shipped; its output is.
+rm -f "$lib/dist/src/registry/ui/build.js"
 # main.js reads the version from ../../../package.json and Node needs "type": "module".
 node -e '
   const p = require("./package.json");

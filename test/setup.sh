@@ -24,9 +24,12 @@ need_lab=(
   ping:iputils-ping
   pkill:procps
   python3:python3-minimal
+  # test/lab/web-view.test.ts opens the registry's page in headless chromium.
+  chromium:chromium
 )
-# The registry tier's tests read the real SQLite file (sqlite3) and make a test CA (openssl).
-need_registry=(sqlite3:sqlite3 openssl:openssl)
+# The registry tier's tests read the real SQLite file (sqlite3) and make a test CA (openssl);
+# the web view's tests (issue 16) open the page in Debian's headless chromium.
+need_registry=(sqlite3:sqlite3 openssl:openssl chromium:chromium)
 # `npm run package` alone.
 need_package=(
   dpkg-scanpackages:dpkg-dev

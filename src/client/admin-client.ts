@@ -9,7 +9,11 @@ import {
   NetworkList,
   Peer as PeerSchema,
   PeerList,
+  PathList,
   TokenCreated,
+  ViewerTokenCreated,
+  type PathRecord,
+  type ViewerTokenInput,
   type NetworkInput,
   type Peer,
   type PeerAdminUpdate,
@@ -59,6 +63,17 @@ export class AdminClient {
   /** The answer holds the token text, which the registry never shows again. */
   createToken(network: string, input: TokenInput): Promise<TokenCreated> {
     return this.request("POST", `/networks/${encodeURIComponent(network)}/tokens`, TokenCreated, input);
+  }
+
+  /** A read-only token for the web view of one network (scope token create --viewer). */
+  createViewerToken(network: string, input: ViewerTokenInput): Promise<ViewerTokenCreated> {
+    const path = `/networks/${encodeURIComponent(network)}/viewer-tokens`;
+    return this.request("POST", path, ViewerTokenCreated, input);
+  }
+
+  /** What each member last reported about each other member (the web view's data). */
+  async listPaths(network: string): Promise<PathRecord[]> {
+    return (await this.request("GET", `/networks/${encodeURIComponent(network)}/paths`, PathList)).paths;
   }
 
   async listPeers(network: string): Promise<Peer[]> {

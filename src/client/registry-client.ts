@@ -16,6 +16,8 @@ import {
   StreamControl,
   type PeerInput,
   type PeerUpdate,
+  type PathReport,
+  type PathView,
   type PostMessage,
 } from "../core/protocol.js";
 import { peerIdOf, type Identity } from "../crypto/keys.js";
@@ -144,6 +146,11 @@ export class RegistryClient {
 
   async leave(): Promise<void> {
     await this.request("DELETE", "/peers/self", z.undefined());
+  }
+
+  /** This peer's view of its peers, for the registry's web view (src/daemon/path-reporter.ts). */
+  async reportPaths(views: PathView[]): Promise<void> {
+    await this.request("PUT", "/paths", z.undefined(), { views } satisfies PathReport);
   }
 
   /** Relays a message; resolves with its event id. */

@@ -98,6 +98,7 @@ export const RegistryConfig = z.strictObject({
       requests_per_address: RateValue.prefault("6000/1m"),
       requests_per_peer: RateValue.prefault("1200/1m"),
       messages_per_peer: RateValue.prefault("600/1m"),
+      reports_per_peer: RateValue.prefault("120/1m"),
       streams_per_peer: z.coerce.number().int().min(0).max(1000).default(4),
       /** TCP connections open at once on the API port (event streams included). */
       max_connections: z.coerce.number().int().min(1).max(1_000_000).default(20_000),

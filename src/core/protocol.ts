@@ -271,6 +271,78 @@ export const PostMessage = z.discriminatedUnion("type", [
 ]);
 export type PostMessage = z.infer<typeof PostMessage>;
 
+// ---- path reports and the web view (issue 16) ------------------------------
+
+export const PathKind = z.enum(["direct", "hub", "pending", "none"]);
+export type PathKind = z.infer<typeof PathKind>;
+
+/** One daemon's view of one other peer: the `scope status` row, without keys or endpoints. */
+export const PathView = z.strictObject({
+  peer: PeerId,
+  path: PathKind,
+  /** The hub carrying the traffic while path is hub. */
+  hub: PeerId.nullable(),
+  family: z.enum(["ipv4", "ipv6"]).nullable(),
+  latencyMs: z.number().nonnegative().max(60_000).nullable(),
+  /** Seconds since the last WireGuard handshake, when the report was made. */
+  handshakeAgeS: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(10 * 366 * 86_400)
+    .nullable(),
+  pskEpoch: z.number().int().nonnegative().nullable(),
+  /** Why the path is not direct (the daemon's words); null when direct. */
+  reason: z.string().max(200).nullable(),
+});
+export type PathView = z.infer<typeof PathView>;
+
+/**
+ * PUT /v1/networks/:net/paths (member, signed): the pairs whose view changed
+ * since the last report (a whole view at 1 000 peers would pass the body
+ * limit). The registry keeps the latest view per (reporter, peer).
+ */
+export const PathReport = z.strictObject({ views: z.array(PathView).min(1).max(250) });
+export type PathReport = z.infer<typeof PathReport>;
+
+/** A stored view: who reported it and when (registry clock). */
+export const PathRecord = PathView.extend({ from: PeerId, reportedAt: z.number().int() });
+export type PathRecord = z.infer<typeof PathRecord>;
+
+/** GET /v1/networks/:net/paths (admin or viewer) */
+export const PathList = z.strictObject({ paths: z.array(PathRecord) });
+export type PathList = z.infer<typeof PathList>;
+
+/** A peer as the web view shows it: no keys, no candidates. */
+export const ViewPeer = Peer.pick({ id: true, name: true, address: true, role: true }).extend({
+  nat: NatInfo.shape.mapping,
+});
+export type ViewPeer = z.infer<typeof ViewPeer>;
+
+/** GET /v1/networks/:net/view (admin or viewer): what the page draws. */
+export const ViewData = z.strictObject({
+  network: Network.pick({ name: true, cidr: true, topology: true }),
+  peers: z.array(ViewPeer),
+  paths: z.array(PathRecord),
+  /** Registry time of this answer: handshake ages are reportedAt-relative. */
+  now: z.number().int(),
+});
+export type ViewData = z.infer<typeof ViewData>;
+
+/** POST /v1/networks/:net/viewer-tokens (admin): a read-only token for the web view of one network. */
+export const ViewerTokenInput = TokenInput.pick({ expiresIn: true });
+export type ViewerTokenInput = z.input<typeof ViewerTokenInput>;
+
+export const ViewerTokenCreated = z.strictObject({
+  id: z.string(),
+  network: NetworkName,
+  /** The secret. Shown once; the registry keeps only its hash. */
+  token: z.string(),
+  expiresAt: z.number().int(),
+  viewer: z.literal(true),
+});
+export type ViewerTokenCreated = z.infer<typeof ViewerTokenCreated>;
+
 // ---- response envelopes ------------------------------------------------------
 
 /** GET /v1/networks */

@@ -61,6 +61,7 @@ import { serveControl } from "./control.js";
 import type { JoinState } from "./files.js";
 import type { HubForwarding } from "./hub-forwarding.js";
 import { localAddresses, runNetcheck, type NetcheckRunner } from "./netcheck-runner.js";
+import { PathReporter } from "./path-reporter.js";
 import { pingPeer } from "./ping.js";
 import { Outbox, backoffMs, isRetryable } from "./outbox.js";
 import { ProbeSocket, type ProbeTransport } from "./udp.js";
@@ -191,6 +192,8 @@ export class Daemon implements Scope1Daemon {
   /** Events that came while entering overflowed the queue: read the list again once a member. */
   private queueOverflowed = false;
   private lastNetcheck: NetcheckReport | undefined;
+  /** This daemon's path view, for the registry's web view (path-reporter.ts); set once a member. */
+  private paths: PathReporter | undefined;
   /** Start-up phases, logged once a member (where a slow start goes). */
   private readonly startupMs: { netcheckMs?: number } = {};
   private exit!: (code: number) => void;
@@ -341,6 +344,12 @@ export class Daemon implements Scope1Daemon {
     this.every("addresses", ADDRESS_POLL_MS, () => void this.checkAddresses());
     this.every("netcheck", NETCHECK_EVERY_MS, () => void this.refreshNetcheck());
     this.pollStats();
+    this.paths = new PathReporter({
+      clock: this.clock,
+      peers: () => this.status().peers,
+      send: (views) => this.client.reportPaths(views),
+      onError: (err) => this.log.debug("path report not sent", { error: err.message }),
+    });
     this.moveTo("member");
   }
 
@@ -482,6 +491,7 @@ export class Daemon implements Scope1Daemon {
     if (anyPending(this.st) && this.statsPollAt > this.clock.now() + this.profile.statsPendingMs)
       this.pollStats();
     this.bus?.changed();
+    this.paths?.changed();
   }
 
   /**
@@ -750,6 +760,7 @@ export class Daemon implements Scope1Daemon {
     // Start-up gives up at its next check: its waits end (abort) and its requests fail (close).
     this.abort.abort();
     this.outbox.close();
+    this.paths?.close();
     this.client.close();
     for (const id of this.timers.values()) this.clock.clearTimer(id);
     this.timers.clear();

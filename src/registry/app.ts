@@ -19,6 +19,9 @@ import { addressKey } from "./limits.js";
 import { adminRoutes } from "./routes/admin.js";
 import { memberRoutes } from "./routes/member.js";
 import { metricsRoutes, systemRoutes } from "./routes/system.js";
+import { uiRoutes } from "./routes/ui.js";
+import { viewerGate, viewRoutes } from "./routes/view.js";
+import { ViewFeed } from "./view-feed.js";
 
 export function createRegistryApp(deps: RegistryDeps): Koa {
   const app = new Koa({ proxy: false });
@@ -27,9 +30,13 @@ export function createRegistryApp(deps: RegistryDeps): Koa {
 
   const api = new Router({ prefix: API_PREFIX });
   // Member routes first: DELETE .../peers/self must not fall into the admin's .../peers/:peer.
-  api.use(memberRoutes(deps).routes());
+  const feed = new ViewFeed().follow(deps.store);
+  api.use(viewerGate(deps));
+  api.use(memberRoutes(deps, (network) => feed.changed(network)).routes());
+  api.use(viewRoutes(deps, feed).routes());
   api.use(adminRoutes(deps).routes());
   const system = systemRoutes(deps);
+  const ui = uiRoutes();
 
   app.use(errorMiddleware(deps.log, (status) => deps.metrics.countRequest(status)));
   app.use(async (ctx, next) => {
@@ -42,7 +49,7 @@ export function createRegistryApp(deps: RegistryDeps): Koa {
       throw new ScopeError("method_not_allowed", `${ctx.method.slice(0, 16)} is not allowed on this path`);
     }
   });
-  for (const r of [system, api]) {
+  for (const r of [system, ui, api]) {
     app.use(r.routes());
     app.use(r.allowedMethods({ throw: false }));
   }

@@ -14,7 +14,7 @@ import * as P from "../core/protocol.js";
 export const BEGIN = "<!-- BEGIN GENERATED: node dist/src/registry/docs.js -->";
 export const END = "<!-- END GENERATED -->";
 
-type Auth = "none" | "admin" | "member" | "admin or member" | "join proof";
+type Auth = "none" | "admin" | "member" | "admin or member" | "join proof" | "admin or viewer";
 
 interface Endpoint {
   method: string;
@@ -44,6 +44,11 @@ export const SCHEMAS = {
   Event: P.Event,
   StreamControl: P.StreamControl,
   ErrorBody: P.ErrorBody,
+  PathReport: P.PathReport,
+  PathList: P.PathList,
+  ViewData: P.ViewData,
+  ViewerTokenInput: P.ViewerTokenInput,
+  ViewerTokenCreated: P.ViewerTokenCreated,
 } as const;
 
 const net = "/v1/networks/:net";
@@ -167,6 +172,56 @@ export const ENDPOINTS: Endpoint[] = [
     errors: "400 401",
     what: "The event stream; `Last-Event-ID` header or `?after=` resumes.",
   },
+  {
+    method: "PUT",
+    path: `${net}/paths`,
+    auth: "member",
+    request: "PathReport",
+    response: "204",
+    errors: "400 401 413 415 429",
+    what: "Report this member's view of its peers (the changed pairs); the latest per pair is kept.",
+  },
+  {
+    method: "POST",
+    path: `${net}/viewer-tokens`,
+    auth: "admin",
+    request: "ViewerTokenInput",
+    response: "201 ViewerTokenCreated",
+    errors: "400 401 404 413 415",
+    what: "Create a read-only token for the web view of the network; shown only here.",
+  },
+  {
+    method: "GET",
+    path: `${net}/view`,
+    auth: "admin or viewer",
+    response: "ViewData",
+    errors: "400 401 404",
+    what: "What the web view draws: peers without keys, and every stored path view.",
+  },
+  {
+    method: "GET",
+    path: `${net}/paths`,
+    auth: "admin or viewer",
+    response: "PathList",
+    errors: "400 401 404",
+    what: "Every stored path view (`scope peer list --json` adds them to each peer).",
+  },
+  {
+    method: "GET",
+    path: `${net}/view/events`,
+    auth: "admin or viewer",
+    response: "text/event-stream of `changed` wake-ups",
+    errors: "400 401 404 429",
+    what: "Wakes the web view when members or paths change; carries no data.",
+  },
+  {
+    method: "GET",
+    path: "/ui/",
+    auth: "none",
+    response: "the web view's page",
+    errors: "404",
+    what: "Static page (strict CSP); it asks for a token and sends it only in an Authorization header.",
+  },
 ];
 
 const code = (s: string) => "`" + s + "`";
@@ -186,7 +241,11 @@ function endpointTable(): string {
 function schemaSection(name: string, schema: z.ZodType): string {
   // Requests are documented as the sender writes them (defaults optional), records as the registry returns them.
   const io =
-    name.endsWith("Input") || name === "JoinRequest" || name === "PeerUpdate" || name === "PostMessage"
+    name.endsWith("Input") ||
+    name === "JoinRequest" ||
+    name === "PeerUpdate" ||
+    name === "PostMessage" ||
+    name === "PathReport"
       ? "input"
       : "output";
   const json = JSON.stringify(z.toJSONSchema(schema, { io, unrepresentable: "any" }), null, 2);

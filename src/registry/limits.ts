@@ -35,6 +35,8 @@ export interface LimitsConfig {
   requestPerPeer: Rate;
   /** POST /messages per member: what bounds the events table between prunes. */
   messagePerPeer: Rate;
+  /** PUT /paths per member (the web view's path reports; a daemon sends at most one every 2 s). */
+  reportPerPeer: Rate;
   /** Event streams open at once per member. */
   streamsPerPeer: number;
 }
@@ -48,6 +50,7 @@ export const DEFAULT_LIMITS: LimitsConfig = {
   requestPerAddress: { points: 6000, duration: 60 },
   requestPerPeer: { points: 1200, duration: 60 },
   messagePerPeer: { points: 600, duration: 60 },
+  reportPerPeer: { points: 120, duration: 60 },
   streamsPerPeer: 4,
 };
 
@@ -76,6 +79,7 @@ const WHAT: Record<LimitName, string> = {
   requestPerAddress: "too many requests from this address",
   requestPerPeer: "too many requests from this member",
   messagePerPeer: "too many messages from this member",
+  reportPerPeer: "too many path reports from this member",
 };
 
 /** The key a source address is counted under: IPv4 as is, IPv6 by its /64. */

@@ -7,6 +7,7 @@
 import pg from "pg";
 import { ScopeError, isScopeError } from "../core/errors.js";
 import type { LogSink } from "../core/logger.js";
+import { PATHS_DDL } from "./store-common.js";
 
 export type Db = pg.ClientBase;
 
@@ -41,6 +42,8 @@ export const PG_MIGRATIONS: readonly string[] = [
    CREATE INDEX nonces_by_expiry ON nonces (expires_at);`,
   // v2: hub tokens (roles are the admin's word, never the member's), as SQLite's v3.
   `ALTER TABLE tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'edge';`,
+  // v3: path reports and viewer tokens for the web view (issue 16), as SQLite's v4.
+  PATHS_DDL,
 ];
 
 /** BIGINT columns as numbers: ids and millisecond times stay far below 2^53. */

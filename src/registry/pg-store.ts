@@ -24,7 +24,7 @@
 import type pg from "pg";
 import { ScopeError } from "../core/errors.js";
 import type { LogSink } from "../core/logger.js";
-import type { Network, Peer, PeerAdminUpdate, PeerUpdate } from "../core/protocol.js";
+import type { Network, PathRecord, PathView, Peer, PeerAdminUpdate, PeerUpdate } from "../core/protocol.js";
 import { allocateIpv4 } from "./ipam.js";
 import { CHANNEL, Listener, createPool, migratePg, query, transaction, type Db } from "./pg-db.js";
 import {
@@ -39,6 +39,12 @@ import {
   type TokenRow,
   type TokenRecordRow,
   toTokenRecord,
+  PATH_SQL,
+  pathRowOf,
+  toPathRecord,
+  toViewerToken,
+  type PathRow,
+  type ViewerTokenRow,
 } from "./store-common.js";
 import type {
   EventDraft,
@@ -49,6 +55,7 @@ import type {
   Store,
   StoredEvent,
   TokenRecord,
+  ViewerTokenRecord,
 } from "./store.js";
 
 const PUMP_PAGE = 1000;
@@ -291,6 +298,7 @@ export class PgStore implements Store {
       await lockNetwork(db, network);
       const gone = await db.query("DELETE FROM peers WHERE network = $1 AND id = $2", [network, id]);
       if (gone.rowCount === 0) return undefined;
+      await db.query(PATH_SQL.dropPeer, [network, id]);
       return insertEvent(db, registryEvent("peerLeave", network, now, { peerId: id, reason }));
     });
     if (event) await this.wake(network);
@@ -361,6 +369,33 @@ export class PgStore implements Store {
 
   onEvent(listener: (e: StoredEvent) => void): void {
     this.listeners.push(listener);
+  }
+
+  async createViewerToken(t: ViewerTokenRecord): Promise<void> {
+    await query(this.pool, PATH_SQL.insertViewer, [t.id, t.network, t.hash, t.expiresAt, t.createdAt]);
+  }
+
+  async viewerTokenByHash(hash: string): Promise<ViewerTokenRecord | undefined> {
+    const r = await query<ViewerTokenRow>(this.pool, PATH_SQL.viewerByHash, [hash]);
+    return r.rows[0] && toViewerToken(r.rows[0]);
+  }
+
+  /**
+   * Not under the network's lock (a report every few seconds from every peer
+   * would queue behind joins): a view racing its peer's removal may outlive
+   * it, and readers keep only views between current members.
+   */
+  async reportPaths(network: string, reporter: string, views: readonly PathView[], now: number) {
+    await transaction(this.pool, async (db) => {
+      for (const v of views) {
+        const r = pathRowOf(reporter, v, now);
+        await db.query(PATH_SQL.upsert, [network, r.reporter, r.peer, r.data, r.reported_at]);
+      }
+    });
+  }
+
+  async listPaths(network: string): Promise<PathRecord[]> {
+    return (await query<PathRow>(this.pool, PATH_SQL.list, [network])).rows.map(toPathRecord);
   }
 
   async useNonce(key: string, expiresAt: number): Promise<boolean> {

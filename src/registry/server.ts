@@ -119,6 +119,7 @@ export const limitsOf = (l: RegistryConfig["limits"]): LimitsConfig => ({
   requestPerAddress: l.requests_per_address,
   requestPerPeer: l.requests_per_peer,
   messagePerPeer: l.messages_per_peer,
+  reportPerPeer: l.reports_per_peer,
   streamsPerPeer: l.streams_per_peer,
 });
 

@@ -7,7 +7,7 @@
 import { closeSync, chmodSync, openSync } from "node:fs";
 import Database from "better-sqlite3";
 import { ScopeError } from "../core/errors.js";
-import type { Network, Peer, PeerAdminUpdate, PeerUpdate } from "../core/protocol.js";
+import type { Network, PathRecord, PathView, Peer, PeerAdminUpdate, PeerUpdate } from "../core/protocol.js";
 import { allocateIpv4 } from "./ipam.js";
 import {
   checkJoinToken,
@@ -20,6 +20,13 @@ import {
   type NetworkRow,
   type TokenRecordRow,
   toTokenRecord,
+  PATH_SQL,
+  PATHS_DDL,
+  pathRowOf,
+  toPathRecord,
+  toViewerToken,
+  type PathRow,
+  type ViewerTokenRow,
 } from "./store-common.js";
 import type {
   EventDraft,
@@ -30,9 +37,13 @@ import type {
   Store,
   StoredEvent,
   TokenRecord,
+  ViewerTokenRecord,
 } from "./store.js";
 
 type Db = Database.Database;
+
+/** PATH_SQL's $1, $2, … bound from positional values (better-sqlite3 names them "1", "2"). */
+const numbered = (...values: unknown[]) => Object.fromEntries(values.map((v, i) => [i + 1, v]));
 
 /** Index = version reached after running it. Append only: released databases have run the earlier ones. */
 export const MIGRATIONS: readonly string[] = [
@@ -55,6 +66,8 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE networks ADD COLUMN pruned_through INTEGER NOT NULL DEFAULT 0;`,
   // v3: hub tokens (roles are the admin's word, never the member's).
   `ALTER TABLE tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'edge';`,
+  // v4: path reports and viewer tokens for the web view (issue 16).
+  PATHS_DDL,
 ];
 
 /** Runs the migrations a database lacks; refuses a database written by a newer registry. */
@@ -188,6 +201,11 @@ export class SqliteStore implements Store {
       ),
       useNonce: db.prepare<[string, number]>("INSERT OR IGNORE INTO nonces (key, expires_at) VALUES (?, ?)"),
       pruneNonces: db.prepare<[number]>("DELETE FROM nonces WHERE expires_at < ?"),
+      upsertPath: db.prepare(PATH_SQL.upsert),
+      paths: db.prepare<[Record<string, unknown>], PathRow>(PATH_SQL.list),
+      dropPaths: db.prepare(PATH_SQL.dropPeer),
+      insertViewer: db.prepare(PATH_SQL.insertViewer),
+      viewerByHash: db.prepare<[Record<string, unknown>], ViewerTokenRow>(PATH_SQL.viewerByHash),
     };
   }
 
@@ -307,6 +325,7 @@ export class SqliteStore implements Store {
     const event = this.db
       .transaction(() => {
         if (this.stmt.deletePeer.run(network, id).changes === 0) return undefined;
+        this.stmt.dropPaths.run(numbered(network, id));
         return this.insertEvent(registryEvent("peerLeave", network, now, { peerId: id, reason }));
       })
       .immediate();
@@ -350,6 +369,28 @@ export class SqliteStore implements Store {
 
   onEvent(listener: (e: StoredEvent) => void): void {
     this.listeners.push(listener);
+  }
+
+  async createViewerToken(t: ViewerTokenRecord): Promise<void> {
+    this.stmt.insertViewer.run(numbered(t.id, t.network, t.hash, t.expiresAt, t.createdAt));
+  }
+
+  async viewerTokenByHash(hash: string): Promise<ViewerTokenRecord | undefined> {
+    const r = this.stmt.viewerByHash.get(numbered(hash));
+    return r && toViewerToken(r);
+  }
+
+  async reportPaths(network: string, reporter: string, views: readonly PathView[], now: number) {
+    this.db.transaction(() => {
+      for (const v of views) {
+        const r = pathRowOf(reporter, v, now);
+        this.stmt.upsertPath.run(numbered(network, r.reporter, r.peer, r.data, r.reported_at));
+      }
+    })();
+  }
+
+  async listPaths(network: string): Promise<PathRecord[]> {
+    return this.stmt.paths.all(numbered(network)).map(toPathRecord);
   }
 
   async useNonce(key: string, expiresAt: number): Promise<boolean> {

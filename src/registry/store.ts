@@ -25,6 +25,8 @@ import type {
   PeerInput,
   PeerRole,
   PeerUpdate,
+  PathRecord,
+  PathView,
 } from "../core/protocol.js";
 
 export interface TokenRecord {
@@ -37,6 +39,16 @@ export interface TokenRecord {
   createdAt: number;
   /** The role a peer joining with it gets. */
   role: PeerRole;
+}
+
+/** A read-only token for the web view of one network (kept apart from join tokens: it can never join). */
+export interface ViewerTokenRecord {
+  id: string;
+  network: string;
+  /** SHA-256 hex of the token text. */
+  hash: string;
+  expiresAt: number;
+  createdAt: number;
 }
 
 /** An event as stored: the parsed record and its JSON text, serialized once at emission. */
@@ -139,6 +151,18 @@ export interface Store {
   prunedThrough(network: string): Promise<number>;
   pruneEvents(policy: RetentionPolicy, now: number): Promise<number>;
   onEvent(listener: (e: StoredEvent) => void): void;
+
+  createViewerToken(token: ViewerTokenRecord): Promise<void>;
+  viewerTokenByHash(hash: string): Promise<ViewerTokenRecord | undefined>;
+
+  /**
+   * Keeps each view as the latest of its (reporter, peer) pair; views about
+   * peers that are not members are dropped. removePeer drops the pairs of
+   * a peer that leaves, on both sides.
+   */
+  reportPaths(network: string, reporter: string, views: readonly PathView[], now: number): Promise<void>;
+  /** Every stored view of the network, by reporter and peer. */
+  listPaths(network: string): Promise<PathRecord[]>;
 
   /** Records a nonce; false if it was seen before (a replay). */
   useNonce(key: string, expiresAt: number): Promise<boolean>;

@@ -14,7 +14,7 @@ import { generateIdentity } from "../../src/crypto/keys.js";
 import { signRequest } from "../../src/crypto/signing.js";
 import { newPeer, startRegistryProcess, type RegistryProcess } from "./harness.js";
 
-const TABLES = ["networks", "tokens", "peers", "events", "nonces"] as const;
+const TABLES = ["networks", "tokens", "peers", "events", "nonces", "paths", "viewer_tokens"] as const;
 const JOINS = 1000;
 const PARALLEL = 16;
 

@@ -1,4 +1,5 @@
 import { ScopeError } from "../../core/errors.js";
+import type { PathRecord } from "../../core/protocol.js";
 import { JSON_OPTION, output, table, type Command } from "../command.js";
 import { CHECKS } from "../flags.js";
 import { ADMIN_CHECKS, ADMIN_HELP, ADMIN_OPTIONS, adminClient } from "./admin-target.js";
@@ -7,16 +8,35 @@ export const list: Command = {
   name: "peer list",
   summary: "List the peers of a network",
   usage: "peer list NETWORK [--json]",
-  help: ADMIN_HELP,
+  help: [
+    "PATHS counts the peers this one reaches directly / via a hub / not (yet), as its",
+    "daemon last reported; --json gives each peer's reports in full under `paths`",
+    "(path, hub, family, latencyMs, handshakeAgeS, pskEpoch, reason, reportedAt).",
+    ADMIN_HELP,
+  ].join("\n"),
   options: { ...ADMIN_OPTIONS, ...JSON_OPTION },
   checks: ADMIN_CHECKS,
   positionals: { min: 1, max: 1, names: ["NETWORK"], checks: [CHECKS.network] },
   async run(args, io) {
-    const peers = await adminClient(args, io).listPeers(args.positionals[0] ?? "");
-    output(io, args, peers, (ps) =>
+    const admin = adminClient(args, io);
+    const network = args.positionals[0] ?? "";
+    const [peers, paths] = await Promise.all([admin.listPeers(network), admin.listPaths(network)]);
+    const byFrom = new Map<string, Omit<PathRecord, "from">[]>();
+    for (const { from, ...view } of paths) byFrom.set(from, [...(byFrom.get(from) ?? []), view]);
+    const withPaths = peers.map((p) => ({ ...p, paths: byFrom.get(p.id) ?? [] }));
+    const count = (ps: { path: string }[], k: string) => ps.filter((x) => x.path === k).length;
+    output(io, args, withPaths, (ps) =>
       table(
-        ["ID", "NAME", "ADDRESS", "ROLE", "NAT", "UPDATED"],
-        ps.map((p) => [p.id, p.name, p.address, p.role, p.nat.mapping, new Date(p.updatedAt).toISOString()]),
+        ["ID", "NAME", "ADDRESS", "ROLE", "NAT", "PATHS d/h/n", "UPDATED"],
+        ps.map((p) => [
+          p.id,
+          p.name,
+          p.address,
+          p.role,
+          p.nat.mapping,
+          `${count(p.paths, "direct")}/${count(p.paths, "hub")}/${p.paths.length - count(p.paths, "direct") - count(p.paths, "hub")}`,
+          new Date(p.updatedAt).toISOString(),
+        ]),
       ),
     );
   },

@@ -8,6 +8,7 @@ import type { Context } from "koa";
 import { ScopeError } from "../../core/errors.js";
 import {
   JoinRequest,
+  PathReport,
   PeerUpdate,
   PostMessage,
   type JoinResponse,
@@ -22,7 +23,8 @@ import type { RegistryDeps } from "../deps.js";
 import { streamEvents } from "../stream.js";
 import { networkParam } from "./params.js";
 
-export function memberRoutes(deps: RegistryDeps): Router {
+/** feed: told of each path report, for the web view's live stream. */
+export function memberRoutes(deps: RegistryDeps, onPaths: (network: string) => void = () => {}): Router {
   const { store, clock, log, hub } = deps;
   const router = new Router();
 
@@ -82,6 +84,17 @@ export function memberRoutes(deps: RegistryDeps): Router {
     await store.removePeer(network, me.id, "left", clock.now());
     hub.closePeer(network, me.id);
     log.info("peer left", { network, peer: me.id });
+    ctx.status = 204;
+  });
+
+  // The member's view of its peers, for the web view (issue 16): kept as the latest per pair.
+  router.put("/networks/:net/paths", async (ctx) => {
+    const network = networkParam(ctx);
+    const report = await readJson(ctx, PathReport);
+    const me = await requireMember(ctx, deps, network, ["reportPerPeer"]);
+    const views = report.views.filter((v) => v.peer !== me.id);
+    await store.reportPaths(network, me.id, views, clock.now());
+    onPaths(network);
     ctx.status = 204;
   });
 

@@ -20,7 +20,7 @@ import {
   type NetcheckReport,
   type ReflectorObservation,
 } from "../../../src/core/netcheck.js";
-import type { Endpoint, Network } from "../../../src/core/protocol.js";
+import type { Endpoint, Network, PathRecord } from "../../../src/core/protocol.js";
 import { EdgeConfig } from "../../../src/config/schema.js";
 import { generateIdentity, generateWgKeyPair, peerIdOf, sha256Hex } from "../../../src/crypto/keys.js";
 import type { JoinState } from "../../../src/daemon/files.js";
@@ -91,6 +91,12 @@ export class InProcessRegistry {
         role: "edge",
       });
     }
+  }
+
+  /** What the members last reported about their paths (the web view's data, issue 16). */
+  paths(): Promise<PathRecord[]> {
+    if (!this.store) throw new Error("registry is down");
+    return this.store.listPaths(NETWORK);
   }
 
   /** Down: open event streams end, requests are refused until start(). */

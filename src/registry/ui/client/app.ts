@@ -1,0 +1,365 @@
+/**
+ * The web view's page script (bundled by esbuild with cytoscape into
+ * app.js). It keeps the token in sessionStorage, sends it only in an
+ * Authorization header, and puts every name into the DOM with textContent
+ * (cytoscape draws labels on a canvas): nothing from the registry is ever
+ * parsed as markup.
+ *
+ * Live: a fetch-streamed `view/events` (EventSource cannot send headers)
+ * wakes the page; it then reads /view again, at most every RELOAD_MS.
+ */
+import cytoscape from "cytoscape";
+import type { ViewData } from "../../../core/protocol.js";
+import { edgesOf, rowsOf, sortRows, whyNot, type Edge, type Row, type SortKey } from "./model.js";
+
+const RELOAD_MS = 250;
+const RETRY_MS = 1000;
+/** More rows than this are not put in the DOM at once; the filter narrows them. */
+const MAX_ROWS = 400;
+/** The graph draws at most this many pair edges (a 1 000-peer mesh has half a million pairs). */
+const MAX_EDGES = 4000;
+
+/** The NAT kinds as an operator says them (netcheck's words). */
+const NAT_WORDS: Record<string, string> = {
+  none: "public",
+  "endpoint-independent": "open NAT",
+  "endpoint-dependent": "symmetric NAT",
+  unknown: "NAT unknown",
+};
+
+const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
+const el = (tag: string, text = "", cls = ""): HTMLElement => {
+  const e = document.createElement(tag);
+  e.textContent = text;
+  if (cls) e.className = cls;
+  return e;
+};
+
+let net = "";
+let token = "";
+let view: ViewData | undefined;
+let rows: Row[] = [];
+let edges = new Map<string, Edge>();
+let sort: { key: SortKey; down: boolean } = { key: "fromName", down: false };
+let cy: cytoscape.Core | undefined;
+let reloadTimer: number | undefined;
+let lastLoad = 0;
+let selected: string | undefined;
+
+function setState(state: string, text: string): void {
+  document.body.dataset.state = state;
+  $("status").textContent = text;
+}
+
+async function api(path: string, signal?: AbortSignal): Promise<Response> {
+  const r = await fetch(`/v1/networks/${encodeURIComponent(net)}${path}`, {
+    headers: { authorization: `Bearer ${token}` },
+    cache: "no-store",
+    ...(signal ? { signal } : {}),
+  });
+  if (r.status === 401 || r.status === 403) {
+    sessionStorage.removeItem("scope-view-token");
+    showLogin("the registry refused this token");
+    throw new Error(`refused: ${r.status}`);
+  }
+  if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
+  return r;
+}
+
+async function load(): Promise<void> {
+  lastLoad = Date.now();
+  const t0 = performance.now();
+  view = (await (await api("/view")).json()) as ViewData;
+  rows = rowsOf(view);
+  edges = new Map(edgesOf(rows).map((e) => [e.key, e]));
+  drawGraph(view);
+  drawTable();
+  drawDetail();
+  $("title").textContent = `${view.network.name} · ${view.network.cidr} · ${view.network.topology}`;
+  $("counts").textContent = `${view.peers.length} peers, ${edges.size} pairs reported`;
+  document.body.dataset.peers = String(view.peers.length);
+  document.body.dataset.renderMs = String(Math.round(performance.now() - t0));
+}
+
+function scheduleLoad(): void {
+  if (reloadTimer !== undefined) return;
+  const wait = Math.max(0, lastLoad + RELOAD_MS - Date.now());
+  reloadTimer = window.setTimeout(() => {
+    reloadTimer = undefined;
+    load().catch((e: Error) => setState("error", e.message));
+  }, wait);
+}
+
+// ---- graph ---------------------------------------------------------------
+
+function drawGraph(v: ViewData): void {
+  if (!cy) {
+    cy = cytoscape({
+      container: $("graph"),
+      wheelSensitivity: 0.3,
+      // A small mesh is not blown up to fill the box: labels stay readable.
+      maxZoom: 1.6,
+      // A big one stays responsive while panning and zooming: edges are hidden meanwhile.
+      hideEdgesOnViewport: v.peers.length > 200,
+      textureOnViewport: v.peers.length > 200,
+      style: [
+        {
+          selector: "node",
+          style: {
+            label: "data(label)",
+            "text-wrap": "wrap",
+            "font-size": 9,
+            "text-valign": "bottom",
+            "text-margin-y": 3,
+            // Labels too small to read are not drawn at all (1 000 peers zoomed out).
+            "min-zoomed-font-size": 6,
+            color: "#1f2d3d",
+            "background-color": "#4a7bd0",
+            width: 16,
+            height: 16,
+          },
+        },
+        {
+          selector: "node.hub",
+          style: { shape: "diamond", "background-color": "#d08a2a", width: 24, height: 24 },
+        },
+        {
+          selector: "edge",
+          style: {
+            width: 2,
+            label: "data(label)",
+            "font-size": 7,
+            "min-zoomed-font-size": 6,
+            "curve-style": "straight",
+            "text-rotation": "autorotate",
+            "text-background-color": "#fff",
+            "text-background-opacity": 0.85,
+            "text-background-padding": "1px",
+          },
+        },
+        { selector: "edge.direct", style: { "line-color": "#2e9b4a" } },
+        // Curved, so a relayed pair is not drawn across the hub it goes through.
+        {
+          selector: "edge.hub",
+          style: {
+            "line-color": "#d08a2a",
+            "line-style": "dashed",
+            "curve-style": "unbundled-bezier",
+            "control-point-distances": [40],
+            "control-point-weights": [0.5],
+          },
+        },
+        { selector: "edge.pending", style: { "line-color": "#999", "line-style": "dotted" } },
+        { selector: "edge.none", style: { "line-color": "#c0392b", "line-style": "dotted" } },
+        { selector: ":selected", style: { "overlay-opacity": 0.25, "overlay-color": "#333" } },
+      ],
+    });
+    cy.on("tap mouseover", "edge", (e) => {
+      selected = e.target.id();
+      drawDetail();
+    });
+  }
+  const g = cy;
+  const ids = new Set(v.peers.map((p) => p.id));
+  const shown = [...edges.values()].slice(0, MAX_EDGES);
+  const shownIds = new Set(shown.map((e) => `e${e.key}`));
+  const before = g.nodes().length;
+  let nodesChanged = false;
+  g.batch(() => {
+    const goneNodes = g.nodes().filter((n) => !ids.has(n.id()));
+    if (goneNodes.nonempty()) nodesChanged = true;
+    g.remove(goneNodes);
+    g.remove(g.edges().filter((x) => !shownIds.has(x.id())));
+    for (const p of v.peers) {
+      const data = { id: p.id, label: `${p.name}\n${p.address}\n${NAT_WORDS[p.nat] ?? p.nat}` };
+      const n = g.getElementById(p.id);
+      if (n.empty()) {
+        g.add({ group: "nodes", data, classes: p.role });
+        nodesChanged = true;
+      } else {
+        n.data(data);
+        n.classes(p.role);
+      }
+    }
+    for (const e of shown) {
+      const id = `e${e.key}`;
+      const x = g.getElementById(id);
+      if (x.empty())
+        g.add({ group: "edges", data: { id, source: e.a, target: e.b, label: e.label }, classes: e.path });
+      else {
+        x.data("label", e.label);
+        x.classes(e.path);
+      }
+    }
+  });
+  if (nodesChanged || before === 0) {
+    g.layout({
+      name: "concentric",
+      concentric: (n: cytoscape.NodeSingular) => (n.hasClass("hub") ? 2 : 1),
+      levelWidth: () => 1,
+      animate: false,
+      minNodeSpacing: v.peers.length > 200 ? 4 : 90,
+    }).run();
+  }
+  // What is drawn, for tests and scripts reading the page (ids only: names are in the table).
+  const graph = $("graph");
+  graph.dataset.nodes = String(g.nodes().length);
+  graph.dataset.nodeIds = g
+    .nodes()
+    .map((n) => n.id())
+    .join(" ");
+  graph.dataset.edges = String(g.edges().length);
+  $("graph-note").textContent =
+    edges.size > MAX_EDGES
+      ? `graph shows ${MAX_EDGES} of ${edges.size} pairs; the table has all of them`
+      : "";
+}
+
+// ---- table and detail ------------------------------------------------------
+
+const COLUMNS: [SortKey, string][] = [
+  ["fromName", "from"],
+  ["toName", "to"],
+  ["path", "path"],
+  ["hubName", "hub"],
+  ["family", "family"],
+  ["latencyMs", "latency ms"],
+  ["handshakeAgeS", "handshake s ago"],
+  ["pskEpoch", "PSK epoch"],
+  ["reason", "why not direct"],
+];
+
+function drawTable(): void {
+  const head = $("pairs-head");
+  if (!head.firstChild) {
+    const tr = el("tr");
+    for (const [key, text] of COLUMNS) {
+      const th = el("th", text);
+      th.dataset.key = key;
+      th.addEventListener("click", () => {
+        sort = { key, down: sort.key === key ? !sort.down : false };
+        drawTable();
+      });
+      tr.append(th);
+    }
+    head.append(tr);
+  }
+  for (const th of head.querySelectorAll("th"))
+    th.dataset.sorted = th.dataset.key === sort.key ? (sort.down ? "down" : "up") : "";
+  const filter = ($("filter") as HTMLInputElement).value.trim().toLowerCase();
+  const picked = filter
+    ? rows.filter((r) => r.fromName.toLowerCase().includes(filter) || r.toName.toLowerCase().includes(filter))
+    : rows.slice();
+  const sorted = sortRows(picked, sort.key, sort.down);
+  const body = $("pairs-body");
+  const frag = document.createDocumentFragment();
+  for (const r of sorted.slice(0, MAX_ROWS)) {
+    const tr = el("tr", "", `path-${r.path}`);
+    tr.dataset.from = r.fromName;
+    tr.dataset.to = r.toName;
+    tr.dataset.path = r.path;
+    tr.dataset.hub = r.hubName;
+    for (const v of [
+      r.fromName,
+      r.toName,
+      r.path,
+      r.hubName,
+      r.family,
+      r.latencyMs === null ? "" : r.latencyMs.toFixed(2),
+      r.handshakeAgeS === null ? "" : String(r.handshakeAgeS),
+      r.pskEpoch === null ? "" : String(r.pskEpoch),
+      r.reason,
+    ])
+      tr.append(el("td", v));
+    tr.addEventListener("mouseenter", () => {
+      const [a, b] = r.from < r.to ? [r.from, r.to] : [r.to, r.from];
+      selected = `e${a}-${b}`;
+      drawDetail();
+    });
+    frag.append(tr);
+  }
+  body.replaceChildren(frag);
+  $("rows-note").textContent =
+    sorted.length > MAX_ROWS ? `showing ${MAX_ROWS} of ${sorted.length} rows: filter by name` : "";
+}
+
+function drawDetail(): void {
+  const box = $("detail");
+  const e = selected ? edges.get(selected.slice(1)) : undefined;
+  if (!e) {
+    box.replaceChildren(el("p", "hover or select a pair to see how it is connected"));
+    return;
+  }
+  const name = (id: string) => view?.peers.find((p) => p.id === id)?.name ?? id;
+  const why = whyNot(e);
+  box.replaceChildren(
+    el("h3", `${name(e.a)} ↔ ${name(e.b)}: ${e.path}`),
+    ...(why.length ? why.map((w) => el("p", w, "why")) : [el("p", "direct on both ends")]),
+  );
+}
+
+// ---- live stream -----------------------------------------------------------
+
+async function follow(): Promise<void> {
+  for (;;) {
+    try {
+      const r = await api("/view/events");
+      const reader = r.body?.pipeThrough(new TextDecoderStream()).getReader();
+      if (!reader) throw new Error("no stream");
+      setState("live", "live");
+      await load();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value;
+        let i: number;
+        while ((i = buf.indexOf("\n\n")) >= 0) {
+          const frame = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          // A heartbeat (every 15 s) re-reads too: a path report taken by another
+          // PostgreSQL replica wakes no stream here (view-feed.ts).
+          if (frame.includes("event: changed") || frame.startsWith(": heartbeat")) scheduleLoad();
+        }
+      }
+    } catch (e) {
+      if ((e as Error).message.startsWith("refused")) return;
+    }
+    setState("reconnecting", "reconnecting…");
+    await new Promise((r) => setTimeout(r, RETRY_MS));
+  }
+}
+
+// ---- start -----------------------------------------------------------------
+
+function showLogin(message = ""): void {
+  $("login").hidden = false;
+  $("view").hidden = true;
+  $("login-message").textContent = message;
+  setState("login", "signed out");
+}
+
+function start(): void {
+  $("login").hidden = true;
+  $("view").hidden = false;
+  setState("connecting", "connecting…");
+  void follow();
+}
+
+$("login-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  net = ($("net") as HTMLInputElement).value.trim();
+  token = ($("token") as HTMLInputElement).value.trim();
+  ($("token") as HTMLInputElement).value = "";
+  sessionStorage.setItem("scope-view-net", net);
+  sessionStorage.setItem("scope-view-token", token);
+  location.hash = encodeURIComponent(net);
+  start();
+});
+$("filter").addEventListener("input", () => drawTable());
+
+net = decodeURIComponent(location.hash.slice(1)) || sessionStorage.getItem("scope-view-net") || "";
+token = sessionStorage.getItem("scope-view-token") ?? "";
+($("net") as HTMLInputElement).value = net;
+if (net && token) start();
+else showLogin();
