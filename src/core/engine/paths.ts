@@ -405,13 +405,14 @@ function directSilent(st: EngineState, ps: PeerState, now: number): boolean {
 }
 
 /**
- * Probe gap toward a direct peer while a hub stands by, or toward a hub of
- * an edge with a standby: often enough to notice a broken path
- * (directSilent) or a dead hub (routing.ts).
+ * Probe gap toward a direct peer while a hub stands by, or toward any hub
+ * of an edge with a standby (direct or not: a hub that comes back must be
+ * seen soon): often enough to notice a broken path (directSilent) or a hub
+ * that died or returned (routing.ts).
  */
 export const directCheckGap = (st: EngineState, ps: PeerState): number | undefined =>
-  ps.paths.path === "direct" &&
-  (viaHub(st, ps) || (st.routing.watchedSince !== undefined && st.routing.hubIds.has(ps.peer.id)))
+  (ps.paths.path === "direct" && viaHub(st, ps)) ||
+  (st.routing.watchedSince !== undefined && st.routing.hubIds.has(ps.peer.id))
     ? DIRECT_CHECK_MS
     : undefined;
 

@@ -27,6 +27,8 @@ export interface RoutingState {
   standbyId: string | undefined;
   /** Since when this edge watches its hubs' liveness (there are two or more); undefined while not. */
   watchedSince: number | undefined;
+  /** Hubs found silent (dead), so that their return is noticed. */
+  silent: Set<string>;
   /** tree, on an edge: the hub last announced to the registry. */
   announced: string | undefined;
   /** The network is a tree, and this host is a hub: copied from the state on every refresh. */
@@ -41,6 +43,7 @@ export const newRoutingState = (): RoutingState => ({
   hubId: undefined,
   standbyId: undefined,
   watchedSince: undefined,
+  silent: new Set(),
   announced: undefined,
   tree: false,
   selfHub: false,
@@ -118,14 +121,15 @@ function hubSilentAt(st: EngineState, ps: PeerState): number | undefined {
 
 function hubFacts(st: EngineState, ps: PeerState, now: number): HubFacts {
   const silentAt = hubSilentAt(st, ps);
-  const state =
-    silentAt !== undefined && now >= silentAt
-      ? "dead"
-      : isDirect(ps, now)
-        ? "proven"
-        : ps.paths.settled
-          ? "dead"
-          : "trying";
+  const silent = silentAt !== undefined && now >= silentAt;
+  const r = st.routing;
+  if (silent) r.silent.add(ps.peer.id);
+  else if (r.silent.delete(ps.peer.id) && !isDirect(ps, now)) {
+    // It answers again (it came back): handshake now rather than at the settled retry pace.
+    ps.paths.nextTriggerAt = now;
+    st.dirty.peers.add(ps.peer.id);
+  }
+  const state = silent ? "dead" : isDirect(ps, now) ? "proven" : ps.paths.settled ? "dead" : "trying";
   return { id: ps.peer.id, state, rttMs: latencyOf(ps) };
 }
 
@@ -163,7 +167,11 @@ export function refreshRouting(st: EngineState, now: number, fx: EngineEffect[])
   const { hub, standby } = pickHub(hubs, r.hubId, now < st.joinedAt + HUB_PICK_MS);
   if (hub !== r.hubId) {
     fx.push(
-      log("info", "hub", { hub: nameOf(st, hub), standby: nameOf(st, standby), was: nameOf(st, r.hubId) }),
+      log("info", "hub chosen", {
+        hub: nameOf(st, hub),
+        standby: nameOf(st, standby),
+        was: nameOf(st, r.hubId),
+      }),
     );
     changed = true;
   }

@@ -140,7 +140,7 @@ describe("routing: topology = tree, and hub fail-over (sim)", () => {
     n.wg.peers.get(of.wgKeys.publicKey)?.allowedIps;
   const host = (n: SimNode): string => `${n.st.self?.address}/32`;
   const hubChanges = (n: SimNode, since: number): number =>
-    n.logs.filter((l) => l.msg === "hub" && l.at >= since).length;
+    n.logs.filter((l) => l.msg === "hub chosen" && l.at >= since).length;
 
   it("tree: edges attach to their nearest hub with the other as standby, peer only with hubs, and each hub routes the other hub's edges to it", () => {
     const { w, h1, h2, e1, e2, e3, e4, edges } = tree();
