@@ -136,6 +136,11 @@ describe("lab: topology = tree, two hubs, and hub fail-over", function () {
         wrong.push(`${h}: relays for ${st.self.relaysFor?.join(",")}`);
     }
     expect(wrong).to.deep.equal([]);
+    // What an admin reads: `scope status` text on an edge and on a hub.
+    const text = async (h: string): Promise<string> =>
+      s().scope(h, ["status", "--config", s().edge(h).config]);
+    expect(await text("e1")).to.contain("hub: h1, standby: h2\n");
+    expect(await text("h1")).to.contain("relays for: e1, e2\n");
   });
 
   it("every edge pings every other edge; between hubs the traffic crosses the hub mesh", async function () {
