@@ -110,7 +110,16 @@ export const PeerUpdate = PeerInput.pick({
   candidates: true,
   nat: true,
   kex: true,
-}).partial();
+})
+  .partial()
+  .extend({
+    /**
+     * topology = tree: the hub this edge routes through, so every hub knows
+     * which hub carries the edge's address. A hub ignores a name that is no
+     * hub; only the edge itself can say it, and it only steers its own address.
+     */
+    attachedTo: PeerId.optional(),
+  });
 export type PeerUpdate = z.infer<typeof PeerUpdate>;
 
 /** The stored record the registry returns. */
@@ -126,6 +135,8 @@ export const Peer = z.strictObject({
   nat: NatInfo,
   role: PeerRole,
   kex: KexKeys.optional(),
+  /** tree: the hub this edge announced it routes through (PeerUpdate.attachedTo). */
+  attachedTo: PeerId.optional(),
   /** Tunnel address from IPAM; stable for the life of the peer. */
   address: z.ipv4(),
   address6: z.ipv6().optional(),

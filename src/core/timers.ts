@@ -170,3 +170,19 @@ export const DIRECT_CHECK_MS = 1_000;
 export const DIRECT_SILENT_MS = 3_000;
 /** A probe round trip is the lowest of this many recent answers: it follows the path, not a busy moment. */
 export const RTT_SAMPLES = 4;
+/**
+ * Hub fail-over (engine/routing.ts). An edge with a standby hub probes its
+ * hubs every DIRECT_CHECK_MS; a hub that answered and then stayed silent
+ * this long is dead and the edge moves to its standby (the issue's budget is
+ * 5 s: up to this, plus one apply and the registry's round trip for the
+ * announcement in a tree).
+ */
+export const HUB_SILENT_MS = 3_000;
+/**
+ * For this long after its join an edge still moves to a clearly faster hub
+ * (probe round trips are still coming in); after that it moves only when its
+ * hub fails, so a hub that returns never pulls edges back (no flapping).
+ */
+export const HUB_PICK_MS = 10_000;
+/** Clearly faster: at most half the round trip of the current hub and this much less. */
+export const HUB_MARGIN_MS = 10;

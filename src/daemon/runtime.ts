@@ -37,6 +37,7 @@ import {
   createEngineState,
   engineStatus,
   statsPollMs,
+  selfAttachment,
   selfCandidates,
   step,
   type EngineEffect,
@@ -576,7 +577,11 @@ export class Daemon implements Scope1Daemon {
       if (gen !== this.selfGen || !this.running) return;
       const self = this.st.self;
       await this.client
-        .updateSelf(self ? { ...update, candidates: self.candidates, nat: self.nat } : update)
+        .updateSelf(
+          self
+            ? { ...update, candidates: self.candidates, nat: self.nat, ...selfAttachment(this.st) }
+            : update,
+        )
         .catch((err: Error) => this.selfFailed(gen, err, attempt));
     });
   }

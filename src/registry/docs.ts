@@ -145,7 +145,7 @@ export const ENDPOINTS: Endpoint[] = [
     request: "PeerUpdate",
     response: "Peer",
     errors: "400 401 413 415",
-    what: "Change own ports, candidates, NAT facts, kex keys: emits peerUpdate.",
+    what: "Change own ports, candidates, NAT facts, kex keys, hub (tree: attachedTo): emits peerUpdate.",
   },
   {
     method: "DELETE",

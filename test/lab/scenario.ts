@@ -164,8 +164,8 @@ export class Scenario {
   }
 
   /** Creates a network and a join token for it, over the admin socket (the test runs on the registry's machine). */
-  async createNetwork(net: string): Promise<void> {
-    await this.admin.createNetwork({ name: net, cidr: CIDR });
+  async createNetwork(net: string, topology: "mesh" | "tree" = "mesh"): Promise<void> {
+    await this.admin.createNetwork({ name: net, cidr: CIDR, topology });
     const { token } = await this.admin.createToken(net, { uses: 10_000 });
     this.tokens.set(net, token);
     const hub = await this.admin.createToken(net, { uses: 100, role: "hub" });

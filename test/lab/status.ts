@@ -34,6 +34,9 @@ export interface ScopeStatus {
     readonly role: "edge" | "hub";
     /** On a hub: the edges it relays for. */
     readonly relaysFor?: readonly string[];
+    /** On an edge with hubs: the hub it routes through and its standby (null: none). */
+    readonly hub?: string | null;
+    readonly standby?: string | null;
   };
   readonly peers: readonly PeerStatus[];
 }

@@ -10,7 +10,8 @@ export const create: Command = {
   help: [
     "  --cidr CIDR       IPv4 range for tunnel addresses (/8 to /30); x.x.x.1 stays reserved",
     "  --cidr6 CIDR      optional IPv6 ULA prefix (/64 or shorter)",
-    "  --topology T      mesh (default) or tree",
+    "  --topology T      mesh (default: every pair tries direct, hubs relay the rest) or tree",
+    "                    (hubs meshed, each edge on one hub with a standby; docs/hubs.md)",
     ADMIN_HELP,
   ].join("\n"),
   options: {

@@ -30,7 +30,11 @@ function render(s: Status): string {
     ? `${s.network}: ${s.self.name}${s.self.role === "hub" ? " (hub)" : ""} ${s.self.address} port ${s.self.listenPort}, NAT ${s.self.nat.mapping}${s.self.nat.ipv6 ? ", IPv6" : ""}, backend ${s.backend}, registry ${s.registry}${s.admin === "active" ? "" : `, ${s.admin}`}\n`
     : `${s.network ?? "?"}: not joined yet\n`;
   const relays = s.self?.relaysFor;
-  const relayLine = relays ? `relays for: ${relays.length > 0 ? relays.join(", ") : "no edge yet"}\n` : "";
+  const relayLine = relays
+    ? `relays for: ${relays.length > 0 ? relays.join(", ") : "no edge yet"}\n`
+    : s.self?.hub !== undefined
+      ? `hub: ${s.self.hub ?? "none"}, standby: ${s.self.standby ?? "none"}\n`
+      : "";
   if (s.peers.length === 0) return head + relayLine + "no peers\n";
   const path = (p: Status["peers"][number]): string => {
     const shown = p.hub !== null ? `hub ${p.hub}` : p.path;

@@ -8,9 +8,11 @@ import { endpointFamily } from "../ip.js";
 import { adminMode, pausedReason, type AdminMode } from "./admin.js";
 import { kexStatus } from "./kex.js";
 import { hopeless, latencyOf, shownEndpoint } from "./paths.js";
+import { treeEdgePair } from "./routing.js";
 import type { EngineState, PeerState, PeerStatus, SelfStatus } from "./types.js";
 
 export { createEngineState, selfCandidates, step } from "./step.js";
+export { selfAttachment } from "./routing.js";
 export * from "./types.js";
 
 export interface EngineStatus {
@@ -50,17 +52,26 @@ function peerStatus(st: EngineState, ps: PeerState): PeerStatus {
   };
 }
 
-const hubName = (st: EngineState): string | null => {
-  const id = st.routing.hubId;
-  return id === undefined ? null : (st.peers.get(id)?.peer.name ?? null);
-};
+const nameOf = (st: EngineState, id: string | undefined): string | null =>
+  id === undefined ? null : (st.peers.get(id)?.peer.name ?? null);
+const hubName = (st: EngineState): string | null => nameOf(st, st.routing.hubId);
 
-/** On a hub, the edges it relays for: every edge it reaches directly. */
+/** On a hub, the edges it relays for: in a tree those attached to it, in a mesh every edge it reaches directly. */
 const relaysFor = (st: EngineState): string[] =>
   [...st.peers.values()]
-    .filter((ps) => ps.paths.path === "direct" && ps.peer.role !== "hub")
+    .filter((ps) =>
+      ps.peer.role === "hub"
+        ? false
+        : st.routing.tree
+          ? ps.peer.attachedTo === st.self?.id
+          : ps.paths.path === "direct",
+    )
     .map((ps) => ps.peer.name)
     .sort();
+
+/** On an edge with hubs in its network: its hub and standby. */
+const hubsOf = (st: EngineState): Pick<SelfStatus, "hub" | "standby"> =>
+  st.routing.hubIds.size === 0 ? {} : { hub: hubName(st), standby: nameOf(st, st.routing.standbyId) };
 
 /** The engine's half of `scope status` (the daemon adds nothing it does not know). */
 export function engineStatus(st: EngineState): EngineStatus {
@@ -75,7 +86,7 @@ export function engineStatus(st: EngineState): EngineStatus {
           listenPort: self.listenPort,
           nat: self.nat ?? natInfoOf(st.netcheck),
           role: self.role,
-          ...(self.role === "hub" ? { relaysFor: relaysFor(st) } : {}),
+          ...(self.role === "hub" ? { relaysFor: relaysFor(st) } : hubsOf(st)),
         }
       : null,
     admin: adminMode(st.admin),
@@ -97,6 +108,6 @@ export function statsPollMs(st: EngineState): number {
   if (anyPending(st)) return p.statsPendingMs;
   if (!st.admin.active) return p.statsSettledMs;
   for (const ps of st.peers.values())
-    if (ps.paths.path !== "direct" && !hopeless(st, ps)) return p.statsIndirectMs;
+    if (ps.paths.path !== "direct" && !hopeless(st, ps) && !treeEdgePair(st, ps)) return p.statsIndirectMs;
   return p.statsSettledMs;
 }

@@ -384,7 +384,7 @@ export function noteUpgrade(st: EngineState, ps: PeerState, delayMs: number, now
   return true;
 }
 
-const lastAnswerAt = (ps: PeerState): number | undefined => {
+export const lastAnswerAt = (ps: PeerState): number | undefined => {
   let at: number | undefined;
   for (const a of ps.probe.answers.values()) if (at === undefined || a.at > at) at = a.at;
   return at;
@@ -404,9 +404,17 @@ function directSilent(st: EngineState, ps: PeerState, now: number): boolean {
   );
 }
 
-/** Probe gap toward a direct peer while a hub stands by: often enough to notice a broken path (directSilent). */
+/**
+ * Probe gap toward a direct peer while a hub stands by, or toward any hub
+ * of an edge with a standby (direct or not: a hub that comes back must be
+ * seen soon): often enough to notice a broken path (directSilent) or a hub
+ * that died or returned (routing.ts).
+ */
 export const directCheckGap = (st: EngineState, ps: PeerState): number | undefined =>
-  ps.paths.path === "direct" && viaHub(st, ps) ? DIRECT_CHECK_MS : undefined;
+  (ps.paths.path === "direct" && viaHub(st, ps)) ||
+  (st.routing.watchedSince !== undefined && st.routing.hubIds.has(ps.peer.id))
+    ? DIRECT_CHECK_MS
+    : undefined;
 
 /** The paths slice's future deadlines for one peer. */
 export function pathDeadlines(st: EngineState, ps: PeerState, out: number[]): void {

@@ -15,10 +15,10 @@ import { compact, nextDeadline, pushDeadline, takeDue } from "./deadlines.js";
 import { applyAll, entryOf, sameEntry, steering } from "./desired.js";
 import { kexDeadline, kexWork } from "./kex.js";
 import { log } from "./log.js";
-import { decidePath, isDirect, latencyOf, pathDeadlines } from "./paths.js";
+import { decidePath, isDirect, pathDeadlines } from "./paths.js";
 import { announceUpgrade, probePeer, pruneProbeBook } from "./probing.js";
 import { announceApplied, post, report, reportDeadline } from "./reports.js";
-import { chooseHub } from "./routing.js";
+import { refreshRouting, routingDeadlines, wireguardPeers } from "./routing.js";
 import type { EngineEffect, EngineState, PeerState } from "./types.js";
 
 export function reconcile(st: EngineState, now: number, fx: EngineEffect[]): void {
@@ -32,19 +32,17 @@ export function reconcile(st: EngineState, now: number, fx: EngineEffect[]): voi
   const current = (id: string): number | undefined => st.peers.get(id)?.dueAt;
   const due = takeDue(st.deadlines, now, current);
 
-  const hubId = chooseHub(st.routing, st.peers, st.self?.role === "hub", (p) => isDirect(p, now), latencyOf);
-  if (hubId !== st.routing.hubId) {
-    st.routing.hubId = hubId;
-    st.dirty.all = true; // every peer's allowed IPs may change
-  }
-  const work: PeerState[] = [];
-  if (st.dirty.all) work.push(...st.peers.values());
+  refreshRouting(st, now, fx); // a new hub marks every peer dirty: their allowed IPs may change
+  const hubId = st.routing.hubId;
+  const dirty: PeerState[] = [];
+  if (st.dirty.all) dirty.push(...st.peers.values());
   else {
     for (const id of new Set([...st.dirty.peers, ...due])) {
       const ps = st.peers.get(id);
-      if (ps) work.push(ps);
+      if (ps) dirty.push(ps);
     }
   }
+  const work = wireguardPeers(st, dirty);
   const membership = st.dirty.membership;
   st.dirty = { peers: new Set(), all: false, membership: false };
 
@@ -73,7 +71,7 @@ export function reconcile(st: EngineState, now: number, fx: EngineEffect[]): voi
     for (const ps of st.peers.values())
       if (!ps.applied.inBackend && ps.paths.endpoint !== undefined) addedWithEndpoint.add(ps);
     fx.push({ type: "applyPeers", peers: applyAll(st, entries, now) });
-    for (const ps of st.peers.values()) ps.applied.inBackend = true;
+    for (const ps of st.peers.values()) if (ps.applied.entry) ps.applied.inBackend = true;
   }
 
   for (const ps of work) {
@@ -111,6 +109,7 @@ function schedulePeer(st: EngineState, ps: PeerState, now: number): void {
   const out: number[] = [ps.probe.nextAt];
   reportDeadline(ps, out);
   pathDeadlines(st, ps, out);
+  routingDeadlines(st, ps, out);
   const kex = kexDeadline(ps, st.cfg.kex !== undefined);
   if (kex !== undefined) out.push(kex);
   let at: number | undefined;

@@ -264,6 +264,9 @@ export interface SelfStatus {
   nat: NatInfo;
   /** The registry's word for this host (hub tokens, `scope peer set --role`). */
   role: PeerRole;
-  /** On a hub: the edges it has a direct path to, so it relays for them; absent on an edge. */
+  /** On a hub: the edges it relays for (tree: those attached to it; mesh: those it has a direct path to); absent on an edge. */
   relaysFor?: string[];
+  /** On an edge in a network with hubs: the hub it routes through now and the one it would move to (names, null: none). */
+  hub?: string | null;
+  standby?: string | null;
 }

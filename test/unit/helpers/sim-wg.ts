@@ -96,6 +96,12 @@ export class SimWg {
     for (const p of this.peers.values()) this.stopRetry(p);
   }
 
+  /** A new device with the same key and port (the host came back): no peers until the next apply. */
+  resume(): void {
+    this.peers.clear();
+    this.stopped = false;
+  }
+
   private initiate(publicKey: string): void {
     const p = this.peers.get(publicKey);
     if (!p?.endpoint || this.stopped) return;

@@ -33,7 +33,8 @@ const REFLECTORS = [
   { address: "192.0.2.1", port: 8470 },
   { address: "192.0.2.1", port: 8471 },
 ];
-const NETWORK = { name: "lab", cidr: "10.88.0.0/16", topology: "mesh" as const, createdAt: 0 };
+const NETWORK = { name: "lab", cidr: "10.88.0.0/16", topology: "mesh" as Topology, createdAt: 0 };
+type Topology = "mesh" | "tree";
 export const LISTEN_PORT = 51820;
 export const PROBE_PORT = 51821;
 
@@ -44,7 +45,10 @@ export class SimRegistry {
   private eventId = 0;
   private nextAddress = 2;
 
-  constructor(private readonly net: SimNet) {}
+  constructor(
+    private readonly net: SimNet,
+    private readonly network = NETWORK,
+  ) {}
 
   join(
     node: SimNode,
@@ -56,7 +60,7 @@ export class SimRegistry {
     const record: Peer = {
       ...peer,
       id,
-      network: NETWORK.name,
+      network: this.network.name,
       address: old?.address ?? `10.88.0.${this.nextAddress++}`,
       joinedAt: now,
       updatedAt: now,
@@ -65,7 +69,7 @@ export class SimRegistry {
     this.nodes.set(id, node);
     const response: JoinResponse = {
       self: record,
-      network: NETWORK,
+      network: this.network,
       peers: [...this.records.values()].filter((p) => p.id !== id),
       lastEventId: this.eventId,
       registryKey: peer.identityKey,
@@ -97,7 +101,12 @@ export class SimRegistry {
   }
 
   private emit(partial: Omit<Event, "id" | "network" | "ts">, exclude: string): void {
-    const ev = { ...partial, id: ++this.eventId, network: NETWORK.name, ts: this.net.clock.now() } as Event;
+    const ev = {
+      ...partial,
+      id: ++this.eventId,
+      network: this.network.name,
+      ts: this.net.clock.now(),
+    } as Event;
     this.log.push(ev);
     for (const [id, node] of this.nodes) {
       if (id === exclude || (ev.to !== undefined && ev.to !== id)) continue;
@@ -296,9 +305,10 @@ export class SimWorld {
   constructor(
     readonly clock: FakeClock,
     latencyMs = 5,
+    topology: Topology = "mesh",
   ) {
     this.net = new SimNet(clock, latencyMs);
-    this.registry = new SimRegistry(this.net);
+    this.registry = new SimRegistry(this.net, { ...NETWORK, topology });
   }
 
   add(spec: SimHostSpec, profile: ProfileName = "fast", role: "edge" | "hub" = "edge"): SimNode {

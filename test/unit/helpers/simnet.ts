@@ -99,6 +99,8 @@ export class SimNet {
   dropped = 0;
   /** Datagrams for which this holds are lost on the way (a NAT dropping a path). */
   blocked: ((src: Endpoint, dst: Endpoint) => boolean) | undefined;
+  /** Extra one-way delay of a datagram, on top of latencyMs (a far host). */
+  delayMs: ((src: Endpoint, dst: Endpoint) => number) | undefined;
 
   constructor(
     readonly clock: FakeClock,
@@ -159,7 +161,8 @@ export class SimNet {
       this.dropped++;
       return;
     }
-    this.clock.setTimer(this.latencyMs, () => this.deliver(src, dst, payload));
+    const delay = this.latencyMs + (this.delayMs?.(src, dst) ?? 0);
+    this.clock.setTimer(delay, () => this.deliver(src, dst, payload));
   }
 
   private deliver(src: Endpoint, dst: Endpoint, payload: unknown): void {
