@@ -128,6 +128,11 @@ export class RegistryClient {
     this.random = opts.random ?? systemRandom;
   }
 
+  /** The registry in use: the first of the list until it fails (registry-list.ts). */
+  get currentUrl(): string {
+    return this.target.url ?? "";
+  }
+
   /** Joins with a join token; proves possession of the identity key by signing as peer "join". */
   join(token: string, peer: Omit<PeerInput, "identityKey">): Promise<JoinResponse> {
     const body = { token, peer: { ...peer, identityKey: this.opts.identity.publicKey } };
