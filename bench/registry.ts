@@ -26,7 +26,7 @@
  * allowed (root); otherwise the caller needs `ulimit -n` above N + 1000.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { createServer, type ServerResponse } from "node:http";
+import { createServer, request as httpRequest, type ServerResponse } from "node:http";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
@@ -65,6 +65,9 @@ const JOIN_CONCURRENCY = 2;
 const SOURCE_ADDRESSES = 8;
 const now = () => performance.timeOrigin + performance.now();
 const FD_LIMIT = 65_536;
+/** Descriptors besides the subscribers' sockets: database, logs, workers, admin socket, joins. */
+const FD_SPARE = 1000;
+const N = process.argv.includes("--full") ? 10_000 : 1000;
 /** An event of a realistic size (a peerJoin record is ~500-700 bytes) for the floor server. */
 const FLOOR_DATA = JSON.stringify({ type: "floor", pad: "x".repeat(600) });
 const load = () => `load ${loadavg()[0]!.toFixed(1)}`;
@@ -95,7 +98,22 @@ function runWorker(input: WorkerInput): void {
       let tail = "";
       let isReady = false;
       sock.setEncoding("latin1");
-      sock.on("error", (e) => post({ kind: "error", message: e.message }));
+      sock.on("error", (e) =>
+        post({
+          kind: "error",
+          message: `subscriber ${input.sourceOffset + i} (${ready} of ${total} ready in this worker): ${e.message}`,
+        }),
+      );
+      // A server out of file descriptors (libuv accepts and closes at once) or past
+      // max_connections closes a new connection before answering: a reset if our
+      // request had arrived, else a bare close, which would leave this lane waiting.
+      sock.on("close", () => {
+        if (!isReady)
+          post({
+            kind: "error",
+            message: `subscriber ${input.sourceOffset + i}: closed by the server before its ready event (its fd limit or max_connections?)`,
+          });
+      });
       sock.on("data", (chunk: string) => {
         const text = tail + chunk;
         tail = text.slice(-48); // a frame header split across chunks is found on the next one
@@ -281,30 +299,51 @@ const joinTrigger =
       ...signRequest(identity, "join", { method: "POST", path, body }, Date.now()),
       "content-type": "application/json",
     };
-    const res = await fetch(url + path, { method: "POST", body, headers });
-    if (!res.ok) throw new Error(`join failed: ${res.status} ${await res.text()}`);
-    return ((await res.json()) as { lastEventId: number }).lastEventId;
+    const res = await postFresh(url + path, body, headers);
+    if (res.status !== 200) throw new Error(`join failed: ${res.status} ${res.text.slice(0, 200)}`);
+    return (JSON.parse(res.text) as { lastEventId: number }).lastEventId;
   };
+
+/**
+ * A POST on a connection of its own. A kept-alive one sits idle while the
+ * fan-out runs (seconds at 10 000 under load), past the server's keep-alive
+ * timeout: reusing it as the server closes it ended a run in ECONNRESET.
+ */
+function postFresh(
+  url: string,
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      url,
+      { method: "POST", agent: false, headers: { ...headers, "content-length": Buffer.byteLength(body) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
 
 const floorTrigger =
   (url: string): Trigger =>
   async () => {
-    const res = await fetch(`${url}/emit`, { method: "POST" });
-    return ((await res.json()) as { lastEventId: number }).lastEventId;
+    const res = await postFresh(`${url}/emit`, "");
+    return (JSON.parse(res.text) as { lastEventId: number }).lastEventId;
   };
 
 /** THROUGHPUT_JOINS new peers, JOIN_CONCURRENCY at a time, spread over urls: joins per second. */
 async function joinThroughput(urls: string[], token: string): Promise<{ perSecond: number }> {
   const trigger = joinTrigger(urls, token, `tp${urls.length}`);
-  // Once more on a fresh connection: a kept-alive one the server closed meanwhile resets (seen at 10 000).
-  const again = joinTrigger(urls, token, `tp${urls.length}r`);
   let next = 0;
   const t0 = now();
   const lane = async () => {
-    while (next < THROUGHPUT_JOINS) {
-      const i = next++;
-      await trigger(i).catch(() => again(i));
-    }
+    while (next < THROUGHPUT_JOINS) await trigger(next++);
   };
   try {
     await Promise.all(Array.from({ length: JOIN_CONCURRENCY }, lane));
@@ -327,7 +366,7 @@ async function spawnRegistry(
   const conf = join(dir, "registry.conf");
   writeFileSync(
     conf,
-    `[registry]\nadmin_socket = ${join(dir, "admin.sock")}\n[log]\nlevel = warn\n${extraConfig}`,
+    `[registry]\nadmin_socket = ${join(dir, "admin.sock")}\nmetrics_listen = off\n[log]\nlevel = warn\n[limits]\n${UNLIMITED}${extraConfig}`,
   );
   const port = await freePort();
   const main = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
@@ -348,7 +387,12 @@ async function spawnRegistry(
     await stop(child);
     throw e;
   });
-  raiseFdLimit(child.pid!);
+  try {
+    raiseFdLimit(child.pid!);
+  } catch (e) {
+    await stop(child);
+    throw e;
+  }
   return { child, port };
 }
 
@@ -412,13 +456,25 @@ function runFloorServer(): void {
 
 // ---- main --------------------------------------------------------------------
 
-/** Best effort: root may raise its own limits; otherwise the caller's ulimit stands. */
+/**
+ * Root may raise a process's limit (not in a container without
+ * CAP_SYS_RESOURCE); Node itself lifts the soft limit to the hard one. Then
+ * the limit must hold N sockets and some: a registry that runs out closes
+ * new connections at once, and the bench would see only resets.
+ */
 function raiseFdLimit(pid: number): void {
   try {
     execFileSync("prlimit", ["--pid", String(pid), `--nofile=${FD_LIMIT}:${FD_LIMIT}`], { stdio: "ignore" });
   } catch {
-    // not permitted or no prlimit: the run fails with EMFILE if the limit is too low, which says why
+    // not permitted or no prlimit: checked below
   }
+  const limits = readFileSync(`/proc/${pid}/limits`, "utf8");
+  const soft = Number(/^Max open files\s+(\d+)/m.exec(limits)?.[1] ?? Infinity);
+  const need = N + FD_SPARE;
+  if (soft < need)
+    throw new Error(
+      `pid ${pid} may open ${soft} files and needs ${need} for ${N} subscribers: raise the hard limit (ulimit -Hn, as root) first`,
+    );
 }
 
 /** Resident set now and its peak (VmHWM), MB, from /proc: the server process's real memory. */
@@ -486,8 +542,7 @@ async function measureFloor(
 }
 
 async function main(): Promise<void> {
-  const full = process.argv.includes("--full");
-  const n = full ? 10_000 : 1000;
+  const n = N;
   const threads = Math.max(2, Math.min(4, cpus().length));
   raiseFdLimit(process.pid);
   const dir = mkdtempSync(join(tmpdir(), "scope-bench-"));

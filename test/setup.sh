@@ -74,9 +74,10 @@ for pair in "${wanted[@]}"; do
 done
 
 # The registry tier runs private PostgreSQL clusters (test/registry/pg-server.ts) from
-# the server package's binaries; the package's own cluster is not wanted, so a fresh
-# install is told not to create (and start) one.
-if [[ $tier == registry || $tier == all ]] && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+# the server package's binaries, and so does the lab's replica failover test; the
+# package's own cluster is not wanted, so a fresh install is told not to create
+# (and start) one.
+if [[ $tier == registry || $tier == lab || $tier == all ]] && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   missing+=(postgresql)
   if [[ $(id -u) -eq 0 && ! -e /etc/postgresql-common/createcluster.conf ]]; then
     mkdir -p /etc/postgresql-common

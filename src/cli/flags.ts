@@ -14,6 +14,7 @@ import { checkInterfaceName, checkNetworkName } from "../core/names.js";
 import { PeerName, PeerRole, Topology, TokenInput } from "../core/protocol.js";
 import { checkCidr6, parseCidr4 } from "../registry/ipam.js";
 import { PIN_RE } from "../client/tls.js";
+import { registryUrls } from "../client/registry-list.js";
 
 export type ValueCheck = (value: string) => string | undefined;
 
@@ -65,6 +66,14 @@ const url: ValueCheck = (v) => {
   }
 };
 
+/** One URL, or several replicas' comma-separated ("https://a:8470, https://b:8470"). */
+const urls: ValueCheck = (v) => {
+  const list = registryUrls(v);
+  return list.length === 0
+    ? "expected http(s)://HOST[:PORT]"
+    : list.map(url).find((bad) => bad !== undefined);
+};
+
 const durationWithin = (schema: z.ZodType<number>, max: number): ValueCheck => {
   const syntax = fromSchema(Duration);
   return (v) => {
@@ -82,6 +91,7 @@ export const CHECKS = {
   /** A file, or "-" for standard input (secrets never come on argv). */
   secretFile: (v: string) => (v === "-" ? undefined : file(v)),
   url,
+  urls,
   /** The registry certificate's public-key pin (src/client/tls.ts). */
   pin: (v: string) => (PIN_RE.test(v) ? undefined : "expected sha256/ and 44 base64 characters"),
   network: (v: string) =>

@@ -25,7 +25,8 @@ import { signRequest } from "../crypto/signing.js";
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import { call, errorFrom, isUnreachable, jsonBody, send, type HttpTransport, type Target } from "./http.js";
-import { RegistryList } from "./registry-list.js";
+import { RegistryList, type Candidate, type Resolver } from "./registry-list.js";
+import { isIP, type LookupFunction } from "node:net";
 import { SseParser } from "./sse.js";
 import { z } from "zod";
 import type { TlsTrust } from "./tls.js";
@@ -43,6 +44,8 @@ export interface RegistryClientOptions {
   transport?: HttpTransport;
   /** CA and pin for an https URL (tls.ts); default: the system's CAs. */
   tls?: TlsTrust;
+  /** Addresses of a registry's DNS name, each a registry to fail over to (default: dns.lookup). */
+  resolve?: Resolver;
 }
 
 export interface EventsOptions {
@@ -120,14 +123,21 @@ export class RegistryClient {
   /** Aborts the current event stream connection (not the whole follow): see dropConnections. */
   private streamAbort: AbortController | undefined;
   private readonly registries: RegistryList;
+  /** The registry of the list that target points at. */
+  private candidate: Candidate = { url: "" };
 
   constructor(private readonly opts: RegistryClientOptions) {
-    this.registries = new RegistryList(opts.url);
+    this.registries = new RegistryList(opts.url, opts.resolve);
     this.target = this.newTarget();
     this.peerId = peerIdOf(opts.identity.publicKey);
     this.base = `${API_PREFIX}/networks/${encodeURIComponent(opts.network)}`;
     this.clock = opts.clock ?? systemClock;
     this.random = opts.random ?? systemRandom;
+  }
+
+  /** The registry in use: the first of the list until it fails (registry-list.ts). */
+  get currentUrl(): string {
+    return this.candidate.url;
   }
 
   /** Joins with a join token; proves possession of the identity key by signing as peer "join". */
@@ -180,9 +190,25 @@ export class RegistryClient {
   }
 
   private newTarget(): Target {
-    const url = this.registries.current;
+    this.candidate = this.registries.current;
+    const { url } = this.candidate;
     const { transport, tls } = this.opts;
-    return transport ? { url, transport } : { url, agent: newAgent(url), ...(tls ? { tls } : {}) };
+    return transport ? { url, transport } : { url, agent: newAgent(this.candidate), ...(tls ? { tls } : {}) };
+  }
+
+  /** Points requests at the list's current registry, on a pool of its own. */
+  private retarget(): void {
+    const old = this.target.agent;
+    this.target = this.newTarget();
+    old?.destroy();
+  }
+
+  /** DNS names of the list expanded into one registry per address (registry-list.ts), before a connect. */
+  private async followList(): Promise<void> {
+    if (this.opts.transport) return; // an in-process transport has no addresses
+    await this.registries.resolveNames();
+    const c = this.registries.current;
+    if (c.url !== this.candidate.url || c.address !== this.candidate.address) this.retarget();
   }
 
   /**
@@ -192,10 +218,8 @@ export class RegistryClient {
   private failover(e: unknown): boolean {
     const theirs =
       isUnreachable(e) || (e instanceof ScopeError && e.code === "unavailable") || !(e instanceof ScopeError);
-    if (!theirs || !this.target.url || !this.registries.failed(this.target.url)) return false;
-    const old = this.target.agent;
-    this.target = this.newTarget();
-    old?.destroy();
+    if (!theirs || !this.registries.failed(this.candidate)) return false;
+    this.retarget();
     return true;
   }
 
@@ -264,6 +288,7 @@ export class RegistryClient {
       ...(after !== undefined ? { "last-event-id": String(after) } : {}),
     };
     watchdog.feed(STREAM_CONNECT_MS);
+    await this.followList();
     const res = await send(this.target, { method: "GET", path, headers, signal: o.signal });
     if ((res.statusCode ?? 0) !== 200) throw await errorFrom(res);
     watchdog.feed(STREAM_SILENCE_MS);
@@ -326,6 +351,7 @@ export class RegistryClient {
         schema,
       );
     };
+    await this.followList();
     const gen = this.generation;
     try {
       return await attempt();
@@ -345,8 +371,20 @@ export class RegistryClient {
  * reused. Without `timeout` the hint is ignored and requests hit ECONNRESET.
  */
 const AGENT_OPTIONS = { keepAlive: true, timeout: 5_000, scheduling: "lifo" } as const;
-const newAgent = (url: string): HttpAgent =>
-  url.startsWith("https:") ? new HttpsAgent(AGENT_OPTIONS) : new HttpAgent(AGENT_OPTIONS);
+const newAgent = (c: Candidate): HttpAgent => {
+  const opts =
+    c.address === undefined ? AGENT_OPTIONS : { ...AGENT_OPTIONS, lookup: pinnedLookup(c.address) };
+  return c.url.startsWith("https:") ? new HttpsAgent(opts) : new HttpAgent(opts);
+};
+
+/** A lookup that answers every name with one address: the candidate's, so a reconnect stays on it. */
+const pinnedLookup =
+  (address: string): LookupFunction =>
+  (_host, options, callback) => {
+    const family = isIP(address);
+    if (options.all) callback(null, [{ address, family }]);
+    else callback(null, address, family);
+  };
 
 /** One timer, pushed back by feed(); calls fire() when it runs out. */
 class Watchdog {

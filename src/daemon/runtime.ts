@@ -18,7 +18,6 @@
  * registry transport, control socket), so whole daemons run in the simulator
  * (test/unit/helpers/daemon-world.ts).
  */
-import { registryUrls } from "../client/registry-list.js";
 import { randomBytes } from "node:crypto";
 import { unlink } from "node:fs/promises";
 import type { Server } from "node:net";
@@ -126,6 +125,8 @@ export type Status = EngineStatus & {
   backend: string;
   profile: string;
   registry: "connected" | "disconnected";
+  /** The registry of `url = A, B` in use: the daemon moves on only when it fails. */
+  registryUrl: string;
   /** The event stream's resume point and counters (a silent stream is noticed and replaced). */
   stream: StreamStats;
 };
@@ -628,7 +629,8 @@ export class Daemon implements Scope1Daemon {
     return runNetcheck(
       this.sock,
       {
-        registryUrl: registryUrls(this.d.config.registry.url)[0] ?? "",
+        // The reflector runs with the registry: ask the one in use, not a dead first of the list.
+        registryUrl: this.client.currentUrl,
         registryKey: this.d.join.registryKey,
         reflectorPorts: this.d.join.reflectorPorts,
         probePort: this.probePort,
@@ -680,6 +682,7 @@ export class Daemon implements Scope1Daemon {
       backend: this.d.backend.name,
       profile: this.profile.name,
       registry: this.registryUp ? "connected" : "disconnected",
+      registryUrl: this.client.currentUrl,
       stream: { ...this.streamStats },
     };
   }

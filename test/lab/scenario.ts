@@ -58,6 +58,16 @@ export interface EdgeOptions {
   readonly pskInterval?: string;
   /** Join with the network's hub token, and the host's public address as its fixed `--endpoint`. */
   readonly role?: "hub";
+  /** The registry URL(s) to join with; default every registry of the scenario, the first first. */
+  readonly registryUrl?: string;
+}
+
+/** More than one registry: replicas on one store (issue 15). */
+export interface RegistryOptions {
+  /** Public hosts that each run another registry, listed after the first in every edge's `url`. */
+  readonly replicas?: readonly string[];
+  /** registry.conf text for every registry, e.g. a `[store]` section naming a shared PostgreSQL. */
+  readonly store?: string;
 }
 
 /** One edge: a host running `scope daemon` with its own files, interface and control socket. */
@@ -79,7 +89,9 @@ export interface Edge {
 
 export class Scenario {
   readonly edges = new Map<string, Edge>();
-  registry: ChildProcess | undefined;
+  /** The running registry process of each registry host. */
+  private readonly registries = new Map<string, ChildProcess>();
+  private readonly registryHosts: readonly string[];
   private readonly regDir: string;
   private readonly tokens = new Map<string, string>();
   private readonly hubTokens = new Map<string, string>();
@@ -92,10 +104,13 @@ export class Scenario {
   private constructor(
     readonly lab: Lab,
     readonly registryHost: string,
+    private readonly registryOpts: RegistryOptions = {},
   ) {
+    this.registryHosts = [registryHost, ...(registryOpts.replicas ?? [])];
     this.regDir = join(lab.dir, "registry");
     // 0750: the admin socket's directory must not let others in (src/registry/admin-socket.ts).
-    mkdirSync(join(this.regDir, "data"), { recursive: true, mode: 0o750 });
+    for (const h of this.registryHosts)
+      mkdirSync(join(this.regDirOf(h), "data"), { recursive: true, mode: 0o750 });
     this.admin = new AdminClient({ socketPath: this.adminSocket });
   }
 
@@ -104,11 +119,13 @@ export class Scenario {
     world: World,
     registryHost: string,
     networks: readonly string[] = ["lab"],
+    registryOpts: RegistryOptions = {},
   ): Promise<Scenario> {
     const lab = await Lab.create(world);
-    const sc = new Scenario(lab, registryHost);
+    const sc = new Scenario(lab, registryHost, registryOpts);
     try {
-      await sc.startRegistry();
+      // One after the other: a replica takes the first one's registry.key.
+      for (const h of sc.registryHosts) await sc.startRegistry(h);
       for (const net of networks) await sc.createNetwork(net);
       return sc;
     } catch (e) {
@@ -117,8 +134,18 @@ export class Scenario {
     }
   }
 
+  /** What edges join with: the first registry's URL, then each replica's. */
   get registryUrl(): string {
-    return `http://${this.lab.publicV4(this.registryHost)}:${REGISTRY_PORT}`;
+    return this.registryHosts.map((h) => this.urlOf(h)).join(", ");
+  }
+
+  urlOf(registryHost: string): string {
+    return `http://${this.lab.publicV4(registryHost)}:${REGISTRY_PORT}`;
+  }
+
+  /** The first registry's process. */
+  get registry(): ChildProcess | undefined {
+    return this.registries.get(this.registryHost);
   }
 
   /** The registry's SQLite file, for tests that check what it holds (sqlite3 on the real file). */
@@ -130,37 +157,44 @@ export class Scenario {
     return join(this.regDir, "admin.sock");
   }
 
-  /** (Re)starts the registry on its old data directory and waits until it answers /healthz. */
-  async startRegistry(): Promise<void> {
-    const config = join(this.regDir, "registry.conf");
+  /** (Re)starts a registry on its old data directory and waits until it answers /healthz. */
+  async startRegistry(host = this.registryHost): Promise<void> {
+    const dir = this.regDirOf(host);
+    const config = join(dir, "registry.conf");
+    const data = join(dir, "data");
+    // Replicas sign reflector replies with the same key (docs/registry.md): edges pinned the first's.
+    const key = join(this.regDir, "data", "registry.key");
+    if (host !== this.registryHost && existsSync(key)) cpSync(key, join(data, "registry.key"));
     writeFileSync(
       config,
-      `[registry]\nlisten = [::]:${REGISTRY_PORT}\ndata = ${join(this.regDir, "data")}\nadmin_socket = ${this.adminSocket}\n`,
+      `[registry]\nlisten = [::]:${REGISTRY_PORT}\ndata = ${data}\nadmin_socket = ${join(dir, "admin.sock")}\n` +
+        (this.registryOpts.store ?? ""),
     );
-    this.registry = this.spawnLogged(
-      this.registryHost,
-      ["registry", "--config", config],
-      join(this.regDir, "registry.log"),
-    );
+    const child = this.spawnLogged(host, ["registry", "--config", config], join(dir, "registry.log"));
+    this.registries.set(host, child);
     // Asked from inside the lab: the test process itself is not on the fake internet.
     const check = `fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))`;
     await waitFor(
       async () => {
-        if (this.registry?.exitCode !== null) throw new Error("registry exited; see registry.log");
-        const url = `${this.registryUrl}/healthz`;
+        if (exited(child)) throw new Error(`registry exited; see ${join(dir, "registry.log")}`);
+        const url = `${this.urlOf(host)}/healthz`;
         return (
-          (await this.lab.exec(this.registryHost, [process.execPath, "-e", check, url], { allowFail: true }))
-            .code === 0
+          (await this.lab.exec(host, [process.execPath, "-e", check, url], { allowFail: true })).code === 0
         );
       },
       { timeoutMs: 15_000, intervalMs: 100, what: "the registry to answer /healthz" },
     );
   }
 
-  /** SIGKILLs the registry and waits until it is gone. */
-  async killRegistry(): Promise<void> {
-    await killHard(this.registry);
-    this.registry = undefined;
+  /** SIGKILLs a registry and waits until it is gone. */
+  async killRegistry(host = this.registryHost): Promise<void> {
+    await killHard(this.registries.get(host));
+    this.registries.delete(host);
+  }
+
+  /** The first registry's files under regDir, as before replicas; a replica's in regDir/HOST. */
+  private regDirOf(host: string): string {
+    return host === this.registryHost ? this.regDir : join(this.regDir, host);
   }
 
   /** Creates a network and a join token for it, over the admin socket (the test runs on the registry's machine). */
@@ -227,7 +261,7 @@ export class Scenario {
           ...DAEMON_NODE_ARGS,
           SCOPE_CLI,
           "join",
-          this.registryUrl,
+          opts.registryUrl ?? this.registryUrl,
           // The lab's registry speaks plain http on its fake internet (the registry tier tests TLS).
           "--insecure",
           "--network",
@@ -417,7 +451,10 @@ export class Scenario {
     if (keep !== undefined && keep !== "") {
       const to = join(keep, new Date().toISOString().replace(/[:.]/g, "-"));
       mkdirSync(to, { recursive: true });
-      cpSync(join(this.regDir, "registry.log"), join(to, "registry.log"), { force: true });
+      for (const h of this.registryHosts) {
+        const log = join(this.regDirOf(h), "registry.log");
+        if (existsSync(log)) cpSync(log, join(to, `registry-${h}.log`), { force: true });
+      }
       const edges = join(this.lab.dir, "edges");
       for (const d of existsSync(edges) ? readdirSync(edges, { withFileTypes: true }) : []) {
         const log = join(this.lab.dir, "edges", d.name, "daemon.log");

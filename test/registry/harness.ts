@@ -75,11 +75,15 @@ export interface RegistryOptions {
   pgUrl?: string;
   /** Serve HTTPS with these PEM files (the URL is then https://127.0.0.1:PORT). */
   tls?: { cert: string; key: string };
+  /** Listen on this loopback address and port (default 127.0.0.1 and a free port): replicas behind one name. */
+  host?: string;
+  port?: number;
 }
 
 export async function startRegistryProcess(opts: RegistryOptions = {}): Promise<RegistryProcess> {
   const dir = mkdtempSync(join(tmpdir(), "scope-reg-"));
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
+  const host = opts.host ?? "127.0.0.1";
   const socketPath = join(dir, "admin.sock");
   const config = join(dir, "registry.conf");
   const tls = opts.tls ? `tls_cert = ${opts.tls.cert}\ntls_key = ${opts.tls.key}\n` : "";
@@ -92,7 +96,7 @@ export async function startRegistryProcess(opts: RegistryOptions = {}): Promise<
     `[registry]\nadmin_socket = ${socketPath}\nmetrics_listen = 127.0.0.1:${await freePort()}\n${tls}${opts.extraConfig ?? ""}\n${store}`,
   );
   let out = "";
-  const url = `${opts.tls ? "https" : "http"}://127.0.0.1:${port}`;
+  const url = `${opts.tls ? "https" : "http"}://${host}:${port}`;
   const rp: RegistryProcess = {
     port,
     url,
@@ -104,7 +108,7 @@ export async function startRegistryProcess(opts: RegistryOptions = {}): Promise<
     restart: async () => {
       rp.child = spawn(
         process.execPath,
-        [MAIN, "registry", "--config", config, "--listen", `127.0.0.1:${port}`, "--data", rp.dataDir],
+        [MAIN, "registry", "--config", config, "--listen", `${host}:${port}`, "--data", rp.dataDir],
         {
           stdio: ["ignore", "pipe", "pipe"],
         },

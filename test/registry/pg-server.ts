@@ -18,6 +18,11 @@ export interface PgServer {
   port: number;
   /** A URL for database `db` (default: the maintenance database). */
   url(db?: string): string;
+  /**
+   * The same database over the server's Unix socket: reachable from every
+   * network namespace (the lab's hosts cannot reach the root one's loopback).
+   */
+  socketUrl(db: string): string;
   /** A new empty database; returns its URL. */
   createDatabase(): Promise<string>;
   /** pg_ctl restart -m fast: every connection is cut, the server is back when this resolves. */
@@ -109,6 +114,7 @@ export async function startPostgres(): Promise<PgServer> {
   return {
     port,
     url,
+    socketUrl: (db) => `postgres://${ROLE}@${encodeURIComponent(dir)}:${port}/${db}`,
     async createDatabase() {
       const name = `t${process.pid}_${++n}`;
       const c = new pg.Client({ connectionString: url() });

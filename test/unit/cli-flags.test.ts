@@ -97,11 +97,26 @@ describe("cli flag values (issue 14, acceptance 10)", () => {
       ["token", "create", "all"],
       ["peer", "list", "x/y"],
       ["join", "ftp://reg", "--network", "corp", "--token-file", "-"],
+      // A replica list: every entry is checked.
+      ["join", "https://a:8470,ftp://b", "--network", "corp", "--token-file", "-"],
     ]) {
       const r = await run(argv);
       expect(r.code, argv.join(" ")).to.equal(2);
       expect(r.err, argv.join(" ")).to.match(/^scope: (NAME|NETWORK|REGISTRY_URL) \S+: [^\n]+\n$/);
     }
+  });
+
+  it("refuses a replica list with one plain-http registry that is not loopback", async () => {
+    const r = await run([
+      "join",
+      "https://a:8470,http://192.0.2.1:8470",
+      "--network",
+      "corp",
+      "--token-file",
+      "-",
+    ]);
+    expect(r.code).to.equal(2);
+    expect(r.err).to.match(/https:\/\/ is required/);
   });
 
   it("prints the issue's own example exactly", async () => {

@@ -9,6 +9,7 @@ import { formatEndpoint, parseEndpoint } from "../../core/ip.js";
 import { composeCandidates } from "../../core/netcheck.js";
 import { NetworkName, PeerName } from "../../core/protocol.js";
 import { RegistryClient } from "../../client/registry-client.js";
+import { registryUrls } from "../../client/registry-list.js";
 import { loadTrust, requireSecureUrl } from "../../client/tls.js";
 import {
   generateIdentity,
@@ -50,7 +51,9 @@ export const command: Command = {
     "runs, the 'systemctl enable --now scope@NET' line to run is printed.",
     "With --foreground this process becomes the daemon (as 'scope daemon --config",
     "CONFIG' would), without a second start-up: the quickest way into the mesh.",
-    "REGISTRY_URL must be https:// (plain http:// only to a loopback address, or with",
+    "REGISTRY_URL may list replicas, 'https://a:8470,https://b:8470' (the join uses the first",
+    "that answers; the daemon fails over in order). Each must be https:// (plain http:// only",
+    "to a loopback address, or with",
     "--insecure). --ca-file names the CA that signed the registry's certificate (kept as",
     "ca_file in NET.conf); --pin adds the SHA-256 of its public key (docs/hardening.md).",
     "--endpoint ADDR:PORT publishes a fixed public WireGuard endpoint (a hub's; written",
@@ -93,13 +96,14 @@ export const command: Command = {
     "psk-interval": CHECKS.pskInterval,
   },
   refused: { token: TOKEN_HINT },
-  positionals: { min: 1, max: 1, names: ["REGISTRY_URL"], checks: [CHECKS.url] },
+  positionals: { min: 1, max: 1, names: ["REGISTRY_URL"], checks: [CHECKS.urls] },
   async run(args, io) {
     const v = args.values as Record<string, string | boolean | undefined>;
-    const url = args.positionals[0] ?? "";
-    if (!/^https?:\/\/./.test(url))
+    const urls = registryUrls(args.positionals[0] ?? "");
+    if (urls.length === 0 || urls.some((u) => !/^https?:\/\/./.test(u)))
       throw new ScopeError("usage", "REGISTRY_URL must be http(s)://HOST[:PORT]");
-    requireSecureUrl(url, "REGISTRY_URL", v.insecure === true);
+    for (const u of urls) requireSecureUrl(u, "REGISTRY_URL", v.insecure === true);
+    const url = urls.join(", ");
     const caFile = typeof v["ca-file"] === "string" ? resolve(v["ca-file"]) : undefined;
     const pin = typeof v.pin === "string" ? v.pin : undefined;
     const tls = loadTrust({ caFile, pin }); // a bad file or pin: exit 2 (config), naming it
