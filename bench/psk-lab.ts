@@ -65,21 +65,21 @@ export async function labRotation(n: number): Promise<void> {
   try {
     sc.daemonLogLevel = "info";
     const tJoin = Date.now();
-    // In waves, each settled before the next: all at once, 50 node start-ups
-    // and the first kex of every pair made the registry miss join timeouts.
-    for (let i = 0; i < n; i += JOIN_WAVE) {
-      await sc.joinAll(hosts.slice(i, i + JOIN_WAVE), { pskInterval: "1h" });
-      await sc.waitConverged(hosts.slice(0, i + JOIN_WAVE), 600_000, 2_000);
-    }
-    const psks = async (): Promise<Map<string, PeerPsk>> => {
+    const psks = async (hs: string[]): Promise<Map<string, PeerPsk>> => {
       const out = new Map<string, PeerPsk>();
-      for (const h of hosts) {
+      for (const h of hs) {
         const st: ScopeStatus = await sc.status(h);
         for (const p of st.peers) out.set(`${h}>${p.name}`, p.psk ?? { epoch: 0, since: 0 });
       }
       return out;
     };
-    const before = await quiet(psks, hosts, sc);
+    for (let i = 0; i < n; i += JOIN_WAVE) {
+      const joined = hosts.slice(0, i + JOIN_WAVE);
+      await sc.joinAll(hosts.slice(i, i + JOIN_WAVE), { pskInterval: "1h" });
+      await sc.waitConverged(joined, 600_000, 2_000);
+      await quiet(() => psks(joined), joined, sc);
+    }
+    const before = await quiet(() => psks(hosts), hosts, sc);
     const joined = Date.now() - tJoin;
     await delay(1_100); // a new second: the new epochs are above the first ones
     const pids = [
@@ -96,7 +96,7 @@ export async function labRotation(n: number): Promise<void> {
     let after: Map<string, PeerPsk>;
     for (;;) {
       await delay(1_000);
-      after = await psks();
+      after = await psks(hosts);
       if ([...after].every(([k, x]) => x.epoch > (before.get(k)?.epoch ?? 0))) break;
       if (Date.now() - t0 > 300_000) throw new Error("the mesh did not rotate within 300 s");
     }
