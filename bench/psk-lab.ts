@@ -102,7 +102,7 @@ export async function labRotation(n: number): Promise<void> {
     }
     const busy = cpuBusySince(machine0);
     const spent = cpu().map((c, i) => c - (cpu0[i] ?? 0));
-    const wall = Math.max(...[...after.values()].map((x) => x.since)) - t0;
+    const wall = Math.round(Math.max(...[...after.values()].map((x) => x.since)) - t0);
     const registryS = sc.registry?.pid === undefined ? 0 : (spent[0] ?? 0);
     const totalS = spent.reduce((a, b) => a + b, 0);
     const cores = cpus().length;
