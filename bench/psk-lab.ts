@@ -19,7 +19,11 @@ import { cpuBusySince, cpuSeconds, cpuTimes, loadAvg, pidsIn } from "../test/lab
 import { delay } from "../test/lab/wait.js";
 import type { World } from "../test/lab/world.js";
 
-/** Hosts joined at once: 50 node start-ups and their first kex at once made the registry miss the join timeout. */
+/**
+ * Hosts joined at once, the kex of each wave settled before the next: 50
+ * node start-ups and first exchanges at once made the registry answer a join
+ * later than the client's 5 s socket timeout.
+ */
 const JOIN_WAVE = 10;
 
 interface PeerPsk {
