@@ -31,6 +31,13 @@
  * A peer that does not answer (stopped, gone) leaves D with its PSK as it
  * was; D tries again at the next interval.
  *
+ * Ephemerals are shared within a round (KEX_SHARE_MS): D's offers to its
+ * peers carry one ML-KEM + X448 key pair, E's answers one X448 key pair,
+ * never twice for the same peer. Per pair the exchange is still fresh (E's
+ * encapsulation is; the transcript binds both WireGuard keys), and ML-KEM is
+ * built to be encapsulated to many times (IND-CCA2). It halves the busiest
+ * host's work (docs/security.md, "one round, one key pair").
+ *
  * Epochs are D's clock in seconds (bumped past the last one), so they keep
  * rising across a restart of either side; E refuses an offer whose epoch is
  * not newer than the last it accepted or older than KEX_MAX_AGE_MS. E asks
@@ -43,8 +50,11 @@ import {
   finishOffer,
   makeOffer,
   sameBytes,
+  x448Pair,
+  X448_BYTES,
   type OfferSecrets,
   type PairKeys,
+  type X448Pair,
 } from "../../crypto/kex.js";
 import type { Event, PostMessage } from "../protocol.js";
 import { messageType } from "../protocol.js";
@@ -65,6 +75,51 @@ export const KEX_SWITCH_MS = 15_000;
 export const WG_REKEY_AFTER_MS = 120_000;
 /** Offers older than this (by their epoch) are stale: their sender has moved on. */
 export const KEX_MAX_AGE_MS = 60_000;
+/**
+ * How long one ephemeral key pair serves a round's offers (D) or answers
+ * (E): a round's offers go out in one step and their answers come within
+ * seconds; longer would keep a secret alive for nothing.
+ */
+export const KEX_SHARE_MS = 10_000;
+
+/** One ephemeral key pair of a round and the peers it has served (each at most once). Secret. */
+interface Shared<T> {
+  keys: T;
+  madeAt: number;
+  usedBy: Set<string>;
+}
+
+/** The engine's round ephemerals (EngineState.kexShared). Secret. */
+export interface KexShared {
+  offer: Shared<OfferSecrets> | undefined;
+  answer: Shared<X448Pair> | undefined;
+}
+
+export const newKexShared = (): KexShared => ({ offer: undefined, answer: undefined });
+
+const fresh = (slot: Shared<unknown> | undefined, now: number): boolean =>
+  slot !== undefined && now >= slot.madeAt && now < slot.madeAt + KEX_SHARE_MS;
+
+/** The round's key pair for this peer: the current one unless stale or already used with it; else a new one. */
+function sharedKeys<T>(
+  slot: Shared<T> | undefined,
+  peer: string,
+  now: number,
+  make: () => T,
+): { slot: Shared<T>; keys: T } {
+  const s =
+    slot && fresh(slot, now) && !slot.usedBy.has(peer)
+      ? slot
+      : { keys: make(), madeAt: now, usedBy: new Set<string>() };
+  s.usedBy.add(peer);
+  return { slot: s, keys: s.keys };
+}
+
+/** Forgets a round's key pairs once their time is up (at the next kex work or message). */
+function dropStale(sh: KexShared, now: number): void {
+  if (!fresh(sh.offer, now)) sh.offer = undefined;
+  if (!fresh(sh.answer, now)) sh.answer = undefined;
+}
 
 type Role = "decapsulator" | "encapsulator";
 
@@ -195,7 +250,10 @@ function offer(st: EngineState, cfg: KexConfig, ps: PeerState, now: number, fx: 
   const k = ps.kex;
   const epoch = Math.max(k.lastEpoch + 1, Math.floor(now / 1000));
   const nonce = cfg.random(16);
-  const secrets = makeOffer(cfg.random);
+  const { slot, keys: secrets } = sharedKeys(st.kexShared.offer, ps.peer.id, now, () =>
+    makeOffer(cfg.random),
+  );
+  st.kexShared.offer = slot;
   k.offer = { epoch, nonce, secrets, sentAt: now };
   k.lastEpoch = epoch;
   k.nextAt = now + cfg.intervalMs;
@@ -211,6 +269,7 @@ export function kexWork(st: EngineState, ps: PeerState, now: number, fx: EngineE
   const cfg = st.cfg.kex;
   const k = ps.kex;
   if (!cfg || !k.role) return;
+  dropStale(st.kexShared, now);
   const lh = ps.paths.wg.lastHandshakeMs;
   // A handshake at or after the install (wg(8) shows whole seconds) proves the current PSK.
   if (!k.proven && lh !== undefined && lh + 1000 > k.installedAt) k.proven = true;
@@ -249,6 +308,7 @@ export function onKexMessage(
     return undefined;
   };
   if (!m) return refuse("bad signature or payload");
+  dropStale(st.kexShared, now);
   const k = ps.kex;
   const epoch = ev.body.epoch;
   const d = k.role === "decapsulator";
@@ -265,7 +325,11 @@ export function onKexMessage(
         if (d) return refuse("an offer comes from the decapsulating side");
         if (epoch <= k.lastEpoch) return refuse("old epoch or replay");
         if (epoch * 1000 < now - KEX_MAX_AGE_MS) return refuse("stale offer");
-        const a = answerOffer(cfg.random, pairKeys(st, ps), epoch, m.first, m.second);
+        const { slot, keys: own } = sharedKeys(st.kexShared.answer, ps.peer.id, now, () =>
+          x448Pair(cfg.random(X448_BYTES)),
+        );
+        const a = answerOffer(cfg.random, pairKeys(st, ps), epoch, m.first, m.second, own);
+        st.kexShared.answer = slot;
         k.lastEpoch = epoch;
         k.nextAt = undefined;
         // An answer still unconfirmed keeps the older prev: that is the one D may still have.

@@ -24,7 +24,7 @@ import { log } from "./log.js";
 import { onEvent, onJoined, onResync } from "./membership.js";
 import { noteStats, restartAttempt } from "./paths.js";
 import { newProbeBook, receiveProbe } from "./probing.js";
-import { kexRotateNow } from "./kex.js";
+import { kexRotateNow, newKexShared } from "./kex.js";
 import { reconcile } from "./reconcile.js";
 import { newRoutingState } from "./routing.js";
 import { mergeNetcheck, migrateIfChanged } from "./self.js";
@@ -55,6 +55,7 @@ export function createEngineState(
     unsettled: new Set(),
     deadlines: newDeadlines(),
     timerAt: undefined,
+    kexShared: newKexShared(),
   };
 }
 

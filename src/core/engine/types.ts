@@ -21,7 +21,7 @@ import type { EndpointEvidence } from "../path.js";
 import type { TimerProfile } from "../timers.js";
 import type { AdminState } from "./admin.js";
 import type { Deadlines } from "./deadlines.js";
-import type { KexConfig, KexState } from "./kex.js";
+import type { KexConfig, KexShared, KexState } from "./kex.js";
 import type { RoutingState } from "./routing.js";
 
 /** The engine needs one timer: "tick" wakes it at its next deadline. */
@@ -227,6 +227,8 @@ export interface EngineState {
   unsettled: Set<string>;
   deadlines: Deadlines;
   timerAt: number | undefined;
+  /** The kex slice's ephemeral key pairs of the current round (kex.ts). Secret. */
+  kexShared: KexShared;
 }
 
 export interface StepResult {

@@ -89,14 +89,16 @@ export function side(name: string, seed: number, intervalMs: number): Side {
 }
 
 export function join(a: Side, b: Side, now: number): void {
-  for (const [self, other] of [
-    [a, b],
-    [b, a],
-  ] as const) {
+  joinMesh([a, b], now);
+}
+
+/** Every side joins with all the others as its peers. */
+export function joinMesh(sides: readonly Side[], now: number): void {
+  for (const self of sides) {
     const response: JoinResponse = {
       self: self.record,
       network: NETWORK,
-      peers: [other.record],
+      peers: sides.filter((s) => s !== self).map((s) => s.record),
       lastEventId: 0,
       registryKey: self.identity.publicKey,
       reflectorPorts: [8470, 8471],
