@@ -166,21 +166,46 @@ describe("registry: the web view in headless chromium", function () {
     const { page, errors } = await openView(browser, reg.url, "big", viewer);
     try {
       await waitPeers(page, N, 30_000);
+      // Drawn, not only loaded: a frame of the canvas has painted all N nodes.
+      await page.waitForSelector(`#graph[data-drawn="${N}"]`, { state: "attached" });
       const renderMs = Date.now() - t0;
       const inPage = await page.evaluate("Number(document.body.dataset.renderMs)");
-      // Responsive: a sort by latency answers while the graph is up.
+      const ids = ((await page.getAttribute("#graph", "data-node-ids")) ?? "").split(" ");
+      expect(new Set(ids).size).to.equal(N);
+      expect(await page.getAttribute("#graph", "data-nodes")).to.equal(String(N));
+      // Where the time went: the page's performance marks (app.ts), from navigation start.
+      const marks = new Map<string, number>(
+        await page.evaluate(
+          `performance.getEntriesByType("mark").map((m) => [m.name, Math.round(m.startTime)])`,
+        ),
+      );
+      const at = (m: string) => marks.get(m) ?? NaN;
+      // Responsive: a sort by latency, a hover and a filter answer while the graph is up.
       const t1 = Date.now();
       await page.click("#pairs-head th[data-key=latencyMs]");
       await page.waitForSelector("#pairs-head th[data-key=latencyMs][data-sorted=up]");
       const sortMs = Date.now() - t1;
+      const latencies = await page.$$eval("#pairs-body tr td:nth-child(6)", (tds) =>
+        tds.map((td) => Number(td.textContent)),
+      );
+      expect(latencies.length).to.be.greaterThan(0);
+      expect(latencies).to.deep.equal([...latencies].sort((x, y) => x - y));
+      await page.locator("#pairs-body tr[data-path=hub]").first().hover();
+      expect(await page.textContent("#detail")).to.include("via hub-0");
+      await page.fill("#filter", "edge-999");
+      await page.waitForSelector("#pairs-body tr:not([data-from=edge-999]):not([data-to=edge-999])", {
+        state: "detached",
+      });
+      expect((await tableRows(page)).length).to.be.greaterThan(0);
       console.log(
         `      web view: ${N} peers, ${paths.length} path views: shown in ${renderMs} ms from opening /ui/ (page load, sign-in, stream, draw) ` +
           `(page's own load+draw ${inPage} ms), sort ${sortMs} ms; bundle app.js ${(bundleBytes / 1024).toFixed(0)} KiB; ` +
           `load ${loadavg()
             .map((l) => l.toFixed(2))
-            .join(" ")}`,
+            .join(" ")}\n` +
+          `      marks (ms from navigation): script ${at("script")}, sign-in ${at("submit")}, stream open ${at("stream-open")}, ` +
+          `view read ${at("view-parsed")}, model ${at("model")}, graph ${at("graph")}, table ${at("table")}, painted ${at("painted")}`,
       );
-      expect(await page.locator("#pairs-body tr").count()).to.be.greaterThan(0);
       expect(errors).to.deep.equal([]);
     } finally {
       await page.close();

@@ -12,12 +12,17 @@ import cytoscape from "cytoscape";
 import type { ViewData } from "../../../core/protocol.js";
 import { edgesOf, rowsOf, sortRows, whyNot, type Edge, type Row, type SortKey } from "./model.js";
 
+performance.mark("script");
 const RELOAD_MS = 250;
 const RETRY_MS = 1000;
 /** More rows than this are not put in the DOM at once; the filter narrows them. */
 const MAX_ROWS = 400;
 /** The graph draws at most this many pair edges (a 1 000-peer mesh has half a million pairs). */
 const MAX_EDGES = 4000;
+/** Above this many peers the graph is drawn for speed: no edge labels, edges hidden while panning. */
+const BIG = 200;
+/** Below this zoom a 9 px label is under min-zoomed-font-size (6 px): not drawn anyway. */
+const LABEL_ZOOM = 6 / 9;
 
 /** The NAT kinds as an operator says them (netcheck's words). */
 const NAT_WORDS: Record<string, string> = {
@@ -45,6 +50,8 @@ let cy: cytoscape.Core | undefined;
 let reloadTimer: number | undefined;
 let lastLoad = 0;
 let selected: string | undefined;
+/** When the load being drawn began: the next painted frame ends its render time. */
+let loadStart: number | undefined;
 
 function setState(state: string, text: string): void {
   document.body.dataset.state = state;
@@ -69,16 +76,23 @@ async function api(path: string, signal?: AbortSignal): Promise<Response> {
 async function load(): Promise<void> {
   lastLoad = Date.now();
   const t0 = performance.now();
-  view = (await (await api("/view")).json()) as ViewData;
+  performance.mark("view-request");
+  const resp = await api("/view");
+  performance.mark("view-response");
+  view = (await resp.json()) as ViewData;
+  performance.mark("view-parsed");
   rows = rowsOf(view);
   edges = new Map(edgesOf(rows).map((e) => [e.key, e]));
+  performance.mark("model");
+  loadStart = t0;
   drawGraph(view);
+  performance.mark("graph");
   drawTable();
+  performance.mark("table");
   drawDetail();
   $("title").textContent = `${view.network.name} · ${view.network.cidr} · ${view.network.topology}`;
   $("counts").textContent = `${view.peers.length} peers, ${edges.size} pairs reported`;
   document.body.dataset.peers = String(view.peers.length);
-  document.body.dataset.renderMs = String(Math.round(performance.now() - t0));
 }
 
 function scheduleLoad(): void {
@@ -92,6 +106,80 @@ function scheduleLoad(): void {
 
 // ---- graph ---------------------------------------------------------------
 
+const COLOURS: Record<string, string> = {
+  direct: "#2e9b4a",
+  hub: "#d08a2a",
+  pending: "#999",
+  none: "#c0392b",
+};
+const DASH: Record<string, string> = { direct: "solid", hub: "dashed", pending: "dotted", none: "dotted" };
+
+/**
+ * Each rule costs every element it matches a style pass, so a big mesh gets
+ * fewer: its edges are haystacks (straight, unlabelled, nothing to compute
+ * but the line), which took the first paint of 1 000 peers from seconds to
+ * a fraction of one. The colour and dash still tell the path; hover tells the rest.
+ * Its node labels are in the style only when zoomed in enough to read them
+ * (labels: measuring 1 000 of them is most of what is left of that paint).
+ */
+function graphStyle(big: boolean, labels: boolean): cytoscape.StylesheetJson {
+  const paths = Object.keys(COLOURS).map((k) => ({
+    selector: `edge.${k}`,
+    style: { "line-color": COLOURS[k], "line-style": DASH[k] } as cytoscape.Css.Edge,
+  }));
+  const edge: cytoscape.Css.Edge = big
+    ? { width: 1, "curve-style": "haystack", "haystack-radius": 0 }
+    : {
+        width: 2,
+        label: "data(label)",
+        "font-size": 7,
+        "min-zoomed-font-size": 6,
+        "curve-style": "straight",
+        "text-rotation": "autorotate",
+        "text-background-color": "#fff",
+        "text-background-opacity": 0.85,
+        "text-background-padding": "1px",
+      };
+  return [
+    {
+      selector: "node",
+      style: {
+        label: labels ? "data(label)" : "",
+        "text-wrap": "wrap",
+        "font-size": 9,
+        "text-valign": "bottom",
+        "text-margin-y": 3,
+        // Labels too small to read are not drawn (LABEL_ZOOM).
+        "min-zoomed-font-size": 6,
+        color: "#1f2d3d",
+        "background-color": "#4a7bd0",
+        width: 16,
+        height: 16,
+      },
+    },
+    {
+      selector: "node.hub",
+      style: { shape: "diamond", "background-color": "#d08a2a", width: 24, height: 24 },
+    },
+    { selector: "edge", style: edge },
+    ...paths,
+    // Curved, so a relayed pair is not drawn across the hub it goes through.
+    ...(big
+      ? []
+      : [
+          {
+            selector: "edge.hub",
+            style: {
+              "curve-style": "unbundled-bezier",
+              "control-point-distances": [40],
+              "control-point-weights": [0.5],
+            } as cytoscape.Css.Edge,
+          },
+        ]),
+    { selector: ":selected", style: { "overlay-opacity": 0.25, "overlay-color": "#333" } },
+  ];
+}
+
 function drawGraph(v: ViewData): void {
   if (!cy) {
     cy = cytoscape({
@@ -100,71 +188,42 @@ function drawGraph(v: ViewData): void {
       // A small mesh is not blown up to fill the box: labels stay readable.
       maxZoom: 1.6,
       // A big one stays responsive while panning and zooming: edges are hidden meanwhile.
-      hideEdgesOnViewport: v.peers.length > 200,
-      textureOnViewport: v.peers.length > 200,
-      style: [
-        {
-          selector: "node",
-          style: {
-            label: "data(label)",
-            "text-wrap": "wrap",
-            "font-size": 9,
-            "text-valign": "bottom",
-            "text-margin-y": 3,
-            // Labels too small to read are not drawn at all (1 000 peers zoomed out).
-            "min-zoomed-font-size": 6,
-            color: "#1f2d3d",
-            "background-color": "#4a7bd0",
-            width: 16,
-            height: 16,
-          },
-        },
-        {
-          selector: "node.hub",
-          style: { shape: "diamond", "background-color": "#d08a2a", width: 24, height: 24 },
-        },
-        {
-          selector: "edge",
-          style: {
-            width: 2,
-            label: "data(label)",
-            "font-size": 7,
-            "min-zoomed-font-size": 6,
-            "curve-style": "straight",
-            "text-rotation": "autorotate",
-            "text-background-color": "#fff",
-            "text-background-opacity": 0.85,
-            "text-background-padding": "1px",
-          },
-        },
-        { selector: "edge.direct", style: { "line-color": "#2e9b4a" } },
-        // Curved, so a relayed pair is not drawn across the hub it goes through.
-        {
-          selector: "edge.hub",
-          style: {
-            "line-color": "#d08a2a",
-            "line-style": "dashed",
-            "curve-style": "unbundled-bezier",
-            "control-point-distances": [40],
-            "control-point-weights": [0.5],
-          },
-        },
-        { selector: "edge.pending", style: { "line-color": "#999", "line-style": "dotted" } },
-        { selector: "edge.none", style: { "line-color": "#c0392b", "line-style": "dotted" } },
-        { selector: ":selected", style: { "overlay-opacity": 0.25, "overlay-color": "#333" } },
-      ],
+      hideEdgesOnViewport: v.peers.length > BIG,
+      textureOnViewport: v.peers.length > BIG,
+      style: graphStyle(v.peers.length > BIG, v.peers.length <= BIG),
     });
+    // What the canvas really shows, once a frame is painted (for tests: data-nodes is the model).
+    cy.on("render", () => {
+      const drawn = String(cy?.nodes().length ?? 0);
+      if ($("graph").dataset.drawn !== drawn) $("graph").dataset.drawn = drawn;
+      if (loadStart !== undefined) {
+        document.body.dataset.renderMs = String(Math.round(performance.now() - loadStart));
+        loadStart = undefined;
+        performance.mark("painted");
+      }
+    });
+    if (v.peers.length > BIG) {
+      let labels = false;
+      cy.on("zoom", () => {
+        const want = (cy?.zoom() ?? 0) >= LABEL_ZOOM;
+        if (want !== labels) cy?.style(graphStyle(true, (labels = want)));
+      });
+    }
     cy.on("tap mouseover", "edge", (e) => {
       selected = e.target.id();
       drawDetail();
     });
   }
   const g = cy;
+  const big = v.peers.length > BIG;
   const ids = new Set(v.peers.map((p) => p.id));
   const shown = [...edges.values()].slice(0, MAX_EDGES);
   const shownIds = new Set(shown.map((e) => `e${e.key}`));
   const before = g.nodes().length;
   let nodesChanged = false;
+  const { pos, radius } = rings(v);
+  // New elements go in with one add (one per element costs a style pass each).
+  const added: cytoscape.ElementDefinition[] = [];
   g.batch(() => {
     const goneNodes = g.nodes().filter((n) => !ids.has(n.id()));
     if (goneNodes.nonempty()) nodesChanged = true;
@@ -174,32 +233,38 @@ function drawGraph(v: ViewData): void {
       const data = { id: p.id, label: `${p.name}\n${p.address}\n${NAT_WORDS[p.nat] ?? p.nat}` };
       const n = g.getElementById(p.id);
       if (n.empty()) {
-        g.add({ group: "nodes", data, classes: p.role });
+        added.push({
+          group: "nodes",
+          data,
+          classes: p.role,
+          position: { ...(pos.get(p.id) ?? { x: 0, y: 0 }) },
+        });
         nodesChanged = true;
       } else {
-        n.data(data);
-        n.classes(p.role);
+        if (n.data("label") !== data.label) n.data(data);
+        if (!n.hasClass(p.role)) n.classes(p.role);
       }
     }
     for (const e of shown) {
       const id = `e${e.key}`;
+      // A big mesh's edges carry no label: thousands of them cost more than they tell (hover tells).
+      const label = big ? "" : e.label;
       const x = g.getElementById(id);
       if (x.empty())
-        g.add({ group: "edges", data: { id, source: e.a, target: e.b, label: e.label }, classes: e.path });
+        added.push({ group: "edges", data: { id, source: e.a, target: e.b, label }, classes: e.path });
       else {
-        x.data("label", e.label);
-        x.classes(e.path);
+        if (x.data("label") !== label) x.data("label", label);
+        if (!x.hasClass(e.path)) x.classes(e.path);
       }
     }
+    if (added.length) g.add(added);
   });
-  if (nodesChanged || before === 0) {
-    g.layout({
-      name: "concentric",
-      concentric: (n: cytoscape.NodeSingular) => (n.hasClass("hub") ? 2 : 1),
-      levelWidth: () => 1,
-      animate: false,
-      minNodeSpacing: v.peers.length > 200 ? 4 : 90,
-    }).run();
+  performance.mark("graph-added");
+  if (nodesChanged) {
+    // Who joined or left moves the others (their ring may have changed).
+    if (before > 0)
+      g.batch(() => g.nodes().forEach((n) => void n.position({ ...(pos.get(n.id()) ?? { x: 0, y: 0 }) })));
+    fit(g, radius);
   }
   // What is drawn, for tests and scripts reading the page (ids only: names are in the table).
   const graph = $("graph");
@@ -213,6 +278,40 @@ function drawGraph(v: ViewData): void {
     edges.size > MAX_EDGES
       ? `graph shows ${MAX_EDGES} of ${edges.size} pairs; the table has all of them`
       : "";
+}
+
+/**
+ * Hubs on a small circle in the middle, the others on rings around it
+ * (what cytoscape's concentric layout draws), placed by arithmetic: the
+ * layout and a fit would measure every label first, seconds for 1 000 peers.
+ * Returns the positions and the radius of the outer ring.
+ */
+function rings(v: ViewData): { pos: Map<string, cytoscape.Position>; radius: number } {
+  const hubs = v.peers.filter((p) => p.role === "hub").map((p) => p.id);
+  const others = v.peers.filter((p) => p.role !== "hub").map((p) => p.id);
+  const pos = new Map<string, cytoscape.Position>();
+  const gap = v.peers.length > BIG ? 30 : 120;
+  const ring = (list: string[], r0: number): number => {
+    let r = r0;
+    for (let i = 0; i < list.length; r += gap) {
+      // As many as fit on this ring one gap apart (one, in the middle, if r is 0).
+      const n = Math.min(r === 0 ? 1 : Math.max(1, Math.floor((2 * Math.PI * r) / gap)), list.length - i);
+      for (let k = 0; k < n; k++, i++) {
+        const a = (2 * Math.PI * k) / n - Math.PI / 2;
+        pos.set(list[i] ?? "", { x: r * Math.cos(a), y: r * Math.sin(a) });
+      }
+    }
+    return r;
+  };
+  const outer = ring(others, ring(hubs, hubs.length > 1 ? gap : 0));
+  return { pos, radius: Math.max(gap, outer) };
+}
+
+/** Centres the rings in the box, as large as fits (up to maxZoom). */
+function fit(g: cytoscape.Core, radius: number): void {
+  const box = $("graph");
+  const zoom = Math.min(1.6, box.clientWidth / (2 * radius), box.clientHeight / (2 * radius));
+  g.viewport({ zoom, pan: { x: box.clientWidth / 2, y: box.clientHeight / 2 } });
 }
 
 // ---- table and detail ------------------------------------------------------
@@ -303,7 +402,9 @@ function drawDetail(): void {
 async function follow(): Promise<void> {
   for (;;) {
     try {
+      performance.mark("stream-request");
       const r = await api("/view/events");
+      performance.mark("stream-open");
       const reader = r.body?.pipeThrough(new TextDecoderStream()).getReader();
       if (!reader) throw new Error("no stream");
       setState("live", "live");
@@ -348,6 +449,7 @@ function start(): void {
 
 $("login-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
+  performance.mark("submit");
   net = ($("net") as HTMLInputElement).value.trim();
   token = ($("token") as HTMLInputElement).value.trim();
   ($("token") as HTMLInputElement).value = "";
