@@ -41,6 +41,18 @@ state_of() { busctl --system call ${BUS} GetStatus | grep -o '"state" s "[a-z-]*
 bus_as() { # USER METHOD: busctl as USER; prints the reply or the error
 	runuser -u "$1" -- busctl --system call ${BUS} "$2" 2>&1
 }
+# What a saw of c when the ping to c failed (the journal stays in the run dir).
+diag_c() {
+	echo "diag: ping a -> c ($C_ADDR) failed"
+	wg show scope0 endpoints
+	wg show scope0 allowed-ips
+	wg show scope0 latest-handshakes
+	wg show scope0 transfer
+	ip -br addr show scope0
+	ip route get "$C_ADDR"
+	busctl --system call ${BUS} GetPeers
+	journalctl -u scope@$NET -o cat -n 8 --no-pager
+}
 profile_file() { grep -l "^id=${PROFILE}$" /etc/NetworkManager/system-connections/*.nmconnection; }
 `;
 
@@ -140,7 +152,7 @@ wait_for 240 other_peer "$B_KEY"
 C_KEY=$(other_peer "$B_KEY")
 wait_for 240 has_handshake scope0 "$C_KEY"
 C_ADDR=$(tunnel_ip "$C_KEY")
-ping -c 2 -i 0.3 -w 30 "$C_ADDR" && echo "ok: in-tunnel ping a -> c"
+if ping -c 2 -i 0.3 -w 30 "$C_ADDR"; then echo "ok: in-tunnel ping a -> c"; else diag_c >/tmp/diag-c.txt 2>&1; fi
 grep -qF "[wireguard-peer.$C_KEY]" "$(profile_file)" && echo "ok: the stored profile has c's peer"
 scope peer remove "$NET" c
 wait_for 60 peer_absent "$C_KEY"
@@ -173,6 +185,8 @@ echo "ok: recreated on request and pinging b"
 nmcli -t -f NAME,TYPE connection show
 journalctl -q --no-pager -o short-precise -u scope@$NET >"$SCOPE_OUT/journal-a.log"
 barrier done
+# Last, so that a failure's tail shows it (CI prints the last 20 lines).
+[ ! -f /tmp/diag-c.txt ] || tail -n 20 /tmp/diag-c.txt
 `;
 
 const scriptB = `
@@ -206,6 +220,9 @@ start_c
 barrier done
 wg show scope0
 journalctl -q --no-pager -o short-precise -u scope@$NET -u scope-c >"$SCOPE_OUT/journal-b.log"
+# Last, so that a failure's tail shows how c fared (CI prints the last 20 lines).
+echo "c: $(systemctl is-active scope-c 2>&1)"
+journalctl -u scope-c -o cat -n 12 --no-pager
 `;
 
 const nmPair: SystemCase = {
