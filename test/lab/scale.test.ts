@@ -13,6 +13,7 @@
 // are printed with the load average so a miss under load can be told apart.
 
 import { expect } from "chai";
+import { burstFloors, floorTable } from "../../bench/startup.js";
 import { skipKnownFailing, skipUnlessLab } from "./lab.js";
 import { percentile, textTable, wgShow } from "./checks.js";
 import {
@@ -160,7 +161,15 @@ describe("lab: 40 edges join at once, then idle cheaply", function () {
     for (const l of late.slice(0, 60)) console.log(`      not direct: ${l}`);
   });
 
-  after(async () => {
+  after(async function () {
+    // The floor no daemon of ours goes under: as many bare start-ups at once, on this host now
+    // (after the idle test, so it loads neither the joins nor the idle figures).
+    if (sc !== undefined) {
+      this.timeout(300_000);
+      console.log(`    start-up floor, ${EDGES.length} processes at once (load ${loadAvg()}):`);
+      for (const line of floorTable(await burstFloors(EDGES.length)).split("\n"))
+        console.log(`      ${line}`);
+    }
     await sc?.teardown();
   });
 
