@@ -18,11 +18,11 @@
  *   (it restarts every system service with it).
  */
 import { existsSync } from "node:fs";
-import { systemBus, type MessageBus } from "dbus-next";
+import type { MessageBus } from "dbus-next";
 import type { AdminMode } from "../core/engine/admin.js";
 import { ScopeError } from "../core/errors.js";
 import type { Logger } from "../log.js";
-import { exportScope1, type Scope1Interface, type Scope1Peer, type Scope1Status } from "../../dbus/scope1.js";
+import type { Scope1Interface, Scope1Peer, Scope1Status } from "../../dbus/scope1.js";
 import type { Lifecycle, Status } from "./runtime.js";
 
 /** Where dbus-daemon and dbus-broker read system bus policies from (package, admin). */
@@ -109,7 +109,10 @@ export function startScope1Export(d: Scope1Daemon, o: Scope1Options): Scope1Expo
   // Cheap (no peer list): it runs after every engine step.
   const key = (): string => scope1State(d.lifecycle, d.adminMode());
   void (async () => {
-    bus = (o.bus ?? systemBus)();
+    // Loaded here, not at start-up: dbus-next is ~90 ms of imports that a daemon without the policy never needs.
+    const [{ exportScope1 }, dbus] = await Promise.all([import("../../dbus/scope1.js"), import("dbus-next")]);
+    if (closed) return;
+    bus = (o.bus ?? dbus.systemBus)();
     // dbus-next reports a lost or refused connection as an event: without a listener it would throw.
     bus.on("error", (err: Error) => o.logger.warn("system bus", { error: err.message }));
     const exported = await exportScope1(bus, o.network, {

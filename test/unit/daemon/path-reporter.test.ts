@@ -3,6 +3,7 @@
  * that the registry ends with what `scope status` says on every end.
  */
 import { expect } from "chai";
+import type { TimerId } from "../../../src/core/clock.js";
 import type { PeerStatus } from "../../../src/core/engine/index.js";
 import type { PathView } from "../../../src/core/protocol.js";
 import { MIN_INTERVAL_MS, PathReporter, REFRESH_MS, viewOf } from "../../../src/daemon/path-reporter.js";
@@ -47,7 +48,7 @@ describe("daemon: path reports", () => {
     );
   });
 
-  it("sends at once, then at most every MIN_INTERVAL_MS, only changed pairs, all of them again after REFRESH_MS", async () => {
+  it("sends at once, then at most every MIN_INTERVAL_MS, only changed pairs, all of them again every REFRESH_MS", async () => {
     let rows = [row(A, "a"), row(H, "hub1")];
     const sent: PathView[][] = [];
     const r = new PathReporter({
@@ -63,22 +64,54 @@ describe("daemon: path reports", () => {
     r.changed();
     await settle(0);
     expect(sent.map((s) => s.map((v) => v.peer))).to.deep.equal([[A, H]]);
-    // Only latency moved: nothing to send. A new shape waits for the interval.
-    rows = [row(A, "a", { latencyMs: 9 }), row(H, "hub1")];
-    r.changed();
-    await settle(MIN_INTERVAL_MS);
-    expect(sent).to.have.length(1);
+    // A new shape waits for the interval since the last report.
     rows = [row(A, "a", { path: "hub", hub: "hub1", reason: "symmetric NAT" }), row(H, "hub1")];
     r.changed();
     await settle(MIN_INTERVAL_MS - 1);
     expect(sent).to.have.length(1);
     await settle(1);
     expect(sent[1]?.map((v) => [v.peer, v.path, v.hub])).to.deep.equal([[A, "hub", H]]);
-    // Past REFRESH_MS every pair goes again (latency and handshake age drift).
-    await settle(REFRESH_MS);
+    // REFRESH_MS after the first report every pair goes again (latency and handshake age drift),
+    // with no engine step to wake the reporter.
+    await settle(REFRESH_MS - MIN_INTERVAL_MS);
+    expect(sent[2]?.map((v) => v.peer)).to.deep.equal([A, H]);
+    r.close();
+  });
+
+  it("idle, engine steps that change no shape wake nothing; pairs settled apart share one refresh", async () => {
+    let rows = [row(A, "a")];
+    const sent: string[][] = [];
+    let wakes = 0;
+    const clock = {
+      now: () => t.clock.now(),
+      clearTimer: (id: TimerId) => t.clock.clearTimer(id),
+      setTimer: (ms: number, fn: () => void) => t.clock.setTimer(ms, () => (wakes++, fn())),
+    };
+    const r = new PathReporter({
+      clock,
+      peers: () => rows,
+      send: async (v) => void sent.push(v.map((x) => x.peer)),
+      onError: () => {},
+    });
+    const settle = async (ms: number) => {
+      t.clock.advance(ms);
+      for (let i = 0; i < 5; i++) await Promise.resolve();
+    };
     r.changed();
     await settle(0);
-    expect(sent[2]?.map((v) => v.peer)).to.deep.equal([A, H]);
+    await settle(5_000);
+    // H settles 5 s after A; then steps every 500 ms move only latency.
+    rows = [row(A, "a"), row(H, "hub1")];
+    r.changed();
+    await settle(0);
+    wakes = 0;
+    for (let ms = 5_000; ms < 2 * REFRESH_MS; ms += 500) {
+      rows = [row(A, "a", { latencyMs: ms }), row(H, "hub1")];
+      r.changed();
+      await settle(500);
+    }
+    expect(sent).to.deep.equal([[A], [H], [A, H], [A, H]]);
+    expect(wakes, "wake-ups in 55 idle seconds").to.equal(2);
     r.close();
   });
 

@@ -125,8 +125,9 @@ describe("daemon: cc.ltgc.Scope1 on the bus", function () {
   it("close() never waits for a bus that does not answer (a shutdown must not hang on it)", async () => {
     const bus = fakeBus();
     let disconnected = false;
+    let asked = false;
     Object.assign(bus, {
-      requestName: () => new Promise(() => {}),
+      requestName: () => ((asked = true), new Promise(() => {})),
       disconnect: () => (disconnected = true),
     });
     const d = { lifecycle: "member", adminMode: () => "active" } as never;
@@ -137,6 +138,9 @@ describe("daemon: cc.ltgc.Scope1 on the bus", function () {
       bus: () => bus as never,
       policyInstalled: () => true,
     });
+    // The bus modules load asynchronously: close once the name is being asked for.
+    for (let i = 0; i < 100 && !asked; i++) await new Promise((r) => setImmediate(r));
+    expect(asked, "the name was asked for").to.equal(true);
     await e!.close();
     expect(disconnected).to.equal(true);
     await w.stop();
