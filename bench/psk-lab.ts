@@ -22,9 +22,11 @@ import type { World } from "../test/lab/world.js";
 /**
  * Hosts joined at once, the kex of each wave settled before the next: 50
  * node start-ups and first exchanges at once made the registry answer a join
- * later than the client's 5 s socket timeout.
+ * later than the client's 5 s socket timeout, and waves of 10 still made
+ * one `scope join` of the fourth wave exit on a loaded host (it does not
+ * retry yet).
  */
-const JOIN_WAVE = 10;
+const JOIN_WAVE = 5;
 
 interface PeerPsk {
   epoch: number;

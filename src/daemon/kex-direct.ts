@@ -46,6 +46,8 @@ export interface KexDirectDeps {
   tunnelOf: (peerId: string) => Endpoint | undefined;
   /** The peer's tunnel addresses (any state), to check where a datagram came from. */
   addressesOf: (peerId: string) => string[];
+  /** A message went through the registry after all (no ack in time): for the log. */
+  onFallback?: (peer: string, windowMs: number) => void;
   /** Our id and network; undefined before the join. */
   self: () => { id: string; network: string } | undefined;
 }
@@ -91,10 +93,12 @@ export class KexDirect {
     }
     const key = ackOf(m.body.signature);
     const wire = JSON.stringify({ network: self.network, from: self.id, to: peer, body: m.body });
-    const timer = this.d.clock.setTimer(this.windowMs(peer), () => {
+    const windowMs = this.windowMs(peer);
+    const timer = this.d.clock.setTimer(windowMs, () => {
       if (this.pending.get(key)?.timer !== timer) return;
       this.pending.delete(key);
       this.counts.fallback++;
+      this.d.onFallback?.(peer, windowMs);
       this.d.viaRegistry(m);
     });
     this.pending.set(key, { message: m, peer, sentAt: this.d.clock.now(), timer });

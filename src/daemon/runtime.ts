@@ -492,6 +492,8 @@ export class Daemon implements Scope1Daemon {
       sendDatagram: (to, bytes) => this.sock.send(to, bytes),
       viaRegistry: (m) => this.outbox.send(m),
       deliver: (event) => this.dispatch({ type: "event", event }),
+      onFallback: (to, windowMs) =>
+        this.log.debug("psk: no ack through the tunnel, kex message relayed", { to, windowMs }),
       tunnelOf: (id) => {
         const ps = peer(id);
         const lh = ps?.paths.wg.lastHandshakeMs;
