@@ -212,7 +212,8 @@ function relay(nodes: Node[], pending: Event[], now: number): number {
   return count;
 }
 
-function rotationCpu(n: number, costs: Costs): void {
+/** Returns the CPU of all n daemons' shares of one round, summed (ms): the lab's floor. */
+function rotationCpu(n: number, costs: Costs): number {
   const nodes = mesh(n);
   const pending: Event[] = [];
   for (const node of nodes) {
@@ -279,12 +280,13 @@ function rotationCpu(n: number, costs: Costs): void {
     `  floor: this run's per-operation costs times the operations the daemon's roles need; ` +
       `all ${n} engines in one process took ${wall.toFixed(0)} ms wall a round`,
   );
+  return rows.reduce((a, r) => a + r.ms, 0);
 }
 
 console.log(`bench:psk  load average ${load()}  (2 cores shared: figures are noisy)`);
-rotationCpu(N, operations());
+const sharesMs = rotationCpu(N, operations());
 if (args.lab) {
   const { labRotation } = await import("./psk-lab.js");
-  await labRotation(N);
+  await labRotation(N, sharesMs);
 }
 console.log(`load average at the end ${load()}`);

@@ -64,6 +64,7 @@ import { localAddresses, runNetcheck, type NetcheckRunner } from "./netcheck-run
 import { PathReporter } from "./path-reporter.js";
 import { pingPeer } from "./ping.js";
 import { Outbox, backoffMs, isRetryable } from "./outbox.js";
+import { KexDirect } from "./kex-direct.js";
 import { ProbeSocket, type ProbeTransport } from "./udp.js";
 import { trustOf } from "../client/tls.js";
 import { identityKeyer } from "../core/probe/mac.js";
@@ -173,6 +174,8 @@ export class Daemon implements Scope1Daemon {
   private readonly worker: BackendWorker;
   /** Relayed messages: re-sent when the registry did not take them, coalesced per subject. */
   private readonly outbox: Outbox;
+  /** KEX messages through the tunnel when it is live, else (and when unacked) through the outbox. */
+  private readonly kexDirect: KexDirect;
   private queued: Event[] | undefined = [];
   private control: Server | undefined;
   private bus: Scope1Export | undefined;
@@ -227,6 +230,7 @@ export class Daemon implements Scope1Daemon {
       onDrop: (m, err, attempts) =>
         this.log.warn("message not sent", { type: m.type, to: m.to, attempts, error: err.message }),
     });
+    this.kexDirect = this.newKexDirect();
     this.done = new Promise((r) => (this.exit = r));
     this.worker = new BackendWorker(
       d.backend,
@@ -307,7 +311,9 @@ export class Daemon implements Scope1Daemon {
       );
     await this.sock.open();
     if (!this.starting) return;
-    this.sock.onProbe = (from, bytes) => this.dispatch({ type: "probeReceived", from, bytes });
+    this.sock.onProbe = (from, bytes) => {
+      if (!this.kexDirect.receive(from, bytes)) this.dispatch({ type: "probeReceived", from, bytes });
+    };
     const addrs = this.localAddresses();
     const report = await this.netcheck();
     if (!this.starting) return;
@@ -474,6 +480,35 @@ export class Daemon implements Scope1Daemon {
     }
   }
 
+  /**
+   * A tunnel is live for kex while WireGuard's last handshake is within its
+   * session lifetime (REJECT_AFTER_TIME, 180 s): a datagram to the peer's
+   * tunnel address gets through without waiting for a new handshake.
+   */
+  private newKexDirect(): KexDirect {
+    const peer = (id: string) => (this.st ? this.st.peers.get(id) : undefined);
+    return new KexDirect({
+      clock: this.clock,
+      sendDatagram: (to, bytes) => this.sock.send(to, bytes),
+      viaRegistry: (m) => this.outbox.send(m),
+      deliver: (event) => this.dispatch({ type: "event", event }),
+      onFallback: (to, windowMs) =>
+        this.log.debug("psk: no ack through the tunnel, kex message relayed", { to, windowMs }),
+      tunnelOf: (id) => {
+        const ps = peer(id);
+        const lh = ps?.paths.wg.lastHandshakeMs;
+        if (!ps || lh === undefined || this.engineNow() - lh > 180_000) return undefined;
+        return { address: ps.peer.address, port: ps.peer.probePort };
+      },
+      addressesOf: (id) => {
+        const p = peer(id)?.peer;
+        return p ? [p.address, ...(p.address6 ? [p.address6] : [])] : [];
+      },
+      self: () =>
+        this.st?.self && this.st.network ? { id: this.st.self.id, network: this.st.network.name } : undefined,
+    });
+  }
+
   dispatch(input: EngineInput): void {
     if (!this.st || !this.running) return;
     if (
@@ -541,7 +576,7 @@ export class Daemon implements Scope1Daemon {
         this.cancel(e.name);
         break;
       case "postMessage":
-        this.outbox.send(e.message);
+        this.kexDirect.send(e.message);
         break;
       case "updateSelf":
         this.sendSelf(e.update, 0);
@@ -768,6 +803,7 @@ export class Daemon implements Scope1Daemon {
     // Start-up gives up at its next check: its waits end (abort) and its requests fail (close).
     this.abort.abort();
     this.outbox.close();
+    this.kexDirect.close();
     this.paths?.close();
     this.client.close();
     for (const id of this.timers.values()) this.clock.clearTimer(id);
