@@ -113,10 +113,6 @@ function addOrUpdatePeer(st: EngineState, peer: Peer, now: number, joined: boole
   if (peer.id === st.self?.id) {
     st.self = peer;
     st.dirty.all = true;
-    // Our own record through the stream: the peers got it at the same time,
-    // so a probe sent now is verified instead of dropped as from a stranger.
-    // Probe every pending peer at once rather than at the next gap.
-    if (joined) for (const ps of st.peers.values()) if (!ps.paths.settled) ps.probe.nextAt = now;
     return;
   }
   const ps = st.peers.get(peer.id);

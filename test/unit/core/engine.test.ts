@@ -58,24 +58,6 @@ describe("join engine", () => {
     w.stop();
   });
 
-  it("probes a pending peer at once when our own record comes back through the event stream", () => {
-    const { w, a, b } = joinedPair();
-    const now = t.clock.now();
-    const ps = a.st.peers.get(b.id);
-    if (!ps || !a.st.self) throw new Error("pair not joined");
-    // Pending, next probe round far off: only our record's arrival can make it due.
-    ps.paths.settled = false;
-    ps.probe.nextAt = now + 60_000;
-    const ev = { id: 2_000, network: "lab", ts: now, from: a.id };
-    const fx = step(
-      a.st,
-      { type: "event", event: { ...ev, type: "cc.ltgc.scope:peerJoin", body: a.st.self } },
-      now,
-    ).effects;
-    expect(fx.filter((e) => e.type === "sendProbe").length).to.be.greaterThan(0);
-    w.stop();
-  });
-
   it("a rejected probe returns before any reconcile: no effect at all, not even pruning", () => {
     const { w, a, b } = joinedPair();
     const from = { address: b.host.v4, port: PROBE_PORT };
