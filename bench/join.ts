@@ -29,6 +29,7 @@ import { allSettled, peerNamed } from "../test/lab/status.js";
 import type { NatKind } from "../test/lab/nat.js";
 import type { HostSpec, RouterSpec, World } from "../test/lab/world.js";
 import { floorTable, startupFloors } from "./startup.js";
+import { joinTimeline, timelineTable, type JoinTimeline } from "./join-timeline.js";
 
 type V6 = "on" | "blackholed" | "off";
 interface Site {
@@ -80,6 +81,7 @@ interface JoinSample {
   readonly direct: number;
   readonly v6: number;
   readonly notDirect: string[];
+  readonly timeline: JoinTimeline;
 }
 
 /** One join of the newcomer: fresh identity, timed until its status has every edge settled. Leaves afterwards. */
@@ -107,6 +109,7 @@ async function timeJoin(
     direct: st.peers.filter((p) => p.path === "direct").length,
     v6: st.peers.filter((p) => p.path === "direct" && p.family === "ipv6").length,
     notDirect: st.peers.filter((p) => p.path !== "direct").map((p) => `${p.name}: ${p.path} (${p.reason})`),
+    timeline: joinTimeline(logText, t0),
   };
   await sc.leave(NEWCOMER);
   // Next join starts from a mesh that has forgotten this one.
@@ -160,7 +163,8 @@ async function main(): Promise<number> {
   const n = Number(values.n ?? (values.full === true ? 20 : 8));
   const runs: Record<Timers, number> = {
     fast: Math.max(5, Number(values["fast-runs"] ?? 10)),
-    seed: Math.max(5, Number(values["seed-runs"] ?? 5)),
+    // 0 skips the seed (a quick look at fast alone); otherwise at least 5.
+    seed: values["seed-runs"] === "0" ? 0 : Math.max(5, Number(values["seed-runs"] ?? 5)),
   };
   const { world, edges, sites } = benchWorld(n);
   console.log(`bench:join: newcomer behind ${NEWCOMER_NAT} NAT (IPv6 on) joins ${n} edges:`);
@@ -175,6 +179,7 @@ async function main(): Promise<number> {
   const samples: Record<Timers, JoinSample[]> = { fast: [], seed: [] };
   try {
     for (const timers of ["fast", "seed"] as const) {
+      if (runs[timers] === 0) continue;
       await meshOn(sc, edges, timers);
       for (let i = 1; i <= runs[timers]; i++) {
         const s = await timeJoin(sc, edges, timers, i);
@@ -226,6 +231,8 @@ async function main(): Promise<number> {
     ),
   );
   const verdict = (ok: boolean): string => (ok ? "met" : "MISSED");
+  console.log("where a fast join's time goes (the newcomer's log, ms since spawning `scope join`):");
+  console.log(timelineTable(samples.fast.map((s) => s.timeline)));
   console.log("start-up floor in the same run (before the joins; the newcomer pays one node start):");
   console.log(floorTable(floors));
   console.log("");
