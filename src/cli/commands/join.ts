@@ -8,6 +8,7 @@ import { ScopeError } from "../../core/errors.js";
 import { formatEndpoint, parseEndpoint } from "../../core/ip.js";
 import { composeCandidates } from "../../core/netcheck.js";
 import { NetworkName, PeerName } from "../../core/protocol.js";
+import { isUnreachable } from "../../client/http.js";
 import { RegistryClient } from "../../client/registry-client.js";
 import { registryUrls } from "../../client/registry-list.js";
 import { loadTrust, requireSecureUrl } from "../../client/tls.js";
@@ -173,8 +174,8 @@ export const command: Command = {
             .catch(() => undefined)
         : undefined;
     const client = new RegistryClient({ url, network, identity, tls });
-    const response = await client
-      .join(token, {
+    const response = await joinPatiently(io, () =>
+      client.join(token, {
         name,
         wgPublicKey: wg.publicKey,
         listenPort,
@@ -188,13 +189,13 @@ export const command: Command = {
         }),
         // The daemon runs netcheck against the reflector (whose key the join answer brings) and updates this at once.
         nat: { mapping: "unknown", ipv6: false },
-      })
-      .catch(async (e: unknown) => {
-        client.close();
-        const p = await prepared;
-        if (p && (await p.created)) await p.backend.close({ remove: true }).catch(() => undefined);
-        throw e;
-      });
+      }),
+    ).catch(async (e: unknown) => {
+      client.close();
+      const p = await prepared;
+      if (p && (await p.created)) await p.backend.close({ remove: true }).catch(() => undefined);
+      throw e;
+    });
     await writeJoinState(stateDir, {
       network: response.network,
       self: response.self,
@@ -225,6 +226,35 @@ function check<T>(
   const r = schema.safeParse(x);
   if (!r.success) throw new ScopeError("usage", `${what}: missing or invalid`);
   return r.data;
+}
+
+/** How long `scope join` keeps sending a join that no registry answered. */
+export const JOIN_PATIENCE_MS = 90_000;
+
+/**
+ * Sends the join again while no registry answers (refused, reset, no answer
+ * in time: a busy or restarting registry), for up to JOIN_PATIENCE_MS. Safe:
+ * a join from the same identity key is a no-op in the store (same id, same
+ * address, no token use), so an attempt the registry did take and a retry of
+ * it join once. An answer with an error (bad token, name taken) ends it at once.
+ */
+export async function joinPatiently<T>(
+  io: Pick<CommandIO, "stderr">,
+  send: () => Promise<T>,
+  patienceMs = JOIN_PATIENCE_MS,
+  sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms)),
+  now = Date.now,
+): Promise<T> {
+  const giveUpAt = now() + patienceMs;
+  for (let waitMs = 500; ; waitMs = Math.min(waitMs * 2, 8_000)) {
+    try {
+      return await send();
+    } catch (e) {
+      if (!isUnreachable(e) || now() + waitMs > giveUpAt) throw e;
+      io.stderr.write(`scope join: ${(e as Error).message}; trying again in ${waitMs / 1000} s\n`);
+      await sleep(waitMs);
+    }
+  }
 }
 
 async function readToken(v: Record<string, string | boolean | undefined>, io: CommandIO): Promise<string> {

@@ -1,0 +1,88 @@
+import { expect } from "chai";
+import { joinPatiently } from "../../src/cli/commands/join.js";
+import { ScopeError } from "../../src/core/errors.js";
+
+// `scope join` against a registry that is busy or restarting (bench:psk --lab
+// saw one exit at host 35 of 50): sent again while nothing answers, never
+// after an answer, and not forever.
+describe("scope join: patience with a registry that does not answer", () => {
+  const unreachable = () =>
+    new ScopeError("unavailable", "no answer from http://r:8470 in time", {
+      cause: Object.assign(new Error("ETIMEDOUT"), { code: "ETIMEDOUT" }),
+    });
+  const fakeTime = () => {
+    let t = 0;
+    return { now: () => t, sleep: async (ms: number) => void (t += ms), slept: () => t };
+  };
+  const stderr = () => {
+    const lines: string[] = [];
+    return {
+      lines,
+      io: { stderr: { write: (s: string) => lines.push(s) } as unknown as NodeJS.WritableStream },
+    };
+  };
+
+  it("sends again after no answer, and says so on stderr", async () => {
+    const time = fakeTime();
+    const err = stderr();
+    let calls = 0;
+    const answer = await joinPatiently(
+      err.io,
+      async () => {
+        if (++calls < 3) throw unreachable();
+        return "joined";
+      },
+      90_000,
+      time.sleep,
+      time.now,
+    );
+    expect(answer).to.equal("joined");
+    expect(calls).to.equal(3);
+    expect(err.lines).to.have.length(2);
+    expect(err.lines[0]).to.match(
+      /^scope join: no answer from http:\/\/r:8470 in time; trying again in 0\.5 s\n$/,
+    );
+    expect(time.slept()).to.equal(1_500);
+  });
+
+  it("gives up with the last error once the patience is spent", async () => {
+    const time = fakeTime();
+    let calls = 0;
+    const failing = joinPatiently(
+      stderr().io,
+      async () => {
+        calls++;
+        throw unreachable();
+      },
+      20_000,
+      time.sleep,
+      time.now,
+    );
+    await failing.then(
+      () => expect.fail("resolved"),
+      (e: unknown) => expect((e as Error).message).to.match(/no answer/),
+    );
+    expect(time.slept()).to.be.at.most(20_000);
+    expect(calls).to.equal(6); // after 0.5 + 1 + 2 + 4 + 8 s; 8 s more would pass 20 s
+  });
+
+  it("never sends again after an answer (a bad token stays one request)", async () => {
+    const time = fakeTime();
+    let calls = 0;
+    const refused = joinPatiently(
+      stderr().io,
+      async () => {
+        calls++;
+        throw new ScopeError("token_invalid", "join token used up");
+      },
+      90_000,
+      time.sleep,
+      time.now,
+    );
+    await refused.then(
+      () => expect.fail("resolved"),
+      (e: unknown) => expect((e as ScopeError).code).to.equal("token_invalid"),
+    );
+    expect(calls).to.equal(1);
+  });
+});
