@@ -22,6 +22,21 @@ describe("scope join: patience with a registry that does not answer", () => {
     };
   };
 
+  /** joinPatiently over a send that always throws `fail()`: what it ended with, how often it sent. */
+  const alwaysFailing = async (fail: () => Error, patienceMs: number) => {
+    const time = fakeTime();
+    let calls = 0;
+    const send = async (): Promise<never> => {
+      calls++;
+      throw fail();
+    };
+    const error = await joinPatiently(stderr().io, send, patienceMs, time.sleep, time.now).then(
+      () => expect.fail("resolved"),
+      (e: unknown) => e,
+    );
+    return { error, calls, slept: time.slept() };
+  };
+
   it("sends again after no answer, and says so on stderr", async () => {
     const time = fakeTime();
     const err = stderr();
@@ -46,43 +61,18 @@ describe("scope join: patience with a registry that does not answer", () => {
   });
 
   it("gives up with the last error once the patience is spent", async () => {
-    const time = fakeTime();
-    let calls = 0;
-    const failing = joinPatiently(
-      stderr().io,
-      async () => {
-        calls++;
-        throw unreachable();
-      },
-      20_000,
-      time.sleep,
-      time.now,
-    );
-    await failing.then(
-      () => expect.fail("resolved"),
-      (e: unknown) => expect((e as Error).message).to.match(/no answer/),
-    );
-    expect(time.slept()).to.be.at.most(20_000);
+    const { error, calls, slept } = await alwaysFailing(unreachable, 20_000);
+    expect((error as Error).message).to.match(/no answer/);
+    expect(slept).to.be.at.most(20_000);
     expect(calls).to.equal(6); // after 0.5 + 1 + 2 + 4 + 8 s; 8 s more would pass 20 s
   });
 
   it("never sends again after an answer (a bad token stays one request)", async () => {
-    const time = fakeTime();
-    let calls = 0;
-    const refused = joinPatiently(
-      stderr().io,
-      async () => {
-        calls++;
-        throw new ScopeError("token_invalid", "join token used up");
-      },
+    const { error, calls } = await alwaysFailing(
+      () => new ScopeError("token_invalid", "join token used up"),
       90_000,
-      time.sleep,
-      time.now,
     );
-    await refused.then(
-      () => expect.fail("resolved"),
-      (e: unknown) => expect((e as ScopeError).code).to.equal("token_invalid"),
-    );
+    expect((error as ScopeError).code).to.equal("token_invalid");
     expect(calls).to.equal(1);
   });
 });
