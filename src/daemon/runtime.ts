@@ -49,7 +49,7 @@ import { ScopeError } from "../core/errors.js";
 import { parseEndpoint } from "../core/ip.js";
 import { natInfoOf, type NetcheckReport } from "../core/netcheck.js";
 import type { Endpoint, Event, JoinResponse, PeerUpdate } from "../core/protocol.js";
-import { TIMER_PROFILES, type TimerProfile } from "../core/timers.js";
+import { HANDSHAKE_FRESH_MS, TIMER_PROFILES, type TimerProfile } from "../core/timers.js";
 import type { HttpTransport } from "../client/http.js";
 import { RegistryClient, newStreamStats, type StreamStats } from "../client/registry-client.js";
 import type { EdgeConfig } from "../config/schema.js";
@@ -482,7 +482,7 @@ export class Daemon implements Scope1Daemon {
 
   /**
    * A tunnel is live for kex while WireGuard's last handshake is within its
-   * session lifetime (REJECT_AFTER_TIME, 180 s): a datagram to the peer's
+   * session lifetime (HANDSHAKE_FRESH_MS, REJECT_AFTER_TIME): a datagram to the peer's
    * tunnel address gets through without waiting for a new handshake.
    */
   private newKexDirect(): KexDirect {
@@ -497,7 +497,7 @@ export class Daemon implements Scope1Daemon {
       tunnelOf: (id) => {
         const ps = peer(id);
         const lh = ps?.paths.wg.lastHandshakeMs;
-        if (!ps || lh === undefined || this.engineNow() - lh > 180_000) return undefined;
+        if (!ps || lh === undefined || this.engineNow() - lh > HANDSHAKE_FRESH_MS) return undefined;
         return { address: ps.peer.address, port: ps.peer.probePort };
       },
       addressesOf: (id) => {

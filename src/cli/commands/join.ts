@@ -242,6 +242,8 @@ export async function joinPatiently<T>(
   io: Pick<CommandIO, "stderr">,
   send: () => Promise<T>,
   patienceMs = JOIN_PATIENCE_MS,
+  // A plain, referenced timer, not sleep(systemClock): its timers are unref'd, and a join
+  // waiting on nothing else would let the process end mid-wait with exit code 0.
   sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms)),
   now = Date.now,
 ): Promise<T> {

@@ -181,6 +181,7 @@ function graphStyle(big: boolean, labels: boolean): cytoscape.StylesheetJson {
 }
 
 function drawGraph(v: ViewData): void {
+  const big = v.peers.length > BIG;
   if (!cy) {
     cy = cytoscape({
       container: $("graph"),
@@ -188,9 +189,9 @@ function drawGraph(v: ViewData): void {
       // A small mesh is not blown up to fill the box: labels stay readable.
       maxZoom: 1.6,
       // A big one stays responsive while panning and zooming: edges are hidden meanwhile.
-      hideEdgesOnViewport: v.peers.length > BIG,
-      textureOnViewport: v.peers.length > BIG,
-      style: graphStyle(v.peers.length > BIG, v.peers.length <= BIG),
+      hideEdgesOnViewport: big,
+      textureOnViewport: big,
+      style: graphStyle(big, !big),
     });
     // What the canvas really shows, once a frame is painted (for tests: data-nodes is the model).
     cy.on("render", () => {
@@ -202,7 +203,7 @@ function drawGraph(v: ViewData): void {
         performance.mark("painted");
       }
     });
-    if (v.peers.length > BIG) {
+    if (big) {
       let labels = false;
       cy.on("zoom", () => {
         const want = (cy?.zoom() ?? 0) >= LABEL_ZOOM;
@@ -215,7 +216,6 @@ function drawGraph(v: ViewData): void {
     });
   }
   const g = cy;
-  const big = v.peers.length > BIG;
   const ids = new Set(v.peers.map((p) => p.id));
   const shown = [...edges.values()].slice(0, MAX_EDGES);
   const shownIds = new Set(shown.map((e) => `e${e.key}`));
