@@ -18,10 +18,10 @@ export const CHROMIUM = "/usr/bin/chromium";
  * build would test old code. Its size in bytes. SCOPE_UI_KEEP=1 keeps an
  * existing one (to test a bundle changed by hand).
  */
-export async function ensureUi(): Promise<number> {
+export async function ensureUi(): Promise<{ bundleBytes: number; totalBytes?: number }> {
   const js = fileURLToPath(new URL("app.js", UI_DIR));
-  if (process.env["SCOPE_UI_KEEP"] === "1" && existsSync(js)) return statSync(js).size;
-  return (await buildUi()).bundleBytes;
+  if (process.env["SCOPE_UI_KEEP"] === "1" && existsSync(js)) return { bundleBytes: statSync(js).size };
+  return buildUi();
 }
 
 /** executablePath: another way to start Debian's chromium (the lab's runs it in a namespace). */
@@ -38,6 +38,8 @@ export interface OpenedPage {
   page: Page;
   /** Console errors, page errors and failed requests, as text. */
   errors: string[];
+  /** Date.now() when /ui/ was requested (after the browser's new page is made). */
+  requestedAt: number;
 }
 
 /** Opens /ui/ and signs in with the network and token through the page's own form. */
@@ -57,11 +59,12 @@ export async function openView(
     // The live stream is cut when the page closes; that is not an error of the page.
     if (!r.url().endsWith("/view/events")) errors.push(`requestfailed: ${r.url()} ${r.failure()?.errorText}`);
   });
+  const requestedAt = Date.now();
   await page.goto(`${url}/ui/`);
   await page.fill("#net", network);
   await page.fill("#token", token);
   await page.click("button[type=submit]");
-  return { page, errors };
+  return { page, errors, requestedAt };
 }
 
 /** Waits until the page shows `n` peers and is live. */

@@ -1,15 +1,16 @@
 /**
- * The web view's page script (bundled by esbuild with cytoscape into
- * app.js). It keeps the token in sessionStorage, sends it only in an
+ * The web view's page script (bundled by esbuild into app.js; cytoscape,
+ * for meshes of up to BIG peers, into a chunk loaded only then). It keeps the token in sessionStorage, sends it only in an
  * Authorization header, and puts every name into the DOM with textContent
- * (cytoscape draws labels on a canvas): nothing from the registry is ever
+ * (both graphs draw labels on a canvas): nothing from the registry is ever
  * parsed as markup.
  *
  * Live: a fetch-streamed `view/events` (EventSource cannot send headers)
  * wakes the page; it then reads /view again, at most every RELOAD_MS.
  */
-import cytoscape from "cytoscape";
-import type { ViewData } from "../../../core/protocol.js";
+import type cytoscape from "cytoscape";
+import type { PathKind, ViewData } from "../../../core/protocol.js";
+import { CanvasGraph } from "./canvas-graph.js";
 import { edgesOf, rowsOf, sortRows, whyNot, type Edge, type Row, type SortKey } from "./model.js";
 
 performance.mark("script");
@@ -19,10 +20,11 @@ const RETRY_MS = 1000;
 const MAX_ROWS = 400;
 /** The graph draws at most this many pair edges (a 1 000-peer mesh has half a million pairs). */
 const MAX_EDGES = 4000;
-/** Above this many peers the graph is drawn for speed: no edge labels, edges hidden while panning. */
+/**
+ * Above this many peers the graph is drawn for speed (canvas-graph.ts):
+ * straight unlabelled edges, peer labels once zoomed in enough to read.
+ */
 const BIG = 200;
-/** Below this zoom a 9 px label is under min-zoomed-font-size (6 px): not drawn anyway. */
-const LABEL_ZOOM = 6 / 9;
 
 /** The NAT kinds as an operator says them (netcheck's words). */
 const NAT_WORDS: Record<string, string> = {
@@ -47,6 +49,8 @@ let rows: Row[] = [];
 let edges = new Map<string, Edge>();
 let sort: { key: SortKey; down: boolean } = { key: "fromName", down: false };
 let cy: cytoscape.Core | undefined;
+let cyModule: Promise<{ default: typeof cytoscape }> | undefined;
+let canvas: CanvasGraph | undefined;
 let reloadTimer: number | undefined;
 let lastLoad = 0;
 let selected: string | undefined;
@@ -85,7 +89,7 @@ async function load(): Promise<void> {
   edges = new Map(edgesOf(rows).map((e) => [e.key, e]));
   performance.mark("model");
   loadStart = t0;
-  drawGraph(view);
+  await drawGraph(view);
   performance.mark("graph");
   drawTable();
   performance.mark("table");
@@ -106,122 +110,175 @@ function scheduleLoad(): void {
 
 // ---- graph ---------------------------------------------------------------
 
-const COLOURS: Record<string, string> = {
+const COLOURS: Record<PathKind, string> = {
   direct: "#2e9b4a",
   hub: "#d08a2a",
   pending: "#999",
   none: "#c0392b",
 };
-const DASH: Record<string, string> = { direct: "solid", hub: "dashed", pending: "dotted", none: "dotted" };
+const DASH: Record<PathKind, "solid" | "dashed" | "dotted"> = {
+  direct: "solid",
+  hub: "dashed",
+  pending: "dotted",
+  none: "dotted",
+};
+/** The same dashes on the big mesh's canvas, in screen pixels. */
+const DASH_PX: Record<string, number[]> = { solid: [], dashed: [6, 3], dotted: [1, 2] };
+const NODE = "#4a7bd0";
 
-/**
- * Each rule costs every element it matches a style pass, so a big mesh gets
- * fewer: its edges are haystacks (straight, unlabelled, nothing to compute
- * but the line), which took the first paint of 1 000 peers from seconds to
- * a fraction of one. The colour and dash still tell the path; hover tells the rest.
- * Its node labels are in the style only when zoomed in enough to read them
- * (labels: measuring 1 000 of them is most of what is left of that paint).
- */
-function graphStyle(big: boolean, labels: boolean): cytoscape.StylesheetJson {
-  const paths = Object.keys(COLOURS).map((k) => ({
-    selector: `edge.${k}`,
-    style: { "line-color": COLOURS[k], "line-style": DASH[k] } as cytoscape.Css.Edge,
-  }));
-  const edge: cytoscape.Css.Edge = big
-    ? { width: 1, "curve-style": "haystack", "haystack-radius": 0 }
-    : {
-        width: 2,
-        label: "data(label)",
-        "font-size": 7,
-        "min-zoomed-font-size": 6,
-        "curve-style": "straight",
-        "text-rotation": "autorotate",
-        "text-background-color": "#fff",
-        "text-background-opacity": 0.85,
-        "text-background-padding": "1px",
-      };
-  return [
-    {
-      selector: "node",
-      style: {
-        label: labels ? "data(label)" : "",
-        "text-wrap": "wrap",
-        "font-size": 9,
-        "text-valign": "bottom",
-        "text-margin-y": 3,
-        // Labels too small to read are not drawn (LABEL_ZOOM).
-        "min-zoomed-font-size": 6,
-        color: "#1f2d3d",
-        "background-color": "#4a7bd0",
-        width: 16,
-        height: 16,
-      },
-    },
-    {
-      selector: "node.hub",
-      style: { shape: "diamond", "background-color": "#d08a2a", width: 24, height: 24 },
-    },
-    { selector: "edge", style: edge },
-    ...paths,
-    // Curved, so a relayed pair is not drawn across the hub it goes through.
-    ...(big
-      ? []
-      : [
-          {
-            selector: "edge.hub",
-            style: {
-              "curve-style": "unbundled-bezier",
-              "control-point-distances": [40],
-              "control-point-weights": [0.5],
-            } as cytoscape.Css.Edge,
-          },
-        ]),
-    { selector: ":selected", style: { "overlay-opacity": 0.25, "overlay-color": "#333" } },
-  ];
+/** A frame showing `n` peers is on the screen: for tests and the render time. */
+function painted(n: number): void {
+  const drawn = String(n);
+  if ($("graph").dataset.drawn !== drawn) $("graph").dataset.drawn = drawn;
+  if (loadStart !== undefined) {
+    document.body.dataset.renderMs = String(Math.round(performance.now() - loadStart));
+    loadStart = undefined;
+    performance.mark("painted");
+  }
 }
 
-function drawGraph(v: ViewData): void {
+function pick(id: string): void {
+  selected = id;
+  drawDetail();
+}
+
+const nodeLabel = (p: ViewData["peers"][number]): string[] => [p.name, p.address, NAT_WORDS[p.nat] ?? p.nat];
+
+/**
+ * A big mesh (more than BIG peers) is drawn by canvas-graph.ts, a small one
+ * by cytoscape (curved hub edges, edge labels, loaded only then: most of
+ * app.js's size before it was split off).
+ */
+async function drawGraph(v: ViewData): Promise<void> {
   const big = v.peers.length > BIG;
+  const shown = [...edges.values()].slice(0, MAX_EDGES);
+  const { pos, radius } = rings(v);
+  let ids: string[];
+  if (big) {
+    destroyCy();
+    const first = !canvas;
+    canvas ??= new CanvasGraph(
+      $("graph"),
+      { colours: COLOURS, dashes: mapValues(DASH, (d) => DASH_PX[d] ?? []), node: NODE, hub: COLOURS.hub },
+      pick,
+      painted,
+    );
+    const before = new Set(canvas.ids());
+    const nodes = v.peers.map((p) => ({
+      id: p.id,
+      ...(pos.get(p.id) ?? { x: 0, y: 0 }),
+      hub: p.role === "hub",
+      label: nodeLabel(p),
+    }));
+    const changed = first || nodes.length !== before.size || nodes.some((n) => !before.has(n.id));
+    canvas.set(
+      nodes,
+      shown.map((e) => ({ id: `e${e.key}`, a: e.a, b: e.b, path: e.path })),
+      radius,
+      changed,
+    );
+    ids = canvas.ids();
+  } else {
+    canvas?.destroy();
+    canvas = undefined;
+    ids = await drawCy(v, shown, pos, radius);
+  }
+  // What is drawn, for tests and scripts reading the page (ids only: names are in the table).
+  const graph = $("graph");
+  graph.dataset.nodes = String(ids.length);
+  graph.dataset.nodeIds = ids.join(" ");
+  graph.dataset.edges = String(shown.length);
+  $("graph-note").textContent =
+    edges.size > MAX_EDGES
+      ? `graph shows ${MAX_EDGES} of ${edges.size} pairs; the table has all of them`
+      : "";
+}
+
+const mapValues = <K extends string, A, B>(o: Record<K, A>, f: (a: A) => B): Record<K, B> =>
+  Object.fromEntries(Object.entries(o).map(([k, a]) => [k, f(a as A)])) as Record<K, B>;
+
+function destroyCy(): void {
+  cy?.destroy();
+  cy = undefined;
+}
+
+const cyStyle: cytoscape.StylesheetJson = [
+  {
+    selector: "node",
+    style: {
+      label: "data(label)",
+      "text-wrap": "wrap",
+      "font-size": 9,
+      "text-valign": "bottom",
+      "text-margin-y": 3,
+      "min-zoomed-font-size": 6,
+      color: "#1f2d3d",
+      "background-color": NODE,
+      width: 16,
+      height: 16,
+    },
+  },
+  {
+    selector: "node.hub",
+    style: { shape: "diamond", "background-color": COLOURS.hub, width: 24, height: 24 },
+  },
+  {
+    selector: "edge",
+    style: {
+      width: 2,
+      label: "data(label)",
+      "font-size": 7,
+      "min-zoomed-font-size": 6,
+      "curve-style": "straight",
+      "text-rotation": "autorotate",
+      "text-background-color": "#fff",
+      "text-background-opacity": 0.85,
+      "text-background-padding": "1px",
+    },
+  },
+  ...(Object.keys(COLOURS) as PathKind[]).map((k) => ({
+    selector: `edge.${k}`,
+    style: { "line-color": COLOURS[k], "line-style": DASH[k] } as cytoscape.Css.Edge,
+  })),
+  // Curved, so a relayed pair is not drawn across the hub it goes through.
+  {
+    selector: "edge.hub",
+    style: {
+      "curve-style": "unbundled-bezier",
+      "control-point-distances": [40],
+      "control-point-weights": [0.5],
+    } as cytoscape.Css.Edge,
+  },
+  { selector: ":selected", style: { "overlay-opacity": 0.25, "overlay-color": "#333" } },
+];
+
+async function drawCy(
+  v: ViewData,
+  shown: Edge[],
+  pos: Map<string, cytoscape.Position>,
+  radius: number,
+): Promise<string[]> {
   if (!cy) {
-    cy = cytoscape({
-      container: $("graph"),
-      wheelSensitivity: 0.3,
-      // A small mesh is not blown up to fill the box: labels stay readable.
-      maxZoom: 1.6,
-      // A big one stays responsive while panning and zooming: edges are hidden meanwhile.
-      hideEdgesOnViewport: big,
-      textureOnViewport: big,
-      style: graphStyle(big, !big),
-    });
-    // What the canvas really shows, once a frame is painted (for tests: data-nodes is the model).
-    cy.on("render", () => {
-      const drawn = String(cy?.nodes().length ?? 0);
-      if ($("graph").dataset.drawn !== drawn) $("graph").dataset.drawn = drawn;
-      if (loadStart !== undefined) {
-        document.body.dataset.renderMs = String(Math.round(performance.now() - loadStart));
-        loadStart = undefined;
-        performance.mark("painted");
-      }
-    });
-    if (big) {
-      let labels = false;
-      cy.on("zoom", () => {
-        const want = (cy?.zoom() ?? 0) >= LABEL_ZOOM;
-        if (want !== labels) cy?.style(graphStyle(true, (labels = want)));
+    const { default: make } = await (cyModule ??= import("cytoscape"));
+    // A big view came while it loaded: drawn by then, on the canvas.
+    if (canvas) return canvas.ids();
+    if (!cy) {
+      cy = make({
+        container: $("graph"),
+        wheelSensitivity: 0.3,
+        // A small mesh is not blown up to fill the box: labels stay readable.
+        maxZoom: 1.6,
+        style: cyStyle,
       });
+      cy.on("render", () => painted(cy?.nodes().length ?? 0));
+      cy.on("tap mouseover", "edge", (e) => pick(e.target.id()));
     }
-    cy.on("tap mouseover", "edge", (e) => {
-      selected = e.target.id();
-      drawDetail();
-    });
   }
   const g = cy;
   const ids = new Set(v.peers.map((p) => p.id));
-  const shown = [...edges.values()].slice(0, MAX_EDGES);
   const shownIds = new Set(shown.map((e) => `e${e.key}`));
   const before = g.nodes().length;
   let nodesChanged = false;
-  const { pos, radius } = rings(v);
   // New elements go in with one add (one per element costs a style pass each).
   const added: cytoscape.ElementDefinition[] = [];
   g.batch(() => {
@@ -230,7 +287,7 @@ function drawGraph(v: ViewData): void {
     g.remove(goneNodes);
     g.remove(g.edges().filter((x) => !shownIds.has(x.id())));
     for (const p of v.peers) {
-      const data = { id: p.id, label: `${p.name}\n${p.address}\n${NAT_WORDS[p.nat] ?? p.nat}` };
+      const data = { id: p.id, label: nodeLabel(p).join("\n") };
       const n = g.getElementById(p.id);
       if (n.empty()) {
         added.push({
@@ -247,37 +304,27 @@ function drawGraph(v: ViewData): void {
     }
     for (const e of shown) {
       const id = `e${e.key}`;
-      // A big mesh's edges carry no label: thousands of them cost more than they tell (hover tells).
-      const label = big ? "" : e.label;
       const x = g.getElementById(id);
       if (x.empty())
-        added.push({ group: "edges", data: { id, source: e.a, target: e.b, label }, classes: e.path });
+        added.push({
+          group: "edges",
+          data: { id, source: e.a, target: e.b, label: e.label },
+          classes: e.path,
+        });
       else {
-        if (x.data("label") !== label) x.data("label", label);
+        if (x.data("label") !== e.label) x.data("label", e.label);
         if (!x.hasClass(e.path)) x.classes(e.path);
       }
     }
     if (added.length) g.add(added);
   });
-  performance.mark("graph-added");
   if (nodesChanged) {
     // Who joined or left moves the others (their ring may have changed).
     if (before > 0)
       g.batch(() => g.nodes().forEach((n) => void n.position({ ...(pos.get(n.id()) ?? { x: 0, y: 0 }) })));
     fit(g, radius);
   }
-  // What is drawn, for tests and scripts reading the page (ids only: names are in the table).
-  const graph = $("graph");
-  graph.dataset.nodes = String(g.nodes().length);
-  graph.dataset.nodeIds = g
-    .nodes()
-    .map((n) => n.id())
-    .join(" ");
-  graph.dataset.edges = String(g.edges().length);
-  $("graph-note").textContent =
-    edges.size > MAX_EDGES
-      ? `graph shows ${MAX_EDGES} of ${edges.size} pairs; the table has all of them`
-      : "";
+  return g.nodes().map((n) => n.id());
 }
 
 /**
@@ -385,6 +432,7 @@ function drawTable(): void {
 function drawDetail(): void {
   const box = $("detail");
   const e = selected ? edges.get(selected.slice(1)) : undefined;
+  canvas?.highlight(e && selected);
   if (!e) {
     box.replaceChildren(el("p", "hover or select a pair to see how it is connected"));
     return;
