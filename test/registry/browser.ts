@@ -4,9 +4,9 @@
  * playwright-core. Every console message of level error, every page error
  * and every CSP violation is collected, so a test can say "none".
  */
-import { existsSync, statSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { buildUi } from "../../src/registry/ui/build.js";
+import { buildUi, builtUi, type BuiltUi } from "../../src/registry/ui/build.js";
 import { UI_DIR } from "../../src/registry/routes/ui.js";
 import { fileURLToPath } from "node:url";
 
@@ -15,12 +15,12 @@ export const CHROMIUM = "/usr/bin/chromium";
 /**
  * The bundle as `npm run build` makes it, made again here (about a second):
  * the tiers' npm scripts run only tsc, and an app.js left from an older
- * build would test old code. Its size in bytes. SCOPE_UI_KEEP=1 keeps an
+ * build would test old code. Its sizes in bytes. SCOPE_UI_KEEP=1 keeps an
  * existing one (to test a bundle changed by hand).
  */
-export async function ensureUi(): Promise<{ bundleBytes: number; totalBytes?: number }> {
+export async function ensureUi(): Promise<BuiltUi> {
   const js = fileURLToPath(new URL("app.js", UI_DIR));
-  if (process.env["SCOPE_UI_KEEP"] === "1" && existsSync(js)) return { bundleBytes: statSync(js).size };
+  if (process.env["SCOPE_UI_KEEP"] === "1" && existsSync(js)) return builtUi();
   return buildUi();
 }
 

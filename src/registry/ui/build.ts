@@ -43,6 +43,12 @@ export async function buildUi(): Promise<BuiltUi> {
     logLevel: "warning",
   });
   for (const f of ["index.html", "app.css"]) copyFileSync(`${SRC}static-src/${f}`, `${out}${f}`);
+  return builtUi();
+}
+
+/** The sizes of the bundle built in UI_DIR. */
+export function builtUi(): BuiltUi {
+  const out = fileURLToPath(UI_DIR);
   const js = readdirSync(out).filter((f) => f === "app.js" || CHUNK.test(f));
   const size = (f: string) => statSync(`${out}${f}`).size;
   return { bundleBytes: size("app.js"), totalBytes: js.reduce((n, f) => n + size(f), 0), dir: out };

@@ -53,6 +53,7 @@ export class CanvasGraph {
   private byId = new Map<string, GraphNode>();
   private edges: GraphEdge[] = [];
   private zoom = 1;
+  private radius = 1;
   private pan = { x: 0, y: 0 };
   private width = 0;
   private height = 0;
@@ -78,7 +79,11 @@ export class CanvasGraph {
     box.append(this.canvas);
     this.measure();
     this.resize = new ResizeObserver(() => {
-      if (this.measure()) this.redraw();
+      const unfitted = this.width === 0 || this.height === 0;
+      if (!this.measure()) return;
+      // Set while the box had no size (hidden): fitted now that it has one.
+      if (unfitted) this.fit();
+      this.redraw();
     });
     this.resize.observe(box);
     this.canvas.addEventListener("pointerdown", (e) => {
@@ -119,11 +124,16 @@ export class CanvasGraph {
     this.nodes = nodes;
     this.byId = new Map(nodes.map((n) => [n.id, n]));
     this.edges = edges.filter((e) => this.byId.has(e.a) && this.byId.has(e.b));
-    if (refit) {
-      this.zoom = clamp(Math.min(this.width / (2 * radius), this.height / (2 * radius)), MIN_ZOOM, 1.6);
-      this.pan = { x: this.width / 2, y: this.height / 2 };
-    }
+    this.radius = radius;
+    if (refit) this.fit();
     this.redraw();
+  }
+
+  /** Centres the graph in the box, as large as fits (up to 1.6, as cytoscape's maxZoom in app.ts). */
+  private fit(): void {
+    const r = this.radius;
+    this.zoom = clamp(Math.min(this.width / (2 * r), this.height / (2 * r)), MIN_ZOOM, 1.6);
+    this.pan = { x: this.width / 2, y: this.height / 2 };
   }
 
   /** The edge drawn highlighted (hovered or selected), if it is drawn. */
