@@ -224,12 +224,30 @@ describe("registry: the web view in headless chromium", function () {
       if (!box) throw new Error("no graph box");
       await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2 - 10);
       expect(await page.textContent("#detail")).to.match(/^hub-0 ↔ edge-\d+: direct/);
+      // The graph answers a zoom (in to where labels are drawn) and a pan with a new frame.
+      const frames = async () => (await page.getAttribute("#graph", "data-frames")) ?? "";
+      const answered = async (act: () => Promise<void>) => {
+        const before = await frames();
+        const t = Date.now();
+        await act();
+        await page.waitForSelector(`#graph:not([data-frames="${before}"])`, { state: "attached" });
+        return `${Date.now() - t} ms (drawn in ${await page.getAttribute("#graph", "data-draw-ms")} ms)`;
+      };
+      const zoomed = await answered(() => page.mouse.wheel(0, -600));
+      const panned = await answered(async () => {
+        await page.mouse.down();
+        await page.mouse.move(box.x + box.width / 2 + 200, box.y + box.height / 2 + 100, { steps: 4 });
+        await page.mouse.up();
+      });
       await page.fill("#filter", "edge-999");
       await page.waitForSelector("#pairs-body tr:not([data-from=edge-999]):not([data-to=edge-999])", {
         state: "detached",
       });
       expect((await tableRows(page)).length).to.be.greaterThan(0);
-      console.log(`      then a sort by latency answered in ${sortMs} ms; load ${loadavg()[0]?.toFixed(2)}`);
+      console.log(
+        `      then a sort by latency answered in ${sortMs} ms, a zoom in ${zoomed}, a pan in ${panned}; ` +
+          `load ${loadavg()[0]?.toFixed(2)}`,
+      );
       expect(errors).to.deep.equal([]);
     } finally {
       await page.close();

@@ -126,10 +126,21 @@ const DASH: Record<PathKind, "solid" | "dashed" | "dotted"> = {
 const DASH_PX: Record<string, number[]> = { solid: [], dashed: [6, 3], dotted: [1, 2] };
 const NODE = "#4a7bd0";
 
-/** A frame showing `n` peers is on the screen: for tests and the render time. */
-function painted(n: number): void {
+let frames = 0;
+
+/**
+ * A frame showing `n` peers is on the screen: for tests and the render
+ * time. The canvas graph also counts its frames and says how long the last
+ * one took to draw (`ms`), so a test can see a pan or zoom answered.
+ */
+function painted(n: number, ms?: number): void {
+  const graph = $("graph");
   const drawn = String(n);
-  if ($("graph").dataset.drawn !== drawn) $("graph").dataset.drawn = drawn;
+  if (graph.dataset.drawn !== drawn) graph.dataset.drawn = drawn;
+  if (ms !== undefined) {
+    graph.dataset.frames = String(++frames);
+    graph.dataset.drawMs = ms.toFixed(1);
+  }
   if (loadStart !== undefined) {
     document.body.dataset.renderMs = String(Math.round(performance.now() - loadStart));
     loadStart = undefined;

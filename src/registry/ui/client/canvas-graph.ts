@@ -65,13 +65,13 @@ export class CanvasGraph {
   /**
    * onEdge: an edge was hovered or tapped (its id). onPaint: a frame
    * showing `nodes` peers has been painted (called at the start of the next
-   * frame, so the drawn one is on the screen).
+   * frame, so the drawn one is on the screen); drawing it took `ms`.
    */
   constructor(
     private readonly box: HTMLElement,
     private readonly look: Look,
     private readonly onEdge: (id: string) => void,
-    private readonly onPaint: (nodes: number) => void,
+    private readonly onPaint: (nodes: number, ms: number) => void,
   ) {
     const ctx = this.canvas.getContext("2d", { alpha: false });
     if (!ctx) throw new Error("no 2d canvas");
@@ -157,9 +157,11 @@ export class CanvasGraph {
     if (this.frame !== undefined) return;
     this.frame = requestAnimationFrame(() => {
       this.frame = undefined;
+      const t0 = performance.now();
       this.paint();
+      const ms = performance.now() - t0;
       const n = this.nodes.length;
-      requestAnimationFrame(() => this.onPaint(n));
+      requestAnimationFrame(() => this.onPaint(n, ms));
     });
   }
 
