@@ -5,6 +5,7 @@
  * SQLite file (acceptance 4: the render time and the bundle size are
  * printed, not asserted; DESIGN: tests assert behaviour, benches time).
  */
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { loadavg } from "node:os";
 import Database from "better-sqlite3";
@@ -108,6 +109,25 @@ describe("registry: the web view in headless chromium", function () {
     expect(html).not.to.match(/<script(?![^>]*\bsrc=)[^>]*>/); // every script is a file
     expect(html).not.to.match(/<style|\sstyle=/);
     expect(html).not.to.match(/scope_|scopeview_/);
+  });
+
+  it("serves the script's chunks (cytoscape) as scripts, and no other file of its directory or above", async () => {
+    const chunks = readdirSync(bundle.dir).filter((f) => f.startsWith("chunk-"));
+    expect(chunks).to.have.length.greaterThan(0);
+    for (const c of chunks) {
+      const r = await fetch(`${reg.url}/ui/${c}`);
+      expect(r.status).to.equal(200);
+      expect(r.headers.get("content-type")).to.match(/^text\/javascript/);
+      expect(r.headers.get("content-security-policy")).to.include("default-src 'none'");
+    }
+    for (const name of [
+      "chunk-x.map",
+      "chunk-..%2F..%2Fbuild.js",
+      "..%2Fbuild.js",
+      "chunk-a.js.map",
+      "build.js",
+    ])
+      expect((await fetch(`${reg.url}/ui/${name}`)).status, name).to.equal(404);
   });
 
   it("shows a peer named like markup as text (the API refuses such a name; seeded, it is still only text)", async () => {
