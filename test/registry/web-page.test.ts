@@ -35,6 +35,8 @@ function seed(
   network: string,
   names: string[],
   paths: [number, number, string, number | null, string | null][],
+  /** The index of names[0]: ids, keys and addresses follow from it. */
+  first = 0,
 ) {
   const db = new Database(join(reg.dataDir, DB_FILE));
   db.pragma("busy_timeout = 5000");
@@ -45,7 +47,8 @@ function seed(
     "INSERT INTO paths (network, reporter, peer, data, reported_at) VALUES (?, ?, ?, ?, ?)",
   );
   db.transaction(() => {
-    names.forEach((name, i) => {
+    names.forEach((name, n) => {
+      const i = first + n;
       const address = `10.${60 + Math.floor(i / 65536)}.${Math.floor(i / 256) % 256}.${(i % 256) + 1}`;
       const record = {
         id: hexId(i),
@@ -169,6 +172,43 @@ describe("registry: the web view in headless chromium", function () {
     }
   });
 
+  it("redraws live, with cytoscape while small and on the canvas once past 200 peers", async () => {
+    await reg.admin.createNetwork({ name: "grow", cidr: "10.62.0.0/16" });
+    const { token } = await reg.admin.createToken("grow", { uses: 2 });
+    const join = async (name: string) => {
+      const p = newPeer(name);
+      return (await memberClient(reg, "grow", p.identity).join(token, p.input)).self.id;
+    };
+    seed(reg, "grow", ["hub-a", "e1", "e2"], [[1, 0, "direct", null, null]]);
+    const viewer = (await reg.admin.createViewerToken("grow", {})).token;
+    const { page, errors } = await openView(browser, reg.url, "grow", viewer);
+    try {
+      await waitPeers(page, 3);
+      expect(await page.locator("#graph.__________cytoscape_container").count()).to.equal(1);
+      // A join wakes the page (the stream), which draws the newcomer without a reload.
+      const first = await join("late-1");
+      await page.waitForSelector(`#graph[data-node-ids~="${first}"]`, { state: "attached" });
+      // 300 more (seeded: no event), then a join wakes it: now it is the canvas's.
+      seed(
+        reg,
+        "grow",
+        Array.from({ length: 300 }, (_, i) => `bulk-${i}`),
+        [],
+        3,
+      );
+      const second = await join("late-2");
+      await page.waitForSelector(`#graph[data-node-ids~="${second}"][data-drawn="305"]`, {
+        state: "attached",
+      });
+      // cytoscape is gone (its three canvases): the one left is the page's own.
+      expect(await page.locator("#graph canvas").count()).to.equal(1);
+      expect(await page.getAttribute("#graph", "data-frames")).to.match(/^[1-9]/);
+      expect(errors).to.deep.equal([]);
+    } finally {
+      await page.close();
+    }
+  });
+
   it("renders a synthetic network of 1 000 peers (time and bundle size printed)", async () => {
     await reg.admin.createNetwork({ name: "big", cidr: "10.64.0.0/16" });
     const N = 1000;
@@ -245,7 +285,11 @@ describe("registry: the web view in headless chromium", function () {
       await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2 - 10);
       expect(await page.textContent("#detail")).to.match(/^hub-0 ↔ edge-\d+: direct/);
       // The graph answers a zoom (in to where labels are drawn) and a pan with a new frame.
-      const frames = async () => (await page.getAttribute("#graph", "data-frames")) ?? "";
+      const frames = async () => {
+        const n = await page.getAttribute("#graph", "data-frames");
+        expect(n, "the canvas graph counts its frames").to.match(/^\d+$/);
+        return n;
+      };
       const answered = async (act: () => Promise<void>) => {
         const before = await frames();
         const t = Date.now();
