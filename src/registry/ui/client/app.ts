@@ -1,9 +1,9 @@
 /**
  * The web view's page script (bundled by esbuild into app.js; cytoscape,
- * for meshes of up to BIG peers, into a chunk loaded only then). It keeps the token in sessionStorage, sends it only in an
- * Authorization header, and puts every name into the DOM with textContent
- * (both graphs draw labels on a canvas): nothing from the registry is ever
- * parsed as markup.
+ * for meshes of up to BIG peers, into a chunk loaded only then). It keeps
+ * the token in sessionStorage, sends it only in an Authorization header,
+ * and puts every name into the DOM with textContent (both graphs draw
+ * labels on a canvas): nothing from the registry is ever parsed as markup.
  *
  * Live: a fetch-streamed `view/events` (EventSource cannot send headers)
  * wakes the page; it then reads /view again, at most every RELOAD_MS.
