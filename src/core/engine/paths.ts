@@ -374,6 +374,19 @@ export function upgradeAt(st: EngineState, ps: PeerState, now: number): number {
 }
 
 /**
+ * The peer's clock offset within what the sample allows (the truth lies
+ * within half its round trip of the estimate), as close to zero as that
+ * allows: clocks are usually NTP-synced, and a sample taken while one side
+ * was busy is skewed by up to half its round trip (a pong stamped after
+ * 100 ms in a busy event loop read as a 50 ms offset between two daemons on
+ * one host's clock). Only an offset larger than the sample's error is used.
+ */
+export function likelyOffset(clock: { offsetMs: number; rttMs: number }): number {
+  const beyond = Math.abs(clock.offsetMs) - clock.rttMs / 2;
+  return beyond <= 0 ? 0 : Math.sign(clock.offsetMs) * beyond;
+}
+
+/**
  * The peer announced its move to the direct path: move at the same moment,
  * or earlier if we chose so. The moment is the peer's `at` on its clock
  * brought to ours with the probes' clock offset; "now + delayMs" would add
@@ -391,7 +404,7 @@ export function noteUpgrade(
   const s = ps.paths;
   if (s.path === "direct" || !viaHub(st, ps)) return false;
   const clock = ps.probe.clock;
-  const theirs = msg.at !== undefined && clock ? msg.at - clock.offsetMs : now + msg.delayMs;
+  const theirs = msg.at !== undefined && clock ? msg.at - likelyOffset(clock) : now + msg.delayMs;
   const at = Math.min(Math.max(theirs, now), now + UPGRADE_AFTER_HANDSHAKE_MS);
   const adopted = s.upgrade.at === undefined || at < s.upgrade.at;
   fx.push(

@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import { likelyOffset } from "../../../src/core/engine/paths.js";
 import { useFakeClock } from "../helpers/fake-clock.js";
 import { SimWorld, type SimNode } from "../helpers/sim-world.js";
 
@@ -40,4 +41,19 @@ describe("upgrade from the hub to direct: both sides switch together (sim)", () 
     expect(skew, `ms between the two switches`).to.be.at.most(1);
     w.stop();
   });
+});
+
+describe("upgrade: the peer's clock offset as a probe sample allows it (likelyOffset)", () => {
+  // Seen in hub.test on one host's clock: a pong stamped after ~100 ms in a
+  // busy event loop read as +50.6 ms; used as such it put 52 ms between the switches.
+  const rows = [
+    { offsetMs: 50.6, rttMs: 101.7, want: 0, why: "within half the round trip: taken as synced" },
+    { offsetMs: -5.9, rttMs: 19, want: 0, why: "small and within the error" },
+    { offsetMs: 200, rttMs: 20, want: 190, why: "beyond the error: the nearest value it allows" },
+    { offsetMs: -30, rttMs: 20, want: -20, why: "the same, behind" },
+  ];
+  for (const r of rows)
+    it(`${r.offsetMs} ms ± ${r.rttMs / 2} → ${r.want} (${r.why})`, () => {
+      expect(likelyOffset(r)).to.be.closeTo(r.want, 1e-9);
+    });
 });
