@@ -373,12 +373,52 @@ export function upgradeAt(st: EngineState, ps: PeerState, now: number): number {
   return s.upgrade.at ?? Infinity;
 }
 
-/** The peer announced its move to the direct path in delayMs: move at the same time, or earlier if we chose so. */
-export function noteUpgrade(st: EngineState, ps: PeerState, delayMs: number, now: number): boolean {
+/**
+ * The peer's clock offset within what the sample allows (the truth lies
+ * within half its round trip of the estimate), as close to zero as that
+ * allows: clocks are usually NTP-synced, and a sample taken while one side
+ * was busy is skewed by up to half its round trip (a pong stamped after
+ * 100 ms in a busy event loop read as a 50 ms offset between two daemons on
+ * one host's clock). Only an offset larger than the sample's error is used.
+ */
+export function likelyOffset(clock: { offsetMs: number; rttMs: number }): number {
+  const beyond = Math.abs(clock.offsetMs) - clock.rttMs / 2;
+  return beyond <= 0 ? 0 : Math.sign(clock.offsetMs) * beyond;
+}
+
+/**
+ * The peer announced its move to the direct path: move at the same moment,
+ * or earlier if we chose so. The moment is the peer's `at` on its clock
+ * brought to ours with the probes' clock offset; "now + delayMs" would add
+ * the time the announcement spent in flight and waiting in a busy event
+ * loop (6 ms of skew between the two switches on an idle lab host, each
+ * millisecond of it a window in which pings are dropped).
+ */
+export function noteUpgrade(
+  st: EngineState,
+  ps: PeerState,
+  msg: { delayMs: number; at?: number },
+  now: number,
+  fx: EngineEffect[],
+): boolean {
   const s = ps.paths;
   if (s.path === "direct" || !viaHub(st, ps)) return false;
-  const at = now + Math.min(delayMs, UPGRADE_AFTER_HANDSHAKE_MS);
-  if (s.upgrade.at !== undefined && s.upgrade.at <= at) return false;
+  const clock = ps.probe.clock;
+  const theirs = msg.at !== undefined && clock ? msg.at - likelyOffset(clock) : now + msg.delayMs;
+  const at = Math.min(Math.max(theirs, now), now + UPGRADE_AFTER_HANDSHAKE_MS);
+  const adopted = s.upgrade.at === undefined || at < s.upgrade.at;
+  fx.push(
+    log("debug", "upgrade announced", {
+      peer: ps.peer.name,
+      inMs: Math.round((at - now) * 10) / 10,
+      oursInMs: s.upgrade.at === undefined ? null : Math.round((s.upgrade.at - now) * 10) / 10,
+      adopted,
+      ...(clock
+        ? { offsetMs: Math.round(clock.offsetMs * 100) / 100, rttMs: Math.round(clock.rttMs * 100) / 100 }
+        : {}),
+    }),
+  );
+  if (!adopted) return false;
   // Ours is later (or unset): theirs wins, and they need not hear ours.
   s.upgrade = { ...s.upgrade, at, announced: true };
   return true;

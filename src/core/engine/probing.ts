@@ -18,6 +18,7 @@ import {
 } from "../probe/codec.js";
 import type { Endpoint } from "../protocol.js";
 import {
+  CLOCK_SAMPLE_TTL_MS,
   gapAt,
   PING_TTL_MS,
   PROBE_PRUNE_EVERY_MS,
@@ -45,6 +46,7 @@ export const newProbeState = (now: number): ProbeState => ({
   source: undefined,
   skewMs: undefined,
   skewRejected: 0,
+  clock: undefined,
 });
 
 function nextNonce(st: EngineState): string {
@@ -122,6 +124,7 @@ export function announceUpgrade(st: EngineState, ps: PeerState, now: number, fx:
   if (u.at === undefined || u.announced || !ps.key) return;
   u.announced = true;
   const delayMs = Math.max(0, Math.round(u.at - now));
+  const at = u.at;
   const targets = [...ps.probe.answers.keys()].flatMap((t) => parseEndpoint(t) ?? []);
   const src = ps.probe.source;
   if (src && !targets.some((t) => sameEndpoint(t, src))) targets.push(src);
@@ -132,6 +135,7 @@ export function announceUpgrade(st: EngineState, ps: PeerState, now: number, fx:
       nonce: nextNonce(st),
       time: now,
       delayMs,
+      at,
     };
     fx.push({ type: "sendProbe", to, bytes: encodeProbe(msg, ps.key) });
   }
@@ -210,12 +214,13 @@ export function receiveProbe(
     ps.probe.source = from;
     return ps;
   }
-  if (msg.type === "upgrade") return noteUpgrade(st, ps, msg.delayMs, now) ? ps : undefined;
+  if (msg.type === "upgrade") return noteUpgrade(st, ps, msg, now, fx) ? ps : undefined;
   const out = st.probes.pingsOut.get(msg.echoNonce);
   if (!out || out.peerId !== ps.peer.id) return undefined;
   st.probes.pingsOut.delete(msg.echoNonce);
   const first = ps.probe.answers.size === 0;
   recordRtt(ps.probe, out.to, Math.max(0, now - out.sentAt), now);
+  noteClock(ps.probe, out.sentAt, msg.time, now);
   if (familyOf(parseEndpoint(out.to)?.address ?? "") === "ipv4") ps.probe.firstV4AnswerAt ??= now;
   // First sign of life: WireGuard may have dropped our handshake before the
   // peer knew us; try again now rather than in 5 s.
@@ -233,6 +238,20 @@ function noteSkew(ps: PeerState, skewMs: number, fx: EngineEffect[]): undefined 
     );
   ps.probe.skewMs = skewMs;
   return undefined;
+}
+
+/**
+ * The peer stamped its pong at `peerTime` somewhere between our ping's
+ * departure and the pong's arrival; assuming the middle, its clock is
+ * `peerTime - (sentAt + now) / 2` ahead of ours, wrong by at most half the
+ * round trip. The sample with the shortest round trip wins until it is
+ * CLOCK_SAMPLE_TTL_MS old (clocks drift, paths change).
+ */
+export function noteClock(p: ProbeState, sentAt: number, peerTime: number, now: number): void {
+  const rttMs = Math.max(0, now - sentAt);
+  const old = p.clock;
+  if (old && rttMs > old.rttMs && now - old.at < CLOCK_SAMPLE_TTL_MS) return;
+  p.clock = { offsetMs: peerTime - (sentAt + now) / 2, rttMs, at: now };
 }
 
 /** A round trip to target: the figure is the lowest of the last RTT_SAMPLES, so one busy moment does not stick. */

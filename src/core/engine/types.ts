@@ -153,6 +153,13 @@ export interface ProbeState {
   skewMs: number | undefined;
   /** Verified probes rejected for their time. */
   skewRejected: number;
+  /**
+   * The peer's clock minus ours, from the pong with the lowest round trip
+   * lately (probing.ts noteClock): a busy moment on either side only makes
+   * a round trip longer, so the shortest one bounds the error best (as NTP
+   * does). Used to meet the peer's announced switch time (paths.ts noteUpgrade).
+   */
+  clock: { offsetMs: number; rttMs: number; at: number } | undefined;
 }
 
 /** What we tell a peer about itself (reports.ts). */

@@ -11,11 +11,15 @@
  * sender id is the 8-byte peer id (16 hex digits). The MAC (HMAC-SHA-256/128,
  * pair key from mac.ts) covers everything before it. A pong's body is
  * echoNonce(8) family(1: 4|6) address(16) port(2): the ping it answers and
- * the source address:port the pinged peer saw. An upgrade's body is
- * delayMs(2): "I move our traffic from the hub to the direct path in delayMs;
+ * the source address:port the pinged peer saw, then time(8, float64 ms):
+ * the header's time to the fraction of a millisecond, so a pong yields the
+ * peer's clock offset to well under a millisecond (engine/probing.ts
+ * noteClock). An upgrade's body is delayMs(2) at(8, float64 ms): "I move our
+ * traffic from the hub to the direct path in delayMs, at `at` on my clock;
  * move with me" (engine/paths.ts upgradeAt). Parsers ignore body bytes
  * beyond the fields they know and anything after the MAC, so later versions
- * can add fields.
+ * can add fields; a body without the float64 (version 1 without it) still
+ * parses.
  */
 import { familyOf, formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from "../ip.js";
 import type { Endpoint } from "../protocol.js";
@@ -26,14 +30,16 @@ export const PROBE_MAGIC = Uint8Array.from([0x53, 0x43, 0x50, 0x42]); // "SCPB"
 export const PROBE_VERSION = 1;
 const HEADER = 32;
 const PONG_BODY = 27;
+const PONG_BODY_EXACT = PONG_BODY + 8;
 
 export type ProbeMessage =
   | { type: "ping"; sender: string; nonce: string; time: number }
   | { type: "pong"; sender: string; nonce: string; time: number; echoNonce: string; observed: Endpoint }
-  | { type: "upgrade"; sender: string; nonce: string; time: number; delayMs: number };
+  | { type: "upgrade"; sender: string; nonce: string; time: number; delayMs: number; at?: number };
 
 const TYPE_CODE = { ping: 1, pong: 2, upgrade: 3 } as const;
 const UPGRADE_BODY = 2;
+const UPGRADE_BODY_EXACT = UPGRADE_BODY + 8;
 
 const HEX8 = /^[0-9a-f]{16}$/;
 const hexBytes = (hex: string, n: 8): Uint8Array => {
@@ -45,9 +51,9 @@ const toHex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 export function encodeProbe(msg: ProbeMessage, key: Uint8Array): Uint8Array {
   const body =
     msg.type === "pong"
-      ? encodePongBody(msg.echoNonce, msg.observed)
+      ? encodePongBody(msg.echoNonce, msg.observed, msg.time)
       : msg.type === "upgrade"
-        ? Uint8Array.of((msg.delayMs >> 8) & 0xff, msg.delayMs & 0xff)
+        ? encodeUpgradeBody(msg.delayMs, msg.at)
         : new Uint8Array(0);
   const out = new Uint8Array(HEADER + body.length + MAC_BYTES);
   const view = new DataView(out.buffer);
@@ -64,14 +70,24 @@ export function encodeProbe(msg: ProbeMessage, key: Uint8Array): Uint8Array {
   return out;
 }
 
-function encodePongBody(echoNonce: string, observed: Endpoint): Uint8Array {
-  const body = new Uint8Array(PONG_BODY);
+function encodeUpgradeBody(delayMs: number, at: number | undefined): Uint8Array {
+  const body = new Uint8Array(at === undefined ? UPGRADE_BODY : UPGRADE_BODY_EXACT);
+  const view = new DataView(body.buffer);
+  view.setUint16(0, delayMs);
+  if (at !== undefined) view.setFloat64(UPGRADE_BODY, at);
+  return body;
+}
+
+function encodePongBody(echoNonce: string, observed: Endpoint, time: number): Uint8Array {
+  const body = new Uint8Array(PONG_BODY_EXACT);
   body.set(hexBytes(echoNonce, 8), 0);
   const v6 = familyOf(observed.address) === "ipv6";
   const addr = v6 ? parseIpv6(observed.address) : parseIpv4(observed.address);
   body[8] = v6 ? 6 : 4;
   body.set(addr, 9);
-  new DataView(body.buffer).setUint16(25, observed.port);
+  const view = new DataView(body.buffer);
+  view.setUint16(25, observed.port);
+  view.setFloat64(PONG_BODY, time);
   return body;
 }
 
@@ -109,17 +125,31 @@ export function decodeProbe(bytes: Uint8Array, key: Uint8Array): ProbeMessage | 
         type: "pong",
         sender,
         nonce,
-        time,
+        time: exactTime(view, bodyLen >= PONG_BODY_EXACT ? HEADER + PONG_BODY : undefined, time),
         echoNonce: toHex(b.subarray(0, 8)),
         observed: { address, port },
       };
     }
-    case TYPE_CODE.upgrade:
+    case TYPE_CODE.upgrade: {
       if (bodyLen < UPGRADE_BODY) return undefined;
-      return { type: "upgrade", sender, nonce, time, delayMs: view.getUint16(HEADER) };
+      const delayMs = view.getUint16(HEADER);
+      if (bodyLen < UPGRADE_BODY_EXACT) return { type: "upgrade", sender, nonce, time, delayMs };
+      const at = view.getFloat64(HEADER + UPGRADE_BODY);
+      return Number.isFinite(at) ? { type: "upgrade", sender, nonce, time, delayMs, at } : undefined;
+    }
     default:
       return undefined;
   }
+}
+
+/**
+ * The float64 time at offset, when it is there and agrees with the header's
+ * whole milliseconds (anything else is malformed: the header's time wins).
+ */
+function exactTime(view: DataView, offset: number | undefined, whole: number): number {
+  if (offset === undefined) return whole;
+  const t = view.getFloat64(offset);
+  return Number.isFinite(t) && Math.floor(t) === whole ? t : whole;
 }
 
 /**

@@ -103,6 +103,29 @@ describe("probe codec and a fractional clock", () => {
     };
     expect(decodeProbe(encodeProbe(msg, key), key)).to.deep.equal({ ...msg, time: 1_700_000_000_123 });
   });
+
+  // A pong's time and an upgrade's moment carry the fraction: the clock
+  // offset and the switch from the hub are worth sub-millisecond precision.
+  it("keeps a pong's fractional time and an upgrade's fractional moment", () => {
+    const [a, b] = [generateIdentity(), generateIdentity()];
+    const key = probePairKey(a.secretKey, a.publicKey, b.publicKey);
+    const base = { sender: "00112233aabbccdd", nonce: "0011223344556677", time: 1_700_000_000_123.25 };
+    const pong: ProbeMessage = {
+      ...base,
+      type: "pong",
+      echoNonce: "8899aabbccddeeff",
+      observed: { address: "203.0.113.9", port: 51820 },
+    };
+    expect(decodeProbe(encodeProbe(pong, key), key)).to.deep.equal(pong);
+    const upgrade: ProbeMessage = { ...base, type: "upgrade", delayMs: 987, at: 1_700_000_001_110.625 };
+    const whole = 1_700_000_000_123;
+    expect(decodeProbe(encodeProbe(upgrade, key), key)).to.deep.equal({ ...upgrade, time: whole });
+    const { at: _at, ...plain } = upgrade;
+    expect(decodeProbe(encodeProbe(plain, key), key), "without the moment").to.deep.equal({
+      ...plain,
+      time: whole,
+    });
+  });
 });
 
 function flip(b: Uint8Array, i: number): Uint8Array {
