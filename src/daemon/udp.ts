@@ -24,8 +24,8 @@ export interface ProbeTransport {
  * Socket buffers for a burst: a rotation sends one ~2 KB kex datagram (two
  * fragments in the tunnel) to each of 49 peers at once and takes 49 back
  * while the loop is busy with the crypto; with the default 208 KB the
- * kernel dropped them (SndbufErrors/RcvbufErrors in the 50-peer lab), and
- * only 155 of 4 686 arrived. Capped by net.core.[rw]mem_max.
+ * 50-peer lab counted RcvbufErrors. Capped by net.core.[rw]mem_max. The
+ * lab's SndbufErrors stayed (docs/security.md): they come from further down.
  */
 const BUFFERS = { recvBufferSize: 2 << 20, sendBufferSize: 2 << 20 };
 
