@@ -29,8 +29,18 @@ const ACK_MAGIC = Uint8Array.of(0x53, 0x43, 0x4b, 0x41); // "SCKA"
 const ACK_BYTES = 16;
 /** Before any round trip is measured: a busy 2-core host can hold a datagram in its queue this long. */
 export const WINDOW_INITIAL_MS = 1_000;
-export const WINDOW_MIN_MS = 200;
+/**
+ * Never less: a round trip measured on an idle mesh (a few ms) says nothing
+ * about a rotation, when every daemon works through 49 exchanges at once and
+ * reads its socket late. With 200 ms, 290 of 998 messages of a 20-peer
+ * rotation went through the registry as well (bench:psk --lab), each costing
+ * a signed POST, the registry and a second verify: a late ack costs less
+ * than a needless relay. A datagram really lost waits this long.
+ */
+export const WINDOW_MIN_MS = 1_000;
 export const WINDOW_MAX_MS = 3_000;
+/** An ack after its fallback still tells the round trip, for this long after the send. */
+const LATE_ACK_MS = 10_000;
 /** Window = this many smoothed round trips (as TCP's RTO, loosely: the round trip varies with load). */
 const WINDOW_RTTS = 4;
 
@@ -69,6 +79,8 @@ const KEX = messageType("kex") as "cc.ltgc.scope:kex";
 
 export class KexDirect {
   private readonly pending = new Map<string, Pending>();
+  /** Sent, relayed after no ack, ack still welcome as a round-trip sample: key → peer, when sent. */
+  private readonly late = new Map<string, { peer: string; sentAt: number }>();
   /** Smoothed round trip per peer (ms). */
   private readonly rtt = new Map<string, number>();
   readonly counts = { direct: 0, acked: 0, fallback: 0, relayed: 0, received: 0 };
@@ -95,8 +107,10 @@ export class KexDirect {
     const wire = JSON.stringify({ network: self.network, from: self.id, to: peer, body: m.body });
     const windowMs = this.windowMs(peer);
     const timer = this.d.clock.setTimer(windowMs, () => {
-      if (this.pending.get(key)?.timer !== timer) return;
+      const p = this.pending.get(key);
+      if (p?.timer !== timer) return;
       this.pending.delete(key);
+      this.keepLate(key, p);
       this.counts.fallback++;
       this.d.onFallback?.(peer, windowMs);
       this.d.viaRegistry(m);
@@ -139,18 +153,38 @@ export class KexDirect {
 
   private acked(key: string): void {
     const p = this.pending.get(key);
-    if (!p) return;
+    if (!p) {
+      // Too late to spare the relay, but the round trip it shows widens the next window.
+      const l = this.late.get(key);
+      if (l) {
+        this.late.delete(key);
+        this.sample(l.peer, l.sentAt);
+      }
+      return;
+    }
     this.pending.delete(key);
     this.d.clock.clearTimer(p.timer);
     this.counts.acked++;
-    const sample = Math.max(0, this.d.clock.now() - p.sentAt);
-    const old = this.rtt.get(p.peer);
-    this.rtt.set(p.peer, old === undefined ? sample : old * 0.75 + sample * 0.25);
+    this.sample(p.peer, p.sentAt);
+  }
+
+  private sample(peer: string, sentAt: number): void {
+    const sample = Math.max(0, this.d.clock.now() - sentAt);
+    const old = this.rtt.get(peer);
+    this.rtt.set(peer, old === undefined ? sample : old * 0.75 + sample * 0.25);
+  }
+
+  /** Remembers a relayed message's send time for its late ack; forgets those older than LATE_ACK_MS. */
+  private keepLate(key: string, p: Pending): void {
+    const now = this.d.clock.now();
+    for (const [k, l] of this.late) if (now - l.sentAt > LATE_ACK_MS) this.late.delete(k);
+    this.late.set(key, { peer: p.peer, sentAt: p.sentAt });
   }
 
   /** The daemon stops: no fallback fires afterwards. */
   close(): void {
     for (const p of this.pending.values()) this.d.clock.clearTimer(p.timer);
     this.pending.clear();
+    this.late.clear();
   }
 }

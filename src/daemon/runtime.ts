@@ -130,6 +130,8 @@ export type Status = EngineStatus & {
   registryUrl: string;
   /** The event stream's resume point and counters (a silent stream is noticed and replaced). */
   stream: StreamStats;
+  /** Kex messages through the tunnel (sent, acked, received) and through the registry (relayed, fallback). */
+  kexTransport: KexDirect["counts"];
 };
 
 /** A hub's fixed public WireGuard endpoint (`scope join --endpoint`), published as a configured candidate. */
@@ -719,6 +721,7 @@ export class Daemon implements Scope1Daemon {
       registry: this.registryUp ? "connected" : "disconnected",
       registryUrl: this.client.currentUrl,
       stream: { ...this.streamStats },
+      kexTransport: { ...this.kexDirect.counts },
     };
   }
 

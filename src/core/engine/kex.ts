@@ -286,9 +286,18 @@ export function kexWork(st: EngineState, ps: PeerState, now: number, fx: EngineE
   }
 }
 
-/** `scope psk rotate [PEER]`: D offers now; E asks D to. */
+/**
+ * How long E waits, on `scope psk rotate`, for D's offer before asking for
+ * one: rotated on every host at once, D offers by itself, and E's request
+ * only costs a message, or a second exchange when it crosses the offer into
+ * a later second (the 20-peer lab rotation: 998 messages against 570).
+ */
+export const KEX_REQUEST_WAIT_MS = 2_000;
+
+/** `scope psk rotate [PEER]`: D offers now; E asks D to, unless D's offer comes first (E without a PSK asks at once). */
 export function kexRotateNow(ps: PeerState, now: number): void {
-  ps.kex.nextAt = now;
+  const k = ps.kex;
+  k.nextAt = k.role === "encapsulator" && k.psk !== undefined ? now + KEX_REQUEST_WAIT_MS : now;
 }
 
 /** A kex message from the registry; true when it changed this peer's state (the caller reconciles it). */

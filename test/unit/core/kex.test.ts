@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { createHash, hkdfSync } from "node:crypto";
 import { step } from "../../../src/core/engine/index.js";
-import { KEX_SWITCH_MS, WG_REKEY_AFTER_MS } from "../../../src/core/engine/kex.js";
+import { KEX_REQUEST_WAIT_MS, KEX_SWITCH_MS, WG_REKEY_AFTER_MS } from "../../../src/core/engine/kex.js";
 import { openKex, sealKex } from "../../../src/core/engine/kex-wire.js";
 import type { Event } from "../../../src/core/protocol.js";
 import { PERSISTENT_KEEPALIVE_S } from "../../../src/core/timers.js";
@@ -142,6 +142,32 @@ describe("psk rotation: crypto", () => {
 });
 
 describe("psk rotation: kex slice", () => {
+  it("scope psk rotate on both sides: E waits for D's offer rather than asking, one exchange", () => {
+    const { d, e } = pair();
+    settle(d, e, T0);
+    const t = T0 + 5_000;
+    const stages = (evs: Event[]) => evs.map((ev) => kexBody(ev).stage);
+    e.fx.push(...step(e.st, { type: "kexRotate" }, t).effects);
+    expect(stages(kexEvents(e)), "E asked at once").to.deep.equal([]);
+    d.fx.push(...step(d.st, { type: "kexRotate" }, t).effects);
+    const carried = settle(d, e, t + 100);
+    expect(stages(carried)).to.deep.equal(["offer", "answer", "confirm"]);
+    e.fx.push(...step(e.st, { type: "timer", name: "tick" }, t + KEX_REQUEST_WAIT_MS).effects);
+    expect(stages(kexEvents(e)), "E asked after D's offer").to.deep.equal([]);
+  });
+
+  it("scope psk rotate on E alone: it asks D once the wait for an offer is over", () => {
+    const { d, e } = pair();
+    settle(d, e, T0);
+    const t = T0 + 5_000;
+    const stages = () => kexEvents(e).map((ev) => kexBody(ev).stage);
+    e.fx.push(...step(e.st, { type: "kexRotate" }, t).effects);
+    e.fx.push(...step(e.st, { type: "timer", name: "tick" }, t + KEX_REQUEST_WAIT_MS - 1).effects);
+    expect(stages()).to.deep.equal([]);
+    e.fx.push(...step(e.st, { type: "timer", name: "tick" }, t + KEX_REQUEST_WAIT_MS).effects);
+    expect(stages()).to.deep.equal(["request"]);
+  });
+
   it("both sides configure the same PSK; the next interval rotates to a new one with a higher epoch", () => {
     const { d, e } = pair();
     settle(d, e, T0);

@@ -1,6 +1,11 @@
 import { expect } from "chai";
 import type { Endpoint, Event, PostMessage } from "../../../src/core/protocol.js";
-import { KexDirect, WINDOW_INITIAL_MS, WINDOW_MIN_MS } from "../../../src/daemon/kex-direct.js";
+import {
+  KexDirect,
+  WINDOW_INITIAL_MS,
+  WINDOW_MAX_MS,
+  WINDOW_MIN_MS,
+} from "../../../src/daemon/kex-direct.js";
 import { useFakeClock, type FakeClock } from "../helpers/fake-clock.js";
 
 const A = { id: "aaaaaaaaaaaaaaaa", address: "10.77.0.1" };
@@ -93,6 +98,18 @@ describe("daemon kex-direct: kex messages through the tunnel, the registry as fa
     h.clock.advance(1);
     expect(a.relayed).to.deep.equal([m]);
     expect(b.delivered).to.deep.equal([]);
+  });
+
+  it("an ack that comes after the fallback still widens the peer's window", () => {
+    const m = kex(B.id, 5);
+    a.kd.send(m);
+    h.clock.advance(WINDOW_INITIAL_MS); // no ack yet: relayed
+    expect(a.relayed).to.deep.equal([m]);
+    flush(); // B reads it late and acks: a round trip of WINDOW_INITIAL_MS
+    expect(a.kd.counts).to.include({ direct: 1, acked: 0, fallback: 1 });
+    expect(a.kd.windowMs(B.id)).to.equal(
+      Math.min(WINDOW_MAX_MS, Math.max(WINDOW_MIN_MS, 4 * WINDOW_INITIAL_MS)),
+    );
   });
 
   it("relays at once when the tunnel is not live, and relays other messages untouched", () => {
