@@ -1,7 +1,8 @@
 /**
- * Event fan-out benchmark (`npm run bench:registry`, `-- --full` for 10 000).
+ * Event fan-out benchmark (`npm run bench:registry`; `-- --help` for options).
  *
- * Starts a real registry (`scope registry`) on loopback, seeds N member peers
+ * For each N of `--n` (default 1000 and 10 000, in one run): starts a real
+ * registry (`scope registry`) on loopback, seeds N member peers
  * straight into its SQLite file (a fixture: joining 10 000 peers through the
  * API would measure the joins, not the fan-out), opens N SSE subscribers from
  * worker threads on several loopback source addresses, then times joins: from
@@ -20,7 +21,8 @@
  * PostgreSQL server, two registry processes on it, the same N subscribers
  * split over both and joins alternating between them; join-to-event p50/p99
  * and join throughput (THROUGHPUT_JOINS, JOIN_CONCURRENCY in flight, no
- * subscribers) are printed next to the SQLite registry's from the same run.
+ * subscribers) are printed next to the SQLite registry's from the same run,
+ * and a last table puts every N's SQLite and two-replica figures together.
  *
  * fd limits are raised for the bench and both servers with prlimit when
  * allowed (root); otherwise the caller needs `ulimit -n` above N + 1000.
@@ -33,6 +35,7 @@ import { connect, type Socket } from "node:net";
 import { tmpdir, cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { performance } from "node:perf_hooks";
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
 import Database from "better-sqlite3";
@@ -67,7 +70,14 @@ const now = () => performance.timeOrigin + performance.now();
 const FD_LIMIT = 65_536;
 /** Descriptors besides the subscribers' sockets: database, logs, workers, admin socket, joins. */
 const FD_SPARE = 1000;
-const N = process.argv.includes("--full") ? 10_000 : 1000;
+const USAGE = `usage: npm run bench:registry [-- --n 1000,10000]
+
+  --n LIST   subscriber counts, each measured in turn in this one run
+             (default 1000,10000; --full is the same as the default)
+  --help     this text
+
+Needs the registry tier's PostgreSQL (bash test/setup.sh registry) and N + ${FD_SPARE}
+file descriptors per process: raised with prlimit as root, else ulimit -Hn.`;
 /** An event of a realistic size (a peerJoin record is ~500-700 bytes) for the floor server. */
 const FLOOR_DATA = JSON.stringify({ type: "floor", pad: "x".repeat(600) });
 const load = () => `load ${loadavg()[0]!.toFixed(1)}`;
@@ -361,6 +371,7 @@ async function joinThroughput(urls: string[], token: string): Promise<{ perSecon
 async function spawnRegistry(
   dir: string,
   extraConfig: string,
+  n: number,
 ): Promise<{ child: ChildProcess; port: number }> {
   mkdirSync(join(dir, "data"), { recursive: true, mode: 0o700 });
   const conf = join(dir, "registry.conf");
@@ -388,7 +399,7 @@ async function spawnRegistry(
     throw e;
   });
   try {
-    raiseFdLimit(child.pid!);
+    raiseFdLimit(child.pid!, n);
   } catch (e) {
     await stop(child);
     throw e;
@@ -410,7 +421,9 @@ async function measureReplicas(sqliteFile: string, identities: Identity[], threa
     const pgUrl = await server.createDatabase();
     await migrateSqliteToPg(sqliteFile, pgUrl, silentLogger, Date.now());
     const store = `[store]\nkind = postgres\nurl = ${pgUrl}\n`;
-    const regs = await Promise.all(["a", "b"].map((r) => spawnRegistry(join(dir, r), store)));
+    const regs = await Promise.all(
+      ["a", "b"].map((r) => spawnRegistry(join(dir, r), store, identities.length)),
+    );
     children.push(...regs.map((r) => r.child));
     const urls = regs.map((r) => `http://127.0.0.1:${r.port}`);
     const admin = new AdminClient({ socketPath: join(dir, "a", "admin.sock") });
@@ -423,9 +436,12 @@ async function measureReplicas(sqliteFile: string, identities: Identity[], threa
     );
     const loadAt = load();
     const lat = await measure(joinTrigger(urls, token, "rep"), subs);
+    const fanLoad = `${loadAt} → ${load()}`;
     await subs.close();
+    const loadJoins = load();
     const joins = await joinThroughput(urls, token);
-    return { lat, joins, load: `${loadAt} → ${load()}` };
+    const out: Figures = { lat, joins: joins.perSecond, fanLoad, joinLoad: `${loadJoins} → ${load()}` };
+    return out;
   } finally {
     await Promise.all(children.map(stop));
     server.stop();
@@ -462,7 +478,7 @@ function runFloorServer(): void {
  * the limit must hold N sockets and some: a registry that runs out closes
  * new connections at once, and the bench would see only resets.
  */
-function raiseFdLimit(pid: number): void {
+function raiseFdLimit(pid: number, n: number): void {
   try {
     execFileSync("prlimit", ["--pid", String(pid), `--nofile=${FD_LIMIT}:${FD_LIMIT}`], { stdio: "ignore" });
   } catch {
@@ -470,10 +486,10 @@ function raiseFdLimit(pid: number): void {
   }
   const limits = readFileSync(`/proc/${pid}/limits`, "utf8");
   const soft = Number(/^Max open files\s+(\d+)/m.exec(limits)?.[1] ?? Infinity);
-  const need = N + FD_SPARE;
+  const need = n + FD_SPARE;
   if (soft < need)
     throw new Error(
-      `pid ${pid} may open ${soft} files and needs ${need} for ${N} subscribers: raise the hard limit (ulimit -Hn, as root) first`,
+      `pid ${pid} may open ${soft} files and needs ${need} for ${n} subscribers: raise the hard limit (ulimit -Hn, as root) first`,
     );
 }
 
@@ -529,7 +545,7 @@ async function measureFloor(
       child.stdout?.once("data", () => resolve());
       child.once("exit", (code) => reject(new Error(`floor server exited ${code}`)));
     });
-    raiseFdLimit(child.pid!);
+    raiseFdLimit(child.pid!, identities.length);
     const subs = new Subscribers();
     await subs.open([port], identities, threads);
     const lat = await measure(floorTrigger(`http://127.0.0.1:${port}`), subs);
@@ -541,10 +557,26 @@ async function measureFloor(
   }
 }
 
-async function main(): Promise<void> {
-  const n = N;
-  const threads = Math.max(2, Math.min(4, cpus().length));
-  raiseFdLimit(process.pid);
+/** Join→event latencies, join throughput, and the load average over each of the two. */
+interface Figures {
+  lat: number[];
+  joins: number;
+  fanLoad: string;
+  joinLoad: string;
+}
+
+const figuresLine = (x: Figures) =>
+  `join→event ${summary(x.lat)}   joins ${f(x.joins)}/s   (${x.fanLoad}; joins ${x.joinLoad})`;
+
+/** What one N's run leaves for the table that ends the bench. */
+interface SizeResult {
+  n: number;
+  sqlite: Figures;
+  replicas: Figures;
+}
+
+/** One N: SQLite registry (baseline, N subscribers, join throughput), two replicas, floor; prints its block. */
+async function runSize(n: number, threads: number): Promise<SizeResult> {
   const dir = mkdtempSync(join(tmpdir(), "scope-bench-"));
   const dataDir = join(dir, "data");
   const socketPath = join(dir, "admin.sock");
@@ -554,7 +586,7 @@ async function main(): Promise<void> {
     `[registry]\nadmin_socket = ${socketPath}\nmetrics_listen = off\n[log]\nlevel = warn\n[limits]\n${UNLIMITED}`,
   );
   mkdirSync(dataDir, { mode: 0o700 });
-  console.log(`seeding ${n} subscriber peers… (${load()})`);
+  console.log(`\nN = ${n}: seeding ${n} subscriber peers… (${load()})`);
   let t = now();
   const identities = seedPeers(dataDir, n + 1);
   console.log(`  seeded in ${((now() - t) / 1000).toFixed(1)} s (${load()})`);
@@ -582,7 +614,7 @@ async function main(): Promise<void> {
     child.stderr?.on("data", (b: Buffer) => (out += b.toString()));
     await waitHealthy(url, child, () => out);
     const pid = child.pid!;
-    raiseFdLimit(pid);
+    raiseFdLimit(pid, n);
     const { token } = await new AdminClient({ socketPath }).createToken(NET, {
       uses: 10 * JOINS + THROUGHPUT_JOINS,
     });
@@ -608,7 +640,14 @@ async function main(): Promise<void> {
     const after = memory(pid);
     const loadAfter = load();
     await many.close();
+    const loadJoins = load();
     const sqliteJoins = await joinThroughput([url], token);
+    const sqlite: Figures = {
+      lat,
+      joins: sqliteJoins.perSecond,
+      fanLoad: `${loadFan} → ${loadAfter}`,
+      joinLoad: `${loadJoins} → ${load()}`,
+    };
     await stop(child);
 
     console.log(`two replicas on PostgreSQL, the same ${n} subscribers split over both… (${load()})`);
@@ -633,20 +672,57 @@ async function main(): Promise<void> {
       `  registry RSS: idle ${idle.rss} MB, with N subscribers ${subscribed.rss} MB, after joins ${after.rss} MB, peak ${after.peak} MB (floor server peak ${floor.peak} MB)`,
     );
     console.log(`  targets at 10 000: p99 ≤ 500 ms, RSS ≤ 512 MB`);
-    console.log(`\nSQLite (one registry) next to two replicas on one PostgreSQL, same run`);
+    console.log(`\nSQLite (one registry) next to two replicas on one PostgreSQL, N=${n}, same run`);
+    console.log(`  SQLite:      ${figuresLine(sqlite)}`);
+    console.log(`  2 replicas:  ${figuresLine(replicas)}`);
     console.log(
-      `  SQLite:      join→event ${summary(lat)}   joins ${f(sqliteJoins.perSecond)}/s   (${loadFan})`,
+      `  ratio to SQLite:          ${ratio(replicas.lat, lat)}   joins ×${(replicas.joins / sqlite.joins).toFixed(2)}`,
     );
-    console.log(
-      `  2 replicas:  join→event ${summary(replicas.lat)}   joins ${f(replicas.joins.perSecond)}/s   (${replicas.load})`,
-    );
-    console.log(
-      `  ratio to SQLite:          ${ratio(replicas.lat, lat)}   joins ×${(replicas.joins.perSecond / sqliteJoins.perSecond).toFixed(2)}`,
-    );
+    return { n, sqlite, replicas };
   } finally {
     await stop(child);
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The subscriber counts asked for, or the usage on --help or anything else. */
+function sizes(): number[] | undefined {
+  const { values } = parseArgs({
+    options: {
+      n: { type: "string", default: "1000,10000" },
+      full: { type: "boolean" },
+      help: { type: "boolean" },
+    },
+  });
+  if (values.help) return undefined;
+  const ns = (values.n ?? "").split(",").map(Number);
+  if (ns.some((x) => !Number.isInteger(x) || x < 1))
+    throw new Error(`--n: a list of subscriber counts\n${USAGE}`);
+  return ns;
+}
+
+async function main(): Promise<void> {
+  const ns = sizes();
+  if (!ns) return console.log(USAGE);
+  const threads = Math.max(2, Math.min(4, cpus().length));
+  raiseFdLimit(process.pid, Math.max(...ns));
+  console.log(`bench:registry: N = ${ns.join(", ")} subscribers, ${cpus().length} cores (${load()})`);
+  const results: SizeResult[] = [];
+  for (const n of ns) results.push(await runSize(n, threads));
+  console.log(
+    `\nall sizes, one run: join→event fan-out to N subscribers, and join throughput (no subscribers)`,
+  );
+  console.log(
+    `  ${"N".padStart(6)}  ${"store".padEnd(10)}  ${"p50 ms".padStart(8)}  ${"p99 ms".padStart(8)}  ${"joins/s".padStart(8)}  load (fan-out; joins)`,
+  );
+  for (const r of results)
+    for (const [store, x] of [
+      ["SQLite", r.sqlite],
+      ["2 replicas", r.replicas],
+    ] as const)
+      console.log(
+        `  ${String(r.n).padStart(6)}  ${store.padEnd(10)}  ${f(percentile(x.lat, 50)).padStart(8)}  ${f(percentile(x.lat, 99)).padStart(8)}  ${f(x.joins).padStart(8)}  ${x.fanLoad}; ${x.joinLoad}`,
+      );
 }
 
 if (process.argv[2] === "--floor-server") {

@@ -2,7 +2,8 @@
  * `scope registry migrate`: copies a single-host registry's SQLite database
  * into PostgreSQL, in one transaction: networks, tokens (hashes and use
  * counts), peers (records as stored: same ids and addresses), events (same
- * ids, so a daemon's Last-Event-ID stays valid) and unexpired nonces.
+ * ids, so a daemon's Last-Event-ID stays valid), unexpired nonces, and the
+ * web view's viewer tokens and path reports (issue 16).
  *
  * SQLite numbers events over the whole registry, PostgreSQL per network:
  * every network's counter starts at SQLite's last id, so new ids are higher
@@ -18,6 +19,8 @@ export interface MigrateCounts {
   tokens: number;
   peers: number;
   events: number;
+  viewerTokens: number;
+  paths: number;
 }
 
 type Row = Record<string, unknown>;
@@ -65,6 +68,8 @@ export async function migrateSqliteToPg(
     const peers = all("SELECT * FROM peers");
     const events = all("SELECT * FROM events ORDER BY id");
     const nonces = all("SELECT * FROM nonces WHERE expires_at >= ?", now);
+    const viewerTokens = all("SELECT * FROM viewer_tokens");
+    const paths = all("SELECT * FROM paths");
     await migratePg(pool);
     await transaction(pool, async (db) => {
       const clash = await db.query<{ name: string }>("SELECT name FROM networks WHERE name = ANY($1)", [
@@ -91,8 +96,22 @@ export async function migrateSqliteToPg(
       await copyRows(db, "events", ["network", "id", "sender", "recipient", "ts", "data"], events);
       // Nonces are global: one already there (a replay window shared with the target) is no conflict.
       await copyRows(db, "nonces", ["key", "expires_at"], nonces, "ON CONFLICT DO NOTHING");
+      await copyRows(
+        db,
+        "viewer_tokens",
+        ["id", "network", "hash", "expires_at", "created_at"],
+        viewerTokens,
+      );
+      await copyRows(db, "paths", ["network", "reporter", "peer", "data", "reported_at"], paths);
     });
-    return { networks: networks.length, tokens: tokens.length, peers: peers.length, events: events.length };
+    return {
+      networks: networks.length,
+      tokens: tokens.length,
+      peers: peers.length,
+      events: events.length,
+      viewerTokens: viewerTokens.length,
+      paths: paths.length,
+    };
   } finally {
     src.close();
     await pool.end();

@@ -7,40 +7,22 @@
 // in well under 100 ms, too soon for an event to fall in between; the hang
 // makes sure the resume on B has events to replay.)
 //
-// PostgreSQL is the registry tier's private cluster (test/registry/pg-server.ts)
-// in the root namespace; the replicas reach it over its Unix socket, which
-// every network namespace shares (the lab's hosts have no route to the
-// root namespace's loopback).
+// PostgreSQL is the registry tier's private cluster (test/registry/pg-server.ts),
+// reached over its Unix socket (pg-lab.ts).
 
 import { expect } from "chai";
 import pg from "pg";
 import { skipUnlessLab } from "./lab.js";
+import { endPgLab, labDatabase, meshOn, publicHosts, streamOf as of } from "./pg-lab.js";
 import { LongPing } from "./checks.js";
 import { Scenario } from "./scenario.js";
 import { peerNamed, type ScopeStatus } from "./status.js";
 import { delay } from "./wait.js";
-import type { World } from "./world.js";
 import { startPostgres, type PgServer } from "../registry/pg-server.js";
 
 const EDGES = ["a", "b"] as const;
 
-const WORLD: World = {
-  routers: [],
-  hosts: [
-    { name: "rega", v6: false },
-    { name: "regb", v6: false },
-    { name: "a", v6: false },
-    { name: "b", v6: false },
-    { name: "c", v6: false },
-  ],
-};
-
-interface FailoverStatus {
-  registry: "connected" | "disconnected";
-  registryUrl: string;
-  stream: { lastEventId: number; delivered: number; repeated: number; reconnects: number };
-}
-const of = (s: ScopeStatus): FailoverStatus => s as unknown as FailoverStatus;
+const WORLD = publicHosts(["rega", "regb", "a", "b", "c"]);
 
 describe("lab: registry replicas on PostgreSQL, the first one SIGKILLed", function () {
   this.timeout(240_000);
@@ -51,20 +33,13 @@ describe("lab: registry replicas on PostgreSQL, the first one SIGKILLed", functi
   before(async function () {
     skipUnlessLab(this);
     server = await startPostgres();
-    const url = await server.createDatabase();
-    const store = `[store]\nkind = postgres\nurl = ${server.socketUrl(new URL(url).pathname.slice(1))}\n`;
-    sc = await Scenario.start(WORLD, "rega", ["lab"], { replicas: ["regb"], store });
+    const { url, store } = await labDatabase(server);
     db = new pg.Client({ connectionString: url });
     await db.connect();
-    await sc.joinAll(EDGES);
-    await sc.waitConverged([...EDGES], 30_000);
+    sc = await meshOn(WORLD, "rega", EDGES, { replicas: ["regb"], store });
   });
 
-  after(async () => {
-    await db?.end().catch(() => undefined);
-    await sc?.teardown();
-    server?.stop();
-  });
+  after(() => endPgLab(db, sc, server));
 
   /** Events of the lab network in (after, upTo] that a stream of `self` carries. */
   const heldFor = async (self: string, after: number, upTo: number): Promise<number> => {

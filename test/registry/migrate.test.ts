@@ -2,7 +2,9 @@
  * Issue 15 acceptance 6: `scope registry migrate` from a populated SQLite
  * registry into PostgreSQL. Every peer keeps its id and address and stays a
  * member (signed requests pass, no re-join), a stream resumes from an event
- * id seen before the migration, and new ids continue above the old ones.
+ * id seen before the migration, new ids continue above the old ones, and a
+ * viewer token of the web view still opens it. (Real daemons across the
+ * move: test/lab/migrate.test.ts.)
  */
 import { expect } from "chai";
 import { execFile } from "node:child_process";
@@ -23,6 +25,7 @@ describe("scope registry migrate: SQLite to PostgreSQL (real processes)", functi
     regs.push(old);
     await old.admin.createNetwork({ name: "corp", cidr: "10.88.0.0/16" });
     const { token } = await old.admin.createToken("corp", { uses: 4 });
+    const viewer = (await old.admin.createViewerToken("corp", {})).token;
     const hosts = ["a", "b", "c"].map((n) => newPeer(`m-${n}`));
     const joined = [];
     for (const h of hosts) joined.push(await memberClient(old, "corp", h.identity).join(token, h.input));
@@ -45,7 +48,14 @@ describe("scope registry migrate: SQLite to PostgreSQL (real processes)", functi
       pgUrl,
       "--json",
     ]);
-    expect(JSON.parse(out.stdout)).to.deep.equal({ networks: 1, tokens: 1, peers: 3, events: 4 });
+    expect(JSON.parse(out.stdout)).to.deep.equal({
+      networks: 1,
+      tokens: 1,
+      peers: 3,
+      events: 4,
+      viewerTokens: 1,
+      paths: 0,
+    });
 
     const neu = await startRegistryProcess({ pgUrl });
     regs.push(neu);
@@ -55,6 +65,12 @@ describe("scope registry migrate: SQLite to PostgreSQL (real processes)", functi
     expect(listed.map((p) => [p.id, p.address])).to.deep.equal(
       joined.map((j) => [j.self.id, j.self.address]).sort((x, y) => (x[1]! < y[1]! ? -1 : 1)),
     );
+
+    // The web view's viewer token moved too: the dashboard link an admin handed out still opens.
+    const view = await fetch(`${neu.url}/v1/networks/corp/view`, {
+      headers: { authorization: `Bearer ${viewer}` },
+    });
+    expect(view.status, "the view with a viewer token from before the migration").to.equal(200);
 
     // b resumes from before the migration: the copied event, then a new one, each once.
     const r = record(clients[1]!, resumeFrom);

@@ -88,7 +88,8 @@ export const migrate: Command = {
       io,
       args,
       counts,
-      (c) => `migrated ${c.networks} networks, ${c.peers} peers, ${c.tokens} tokens, ${c.events} events\n`,
+      (c) =>
+        `migrated ${c.networks} networks, ${c.peers} peers, ${c.tokens} tokens, ${c.events} events, ${c.viewerTokens} viewer tokens, ${c.paths} path reports\n`,
     );
   },
 };
