@@ -118,9 +118,40 @@ jget() {
 # nothing it should not (a soft reboot stops it like any other unit).
 start_registry() { # LISTEN_IP
 	systemctl stop scope-registry 2>/dev/null || true
+	rm -f /run/scope-registry-warn /run/scope-registry-retried
+	# Once (CI, networkd-reboot) the registry's bind failed with EADDRNOTAVAIL
+	# 22 s after 10.99.0.1 was added to veth-c: nothing of Scope runs at that
+	# point, so say what the host had, and put the address back if it went.
+	if ! has_local_ip "$1"; then
+		echo "WARN: $1 is not a local address before the registry starts:"
+		ip -br addr
+		if [ "$1" = 10.99.0.1 ]; then ip addr add 10.99.0.1/24 dev veth-c; fi
+	fi
 	systemd-run -q --unit=scope-registry --collect \
 		/usr/bin/scope registry --listen "$1:$REG_PORT" --data /var/lib/scope-registry
-	wait_for 240 test -S /run/scope/registry/admin.sock
+	local rc=0
+	wait_for 240 registry_up "$1" || rc=$?
+	# wait_for hides what registry_up says; show it.
+	if [ -s /run/scope-registry-warn ]; then cat /run/scope-registry-warn >&2; fi
+	return $rc
+}
+has_local_ip() { ip -o -4 addr show | grep -qF " $1/"; }
+# The admin socket is there; or the registry failed: show why, restore the address, try once more.
+registry_up() {
+	test -S /run/scope/registry/admin.sock && return 0
+	# --collect unloads a failed unit at once, so "gone" is what failure looks like.
+	systemctl -q is-active scope-registry && return 1
+	[ -e /run/scope-registry-retried ] && return 1
+	touch /run/scope-registry-retried
+	{
+		echo "WARN: the registry failed to start; addresses now:"
+		ip -br addr
+		journalctl -u scope-registry -o cat -n 5 --no-pager
+	} >>/run/scope-registry-warn 2>&1
+	if [ "$1" = 10.99.0.1 ] && ! has_local_ip "$1"; then ip addr add 10.99.0.1/24 dev veth-c; fi
+	systemd-run -q --unit=scope-registry --collect \
+		/usr/bin/scope registry --listen "$1:$REG_PORT" --data /var/lib/scope-registry
+	return 1
 }
 
 # A second edge host inside this VM: network namespace "c" behind a veth pair

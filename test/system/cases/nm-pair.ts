@@ -35,6 +35,7 @@ pings() { ping -c 1 -W 1 "$1" >/dev/null 2>&1; }
 # Peers as scope0 has them (a node process costs seconds under TCG; wg does not).
 other_peer() { wg show scope0 peers | grep -vx "$1"; } # a peer that is not KEY
 tunnel_ip() { wg show scope0 allowed-ips | awk -v k="$1" '$1 == k { sub("/.*", "", $2); print $2 }'; }
+has_tunnel_ip() { [ -n "$(tunnel_ip "$1")" ]; }
 # Every peer direct again (cc.ltgc.Scope1): a resume re-attempts each path, and its handshake triggers re-create the peer.
 all_direct() { ! busctl --system call ${BUS} GetPeers | grep -qE '"path" s "(pending|none)"'; }
 state_of() { busctl --system call ${BUS} GetStatus | grep -o '"state" s "[a-z-]*"'; }
@@ -151,6 +152,9 @@ barrier c-go
 wait_for 240 other_peer "$B_KEY"
 C_KEY=$(other_peer "$B_KEY")
 wait_for 240 has_handshake scope0 "$C_KEY"
+# A handshake trigger re-creates the peer with wg(8) in steps (remove, then
+# add with its allowed IPs); read c's address once the peer has it again.
+wait_for 60 has_tunnel_ip "$C_KEY"
 C_ADDR=$(tunnel_ip "$C_KEY")
 if ping -c 2 -i 0.3 -w 30 "$C_ADDR"; then echo "ok: in-tunnel ping a -> c"; else diag_c >/tmp/diag-c.txt 2>&1; fi
 grep -qF "[wireguard-peer.$C_KEY]" "$(profile_file)" && echo "ok: the stored profile has c's peer"
