@@ -167,6 +167,7 @@ export const UPGRADE_AFTER_HANDSHAKE_MS = 1_000;
 
 /** How long the shortest round trip's clock-offset sample is kept before a longer one may replace it (probing.ts noteClock). */
 export const CLOCK_SAMPLE_TTL_MS = 60_000;
+
 /** A direct pair with a hub behind it probes at least this often, so a broken direct path is noticed. */
 export const DIRECT_CHECK_MS = 1_000;
 /** No probe answer for this long on a direct path that had answers: it is gone, traffic returns to the hub. */

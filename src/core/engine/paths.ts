@@ -407,15 +407,14 @@ export function noteUpgrade(
   const theirs = msg.at !== undefined && clock ? msg.at - likelyOffset(clock) : now + msg.delayMs;
   const at = Math.min(Math.max(theirs, now), now + UPGRADE_AFTER_HANDSHAKE_MS);
   const adopted = s.upgrade.at === undefined || at < s.upgrade.at;
+  const tenths = (ms: number): number => Math.round(ms * 10) / 10;
   fx.push(
     log("debug", "upgrade announced", {
       peer: ps.peer.name,
-      inMs: Math.round((at - now) * 10) / 10,
-      oursInMs: s.upgrade.at === undefined ? null : Math.round((s.upgrade.at - now) * 10) / 10,
+      inMs: tenths(at - now),
+      oursInMs: s.upgrade.at === undefined ? null : tenths(s.upgrade.at - now),
       adopted,
-      ...(clock
-        ? { offsetMs: Math.round(clock.offsetMs * 100) / 100, rttMs: Math.round(clock.rttMs * 100) / 100 }
-        : {}),
+      ...(clock ? { offsetMs: tenths(clock.offsetMs), rttMs: tenths(clock.rttMs) } : {}),
     }),
   );
   if (!adopted) return false;

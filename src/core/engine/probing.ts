@@ -124,7 +124,6 @@ export function announceUpgrade(st: EngineState, ps: PeerState, now: number, fx:
   if (u.at === undefined || u.announced || !ps.key) return;
   u.announced = true;
   const delayMs = Math.max(0, Math.round(u.at - now));
-  const at = u.at;
   const targets = [...ps.probe.answers.keys()].flatMap((t) => parseEndpoint(t) ?? []);
   const src = ps.probe.source;
   if (src && !targets.some((t) => sameEndpoint(t, src))) targets.push(src);
@@ -135,7 +134,7 @@ export function announceUpgrade(st: EngineState, ps: PeerState, now: number, fx:
       nonce: nextNonce(st),
       time: now,
       delayMs,
-      at,
+      at: u.at,
     };
     fx.push({ type: "sendProbe", to, bytes: encodeProbe(msg, ps.key) });
   }
@@ -219,8 +218,9 @@ export function receiveProbe(
   if (!out || out.peerId !== ps.peer.id) return undefined;
   st.probes.pingsOut.delete(msg.echoNonce);
   const first = ps.probe.answers.size === 0;
-  recordRtt(ps.probe, out.to, Math.max(0, now - out.sentAt), now);
-  noteClock(ps.probe, out.sentAt, msg.time, now);
+  const rttMs = Math.max(0, now - out.sentAt);
+  recordRtt(ps.probe, out.to, rttMs, now);
+  noteClock(ps.probe, out.sentAt, rttMs, msg.time, now);
   if (familyOf(parseEndpoint(out.to)?.address ?? "") === "ipv4") ps.probe.firstV4AnswerAt ??= now;
   // First sign of life: WireGuard may have dropped our handshake before the
   // peer knew us; try again now rather than in 5 s.
@@ -247,8 +247,7 @@ function noteSkew(ps: PeerState, skewMs: number, fx: EngineEffect[]): undefined 
  * round trip. The sample with the shortest round trip wins until it is
  * CLOCK_SAMPLE_TTL_MS old (clocks drift, paths change).
  */
-export function noteClock(p: ProbeState, sentAt: number, peerTime: number, now: number): void {
-  const rttMs = Math.max(0, now - sentAt);
+export function noteClock(p: ProbeState, sentAt: number, rttMs: number, peerTime: number, now: number): void {
   const old = p.clock;
   if (old && rttMs > old.rttMs && now - old.at < CLOCK_SAMPLE_TTL_MS) return;
   p.clock = { offsetMs: peerTime - (sentAt + now) / 2, rttMs, at: now };
