@@ -188,8 +188,8 @@ export class NetworkdBackend implements Backend, HandshakeTrigger {
    * so WireGuard initiates now. networkd keeps no per-peer state, so this
    * does not disturb it; the files do not change.
    */
-  async triggerHandshake(publicKey: string): Promise<void> {
-    await wgToolRetrigger(this.env.runner, await this.knownIface(), publicKey, "networkd");
+  async triggerHandshake(publicKey: string, seenHandshakeMs?: number): Promise<void> {
+    await wgToolRetrigger(this.env.runner, await this.knownIface(), publicKey, "networkd", seenHandshakeMs);
   }
 
   /**

@@ -207,8 +207,14 @@ export class NetworkManagerBackend implements Backend, HandshakeTrigger, ActiveS
   }
 
   /** As the other backends: re-create the peer live so WireGuard initiates now; NM's profile is not touched. */
-  async triggerHandshake(publicKey: string): Promise<void> {
-    await wgToolRetrigger(this.env.runner, await this.knownIface(), publicKey, "networkmanager");
+  async triggerHandshake(publicKey: string, seenHandshakeMs?: number): Promise<void> {
+    await wgToolRetrigger(
+      this.env.runner,
+      await this.knownIface(),
+      publicKey,
+      "networkmanager",
+      seenHandshakeMs,
+    );
   }
 
   /**

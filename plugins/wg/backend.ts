@@ -171,21 +171,18 @@ export class WgBackend implements Backend, HandshakeTrigger {
   }
 
   /** See retriggerPeer (control.ts) for what this costs and when the core uses it. */
-  async triggerHandshake(publicKey: string): Promise<void> {
+  async triggerHandshake(publicKey: string, seenHandshakeMs?: number): Promise<void> {
     if (!this.iface) throw new ScopeError("backend", "wg: triggerHandshake before apply");
-    const endpoint = await retriggerPeer(
+    const r = await retriggerPeer(
       (await this.partsFor(this.iface)).control,
       publicKey,
       "wg",
       this.iface,
+      seenHandshakeMs,
     );
-    this.ctx.logger.debug(
-      endpoint ? "wg: handshake triggered" : "wg: handshake trigger skipped, no endpoint",
-      {
-        peer: shortKey(publicKey),
-        endpoint,
-      },
-    );
+    const peer = shortKey(publicKey);
+    if (r.triggered) this.ctx.logger.debug("wg: handshake triggered", { peer, endpoint: r.endpoint });
+    else this.ctx.logger.debug(`wg: handshake trigger skipped, ${r.why}`, { peer });
   }
 
   async close(options?: { remove?: boolean }): Promise<void> {

@@ -48,6 +48,11 @@ export class FakeWgHost implements CommandRunner, DaemonSpawner, Host {
     this.wireguard.roam(iface, publicKey, endpoint);
   }
 
+  /** A handshake with the peer completed at `atSec` (Unix seconds). */
+  handshake(iface: string, publicKey: string, atSec: number): void {
+    this.wireguard.handshake(iface, publicKey, atSec);
+  }
+
   // --- Host -----------------------------------------------------------------
 
   exists = async (path: string): Promise<boolean> => {

@@ -83,7 +83,13 @@ export interface Backend {
 
 /** Optional ability: start a fresh handshake now instead of waiting for WireGuard's 5 s retry. */
 export interface HandshakeTrigger {
-  triggerHandshake(publicKey: string): Promise<void>;
+  /**
+   * `seenHandshakeMs`: the peer's last handshake the caller knows of (epoch
+   * ms, 0 for none). If the live peer has a newer one, nothing is done: the
+   * trigger re-creates the peer and would throw away a session the caller
+   * has not seen yet.
+   */
+  triggerHandshake(publicKey: string, seenHandshakeMs?: number): Promise<void>;
 }
 
 export const canTriggerHandshake = (b: Backend): b is Backend & HandshakeTrigger =>

@@ -41,8 +41,8 @@ export const STATS_OVERDUE_MS = 250;
 
 export class BackendWorker {
   private desired: DesiredState | undefined;
-  /** Pending handshake triggers: public key → when asked (epoch ms). */
-  private readonly triggers = new Map<string, number>();
+  /** Pending handshake triggers: public key → when asked and the handshake the asker had seen (epoch ms). */
+  private readonly triggers = new Map<string, { asked: number; seen: number | undefined }>();
   /** Last initiation toward a peer that we caused (apply that added it, or trigger): public key → epoch ms. */
   private readonly initiatedAt = new Map<string, number>();
   /** Peers in the backend after the last successful apply. */
@@ -86,9 +86,11 @@ export class BackendWorker {
     this.kick();
   }
 
-  trigger(publicKey: string): void {
+  /** seenHandshakeMs: see HandshakeTrigger; a repeated ask updates it (the newest view wins). */
+  trigger(publicKey: string, seenHandshakeMs?: number): void {
     if (!canTriggerHandshake(this.backend)) return;
-    if (!this.triggers.has(publicKey)) this.triggers.set(publicKey, this.clock.now());
+    const asked = this.triggers.get(publicKey)?.asked ?? this.clock.now();
+    this.triggers.set(publicKey, { asked, seen: seenHandshakeMs });
     this.kick();
   }
 
@@ -116,7 +118,7 @@ export class BackendWorker {
    */
   private dropAnswered(stats: readonly PeerStats[]): void {
     for (const s of stats) {
-      const asked = this.triggers.get(s.publicKey);
+      const asked = this.triggers.get(s.publicKey)?.asked;
       if (asked !== undefined && s.lastHandshakeMs !== undefined && s.lastHandshakeMs >= asked - 1_000)
         this.triggers.delete(s.publicKey);
     }
@@ -160,10 +162,13 @@ export class BackendWorker {
           await sleep(this.clock, wait, this.stopSignal.signal);
         }
       } else if (ready !== undefined) {
+        const seen = this.triggers.get(ready)?.seen;
         this.triggers.delete(ready);
         this.initiatedAt.set(ready, this.clock.now());
         if (canTriggerHandshake(this.backend))
-          await this.backend.triggerHandshake(ready).catch((e: Error) => this.hooks.onError("trigger", e));
+          await this.backend
+            .triggerHandshake(ready, seen)
+            .catch((e: Error) => this.hooks.onError("trigger", e));
       } else if (this.statsWanted) {
         await this.readStats();
       } else {

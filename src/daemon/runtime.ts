@@ -567,7 +567,7 @@ export class Daemon implements Scope1Daemon {
         this.worker.apply({ iface: this.iface(), peers: e.peers });
         break;
       case "triggerHandshake":
-        this.worker.trigger(e.publicKey);
+        this.worker.trigger(e.publicKey, e.seenHandshakeMs);
         // The handshake takes one round trip: look for it soon rather than at the next poll.
         this.after("stats-soon", 60, () => this.worker.stats());
         break;

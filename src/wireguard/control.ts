@@ -71,28 +71,44 @@ export const peerStatsOf = (state: DeviceState | undefined): PeerStats[] =>
     txBytes: p.txBytes,
   }));
 
+/** What a handshake trigger did: the endpoint the initiation went to, or why none was sent. */
+export type RetriggerResult =
+  { triggered: true; endpoint: string } | { triggered: false; why: "no endpoint" | "fresh handshake" };
+
 /**
  * Backend.triggerHandshake on any WgControl: re-creates the peer with its
  * live config (learned endpoint included) so WireGuard sends an initiation
  * now instead of after its 5 s rate limit. Costs the peer's current session
  * and resets its rx/tx counters, so the core calls it only for a peer that
- * has no working session yet. Resolves with the endpoint the initiation
- * went to, or undefined when the peer has none (it will initiate, or a
- * later apply brings one). `who` prefixes errors ("wg", "networkd").
+ * has no working session yet — as far as it knows. Its stats may be older
+ * than a handshake that has just completed (most often one the other side
+ * started): re-creating the peer then drops those keys while the other side
+ * keeps sending with them, and if our new initiation is lost too (the other
+ * side drops one that follows the last within 20 ms) WireGuard waits 5 s.
+ * So the live read this needs anyway decides: a handshake newer than
+ * `seenHandshakeMs` (the caller's last known, 0 for none) is a working
+ * session the caller has not seen, and nothing is done. One it has seen
+ * and still triggers for (an older path's) is replaced, as asked.
+ * Sends nothing either when the peer has no endpoint (it will initiate, or
+ * a later apply brings one). `who` prefixes errors ("wg", "networkd").
  */
 export async function retriggerPeer(
   control: WgControl,
   publicKey: string,
   who: string,
   iface: string,
-): Promise<string | undefined> {
+  seenHandshakeMs?: number,
+): Promise<RetriggerResult> {
   const peer = (await control.read())?.peers.find((p) => p.publicKey === publicKey);
   if (!peer) throw new ScopeError("not_found", `${who}: no peer ${shortKey(publicKey)} on ${iface}`);
-  if (!peer.endpoint) return undefined;
+  if (!peer.endpoint) return { triggered: false, why: "no endpoint" };
+  const hs = peer.lastHandshakeMs;
+  if (hs !== undefined && seenHandshakeMs !== undefined && hs > seenHandshakeMs)
+    return { triggered: false, why: "fresh handshake" };
   try {
     await control.retrigger(peer);
   } catch (err) {
     throw backendError(`${who}: handshake trigger for ${shortKey(publicKey)} failed`, err);
   }
-  return peer.endpoint;
+  return { triggered: true, endpoint: peer.endpoint };
 }

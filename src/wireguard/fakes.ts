@@ -64,6 +64,11 @@ export class FakeWireGuard {
     this.devices.get(iface)!.peers.get(publicKey)!.endpoint = endpoint;
   }
 
+  /** A handshake with the peer completed at `atSec` (Unix seconds). */
+  handshake(iface: string, publicKey: string, atSec: number): void {
+    this.devices.get(iface)!.peers.get(publicKey)!.handshakeSec = atSec;
+  }
+
   /**
    * One UAPI request on the device's socket; the reply as wireguard-go
    * writes it, or undefined when no device has that name (no socket).

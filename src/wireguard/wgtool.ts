@@ -180,7 +180,8 @@ export async function wgToolRetrigger(
   iface: string | undefined,
   publicKey: string,
   who: string,
+  seenHandshakeMs?: number,
 ): Promise<void> {
   if (!iface) throw new ScopeError("backend", `${who}: triggerHandshake before apply`);
-  await retriggerPeer(new WgToolControl(runner, iface), publicKey, who, iface);
+  await retriggerPeer(new WgToolControl(runner, iface), publicKey, who, iface, seenHandshakeMs);
 }

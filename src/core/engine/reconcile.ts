@@ -87,7 +87,11 @@ export function reconcile(st: EngineState, now: number, fx: EngineEffect[]): voi
       now >= s.nextTriggerAt;
     if (due || triggers.has(ps)) {
       if (s.endpoint !== undefined && s.path !== "direct" && !addedWithEndpoint.has(ps))
-        fx.push({ type: "triggerHandshake", publicKey: ps.peer.wgPublicKey });
+        fx.push({
+          type: "triggerHandshake",
+          publicKey: ps.peer.wgPublicKey,
+          seenHandshakeMs: s.wg.lastHandshakeMs ?? 0,
+        });
       s.nextTriggerAt =
         now + (s.settled ? SETTLED_RETRIGGER_MS : gapAt(st.cfg.profile.retriggerGapsMs, s.retriggerRound++));
     }

@@ -56,7 +56,8 @@ export type EngineEffect =
   /** The whole desired peer set; the runtime adds the interface and calls Backend.apply. */
   | { type: "applyPeers"; peers: DesiredPeer[] }
   /** After the preceding applyPeers has completed. */
-  | { type: "triggerHandshake"; publicKey: string }
+  /** seenHandshakeMs: the last handshake the engine knows of (0: none); a newer live one cancels the trigger. */
+  | { type: "triggerHandshake"; publicKey: string; seenHandshakeMs: number }
   /** Replaces a pending timer of the same name. */
   | { type: "setTimer"; name: TimerName; delayMs: number }
   | { type: "clearTimer"; name: TimerName }

@@ -137,6 +137,25 @@ describe("backend worker", () => {
     expect((at["trigger A"] as number) - firstA).to.equal(TRIGGER_SPACING_MS);
     expect(calls).to.deep.equal(["A", "B", "A"]);
   });
+
+  it("passes the asker's last seen handshake on, so the backend keeps a session nobody saw", async () => {
+    const clock = t.clock;
+    const unless: (number | undefined)[] = [];
+    const backend: Backend & { triggerHandshake(k: string, u?: number): Promise<void> } = {
+      name: "live",
+      probe: async () => ({ usable: true, detail: "test" }),
+      apply: async () => ({ changes: [] }),
+      stats: async () => [],
+      triggerHandshake: async (_k: string, u?: number) => void unless.push(u),
+      close: async () => undefined,
+    };
+    const w = quietWorker(backend, clock);
+    w.apply(state([["A", undefined]]));
+    await runUntil(clock, w.idle());
+    w.trigger("A", 7_000);
+    await runUntil(clock, w.idle());
+    expect(unless).to.deep.equal([7_000]);
+  });
 });
 
 describe("backend worker under a slow wireguard-go", () => {

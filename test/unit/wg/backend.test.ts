@@ -272,6 +272,19 @@ describe("wg backend: wireguard-go states", () => {
     );
   });
 
+  it("triggerHandshake leaves a peer alone that completed a handshake the caller has not seen", async () => {
+    const { fake, backend, log } = setup("wireguard-go");
+    await backend.apply(stateWith([peerB]));
+    fake.handshake("scope0", PEER_B, 1_000);
+    fake.take();
+    // A handshake at 1000 s: the caller who saw one at 999 s has not seen it; the one who saw it still gets the trigger.
+    await backend.triggerHandshake(PEER_B, 999_000);
+    expect(fake.take()).to.equal(`${U} get=1`);
+    expect(log.lines.join("\n")).to.include("handshake trigger skipped, fresh handshake");
+    await backend.triggerHandshake(PEER_B, 1_000_000);
+    expect(fake.take()).to.include("remove=true");
+  });
+
   it("triggerHandshake re-adds the peer with its roamed endpoint and keepalive on", async () => {
     const { fake, backend } = setup("wireguard-go");
     await backend.apply(stateWith([{ ...peerB, presharedKey: PSK_1 }]));
