@@ -59,3 +59,45 @@ export function allSettled(s: ScopeStatus, names: readonly string[]): boolean {
     return p !== undefined && isSettled(p);
   });
 }
+
+/**
+ * A proven pair still carried by the hub until its announced switch to
+ * direct (docs/hubs.md, "Hub to direct without loss"): status says so in the reason.
+ */
+export const movingOffHub = (p: PeerStatus): boolean =>
+  p.path === "hub" && p.reason === "direct path proven: moving off the hub";
+
+/** What each member's daemon says, by member name. */
+export type MeshView = ReadonlyMap<string, ScopeStatus>;
+
+const viewOf = (mesh: MeshView, viewer: string, peer: string): PeerStatus | undefined =>
+  mesh.get(viewer)?.peers.find((p) => p.name === peer);
+
+/** Both sides see the pair direct. */
+export const bothDirect = (mesh: MeshView, a: string, b: string): boolean =>
+  viewOf(mesh, a, b)?.path === "direct" && viewOf(mesh, b, a)?.path === "direct";
+
+/**
+ * The pair a ↔ b is usable both ways (issue 10: "every pair direct or via
+ * hub"): both sides route it the same way and that way works — both
+ * direct, or both through the same hub, which both have a direct path to
+ * (and it to them). One side direct while the other still sends via the
+ * hub is not usable: WireGuard drops what arrives from the hub with a
+ * source the receiver routes to the direct peer (docs/hubs.md). Whether a
+ * side still tries direct beside the hub (not settled) does not matter:
+ * the hub carries the pair meanwhile.
+ */
+export function pairReachable(mesh: MeshView, a: string, b: string): boolean {
+  if (bothDirect(mesh, a, b)) return true;
+  const ab = viewOf(mesh, a, b);
+  const ba = viewOf(mesh, b, a);
+  const hub = ab?.hub ?? null;
+  return (
+    ab?.path === "hub" &&
+    ba?.path === "hub" &&
+    hub !== null &&
+    ba.hub === hub &&
+    bothDirect(mesh, a, hub) &&
+    bothDirect(mesh, b, hub)
+  );
+}
