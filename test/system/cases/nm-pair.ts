@@ -34,6 +34,22 @@ peer_absent() { ! wg show scope0 peers | grep -qx "$1"; }
 pings() { ping -c 1 -W 1 "$1" >/dev/null 2>&1; }
 # Peers as scope0 has them (a node process costs seconds under TCG; wg does not).
 other_peer() { wg show scope0 peers | grep -vx "$1"; } # a peer that is not KEY
+# await_other_peer SECONDS KEY: print a peer that is not KEY once scope0 has
+# one. Polling and then reading again races: a handshake trigger re-creates
+# a peer in steps (remove, then add), so a peer seen once can be gone for a
+# moment when read again (CI: C_KEY came back empty).
+await_other_peer() {
+	{ set +x; } 2>/dev/null # a subshell: the caller's trace is untouched
+	local key end=$((SECONDS + $1))
+	until key=$(other_peer "$2"); do
+		if ((SECONDS >= end)); then
+			echo "timed out after $1s waiting for a peer other than $2" >&2
+			return 1
+		fi
+		sleep 0.5
+	done
+	echo "$key"
+}
 tunnel_ip() { wg show scope0 allowed-ips | awk -v k="$1" '$1 == k { sub("/.*", "", $2); print $2 }'; }
 has_tunnel_ip() { [ -n "$(tunnel_ip "$1")" ]; }
 # Every peer direct again (cc.ltgc.Scope1): a resume re-attempts each path, and its handshake triggers re-create the peer.
@@ -92,8 +108,7 @@ barrier a-up
 node /project/dist/test/system/nm-facts.js
 
 barrier b-up
-wait_for 240 other_peer none
-B_KEY=$(other_peer none)
+B_KEY=$(await_other_peer 240 none)
 B_ADDR=$(tunnel_ip "$B_KEY")
 wait_for 240 has_handshake scope0 "$B_KEY"
 
@@ -149,8 +164,7 @@ wait_for 120 all_direct
 start_watch scope0 "$B_ADDR"
 sleep 2
 barrier c-go
-wait_for 240 other_peer "$B_KEY"
-C_KEY=$(other_peer "$B_KEY")
+C_KEY=$(await_other_peer 240 "$B_KEY")
 wait_for 240 has_handshake scope0 "$C_KEY"
 # A handshake trigger re-creates the peer with wg(8) in steps (remove, then
 # add with its allowed IPs); read c's address once the peer has it again.
