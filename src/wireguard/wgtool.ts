@@ -126,16 +126,20 @@ export function wgSetCommands(iface: string, plan: Plan, desired: DesiredState):
   return main.length ? [...secrets, { args: ["set", iface, ...main] }] : secrets;
 }
 
-/** Same idea as uapi.ts encodeRetrigger, in wg words: remove, re-add with keepalive on, restore. */
+/**
+ * Same idea as uapi.ts encodeRetrigger, in wg words: remove, re-add with
+ * keepalive on, restore. One `wg set` (one netlink message, or one UAPI
+ * request to wireguard-go): the peer entries apply in order under the
+ * device's lock, so no reader (`wg show`, a stats poll) sees the peer gone
+ * and no handshake arrives while it is absent. Separate commands left that
+ * gap, and a system test read an empty peer list in it.
+ */
 export function wgRetriggerCommands(iface: string, p: PeerState): WgCommand[] {
-  const out: WgCommand[] = [{ args: ["set", iface, "peer", p.publicKey, "remove"] }];
-  if (p.presharedKey) out.push(pskCommand(iface, p.publicKey, p.presharedKey));
-  out.push({
-    args: ["set", iface, "peer", p.publicKey, ...peerWords({ ...p, keepalive: p.persistentKeepalive || 1 })],
-  });
-  if (!p.persistentKeepalive)
-    out.push({ args: ["set", iface, "peer", p.publicKey, "persistent-keepalive", "off"] });
-  return out;
+  const psk = p.presharedKey ? ["preshared-key", "/dev/stdin"] : [];
+  const readd = ["peer", p.publicKey, ...psk, ...peerWords({ ...p, keepalive: p.persistentKeepalive || 1 })];
+  const restore = p.persistentKeepalive ? [] : ["peer", p.publicKey, "persistent-keepalive", "off"];
+  const args = ["set", iface, "peer", p.publicKey, "remove", ...readd, ...restore];
+  return [p.presharedKey ? { args, stdin: p.presharedKey } : { args }];
 }
 
 export class WgToolControl implements WgControl {

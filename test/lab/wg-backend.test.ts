@@ -236,12 +236,13 @@ describe("lab: wg backend on wireguard-go in two namespaces", function () {
     expect((await backends[1]!.apply(stateB())).changes).to.deep.equal([]);
   });
 
-  it("triggerHandshake completes a fresh handshake at once, inside the 5 s rate limit", async function () {
+  /** Trigger a's handshake toward b through BACKEND; it must complete at once and leave the config as it was. */
+  async function expectTriggeredHandshake(backend: WgBackend): Promise<void> {
     const a = backends[0]!;
     const before = (await a.stats())[0]!.lastHandshakeMs!;
     await sleep(200);
     const t0 = Date.now();
-    await a.triggerHandshake(keys.b.publicKey);
+    await backend.triggerHandshake(keys.b.publicKey);
     let after = before;
     while (Date.now() - t0 < 2000 && after <= before) {
       await sleep(20);
@@ -255,6 +256,10 @@ describe("lab: wg backend on wireguard-go in two namespaces", function () {
     expect(ping(NS_A, "10.77.0.2")).to.equal(true);
     // The trigger leaves the configuration as it was.
     expect((await a.apply(stateA())).changes).to.deep.equal([]);
+  }
+
+  it("triggerHandshake completes a fresh handshake at once, inside the 5 s rate limit", async function () {
+    await expectTriggeredHandshake(backends[0]!);
   });
 
   it("changes one peer's allowed IPs and nothing else", async function () {
@@ -289,6 +294,13 @@ describe("lab: wg backend on wireguard-go in two namespaces", function () {
     await backends[0]!.stats();
     expect((await backends[0]!.apply(stateA(["10.77.0.0/24"]))).changes).to.have.length(1);
     expect(ping(NS_A, "10.77.0.2")).to.equal(true);
+  });
+
+  it("the kernel flavour's handshake trigger (one wg set: remove, re-add, restore) completes a handshake at once", async function () {
+    await backends[0]!.apply(stateA());
+    const k = backendIn(NS_A, "kernel");
+    expect((await k.apply(stateA())).changes).to.deep.equal([]);
+    await expectTriggeredHandshake(k);
   });
 
   it("the tunnel survives a kill -9 of the daemon, and a restarted daemon reuses it", async function () {

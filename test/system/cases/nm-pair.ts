@@ -35,9 +35,10 @@ pings() { ping -c 1 -W 1 "$1" >/dev/null 2>&1; }
 # Peers as scope0 has them (a node process costs seconds under TCG; wg does not).
 other_peer() { wg show scope0 peers | grep -vx "$1"; } # a peer that is not KEY
 # await_other_peer SECONDS KEY: print a peer that is not KEY once scope0 has
-# one. Polling and then reading again races: a handshake trigger re-creates
-# a peer in steps (remove, then add), so a peer seen once can be gone for a
-# moment when read again (CI: C_KEY came back empty).
+# one, from the poll that saw it. Polling and then reading again raced when a
+# handshake trigger re-created a peer in separate wg(8) commands (remove, then
+# add): C_KEY came back empty in CI. The trigger is one wg set now; reading
+# once keeps the script from depending on that.
 await_other_peer() {
 	{ set +x; } 2>/dev/null # a subshell: the caller's trace is untouched
 	local key end=$((SECONDS + $1))
@@ -166,8 +167,7 @@ sleep 2
 barrier c-go
 C_KEY=$(await_other_peer 240 "$B_KEY")
 wait_for 240 has_handshake scope0 "$C_KEY"
-# A handshake trigger re-creates the peer with wg(8) in steps (remove, then
-# add with its allowed IPs); read c's address once the peer has it again.
+# Read c's address once the peer has it (its allowed IPs come with the add).
 wait_for 60 has_tunnel_ip "$C_KEY"
 C_ADDR=$(tunnel_ip "$C_KEY")
 if ping -c 2 -i 0.3 -w 30 "$C_ADDR"; then echo "ok: in-tunnel ping a -> c"; else diag_c >/tmp/diag-c.txt 2>&1; fi

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { normalizeDesired, planDevice } from "../../../src/wireguard/diff.js";
-import { parseDump, wgSetCommands } from "../../../src/wireguard/wgtool.js";
+import { parseDump, wgRetriggerCommands, wgSetCommands } from "../../../src/wireguard/wgtool.js";
 import { PEER_B, PEER_C, PRIVATE_A, PSK_1, SECRETS, device, live, peerB, stateWith } from "./fixtures.js";
 
 describe("wg wgtool: `wg show IFACE dump`", () => {
@@ -73,6 +73,37 @@ describe("wg wgtool: `wg set` commands", () => {
     expect(wgSetCommands("scope0", planDevice(have, want), want)).to.deep.equal([
       {
         args: ["set", "scope0", "peer", PEER_B, "persistent-keepalive", "off", "preshared-key", "/dev/null"],
+      },
+    ]);
+  });
+
+  it("re-creates a peer for a handshake trigger in one wg set, its PSK on stdin", () => {
+    // One command: a reader between separate remove and add commands saw
+    // the peer gone (nm-pair read an empty peer list there).
+    const p = live({
+      publicKey: PEER_B,
+      presharedKey: PSK_1,
+      endpoint: "192.0.2.2:51820",
+      allowedIps: ["10.88.0.2/32"],
+    });
+    expect(wgRetriggerCommands("scope0", p)).to.deep.equal([
+      {
+        args: [
+          ...["set", "scope0", "peer", PEER_B, "remove"],
+          ...["peer", PEER_B, "preshared-key", "/dev/stdin", "endpoint", "192.0.2.2:51820"],
+          ...["persistent-keepalive", "1", "allowed-ips", "10.88.0.2/32"],
+          ...["peer", PEER_B, "persistent-keepalive", "off"],
+        ],
+        stdin: PSK_1,
+      },
+    ]);
+    const kept = { ...p, presharedKey: undefined, persistentKeepalive: 25 };
+    expect(wgRetriggerCommands("scope0", kept)).to.deep.equal([
+      {
+        args: [
+          ...["set", "scope0", "peer", PEER_B, "remove", "peer", PEER_B],
+          ...["endpoint", "192.0.2.2:51820", "persistent-keepalive", "25", "allowed-ips", "10.88.0.2/32"],
+        ],
       },
     ]);
   });
