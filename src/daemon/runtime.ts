@@ -35,6 +35,7 @@ import {
   anyPending,
   createEngineState,
   engineStatus,
+  memberOf,
   statsPollMs,
   selfAttachment,
   selfCandidates,
@@ -48,10 +49,15 @@ import { adminMode, type AdminMode } from "../core/engine/admin.js";
 import { ScopeError } from "../core/errors.js";
 import { parseEndpoint } from "../core/ip.js";
 import { natInfoOf, type NetcheckReport } from "../core/netcheck.js";
-import type { Endpoint, Event, JoinResponse, PeerUpdate } from "../core/protocol.js";
+import type { Endpoint, Event, JoinResponse, Peer, PeerUpdate } from "../core/protocol.js";
 import { HANDSHAKE_FRESH_MS, TIMER_PROFILES, type TimerProfile } from "../core/timers.js";
 import type { HttpTransport } from "../client/http.js";
-import { RegistryClient, newStreamStats, type StreamStats } from "../client/registry-client.js";
+import {
+  RegistryClient,
+  STREAM_CONNECT_MS,
+  newStreamStats,
+  type StreamStats,
+} from "../client/registry-client.js";
 import type { EdgeConfig } from "../config/schema.js";
 import type { Identity, WgKeyPair } from "../crypto/keys.js";
 import { shortKey } from "../crypto/keys.js";
@@ -196,8 +202,20 @@ export class Daemon implements Scope1Daemon {
   private selfChain: Promise<void> = Promise.resolve();
   /** The netcheck under way: a second asker shares it (two would take each other's reflector replies). */
   private netcheckRun: Promise<NetcheckReport> | undefined;
-  /** Events that came while entering overflowed the queue: read the list again once a member. */
-  private queueOverflowed = false;
+  /** Why the peer list must be read again once a member (events dropped while entering, a list read before the stream was live). */
+  private resyncDue: string | undefined;
+  /**
+   * One set per peer list read under way: the peers stream events told of
+   * since it was asked for. The list may be older than those events (an
+   * overloaded registry answers late), so it must not undo them.
+   */
+  private readonly listsOut = new Set<Set<string>>();
+  /** Resolves at the event stream's first `ready`: a list asked for after it misses no event. */
+  private streamLive!: () => void;
+  private readonly live = new Promise<void>((r) => (this.streamLive = r));
+  private isLive = false;
+  /** enter()'s peer list, read or being read (entryList). */
+  private listing: Promise<Peer[]> | undefined;
   private lastNetcheck: NetcheckReport | undefined;
   /** This daemon's path view, for the registry's web view (path-reporter.ts); set once a member. */
   private paths: PathReporter | undefined;
@@ -388,7 +406,7 @@ export class Daemon implements Scope1Daemon {
               nat: natInfoOf(this.st.netcheck),
             }),
           ),
-          timed("listPeersMs", this.client.listPeers()),
+          timed("listPeersMs", this.entryList()),
           timed(
             "statsMs",
             this.d.backend.stats().catch(() => []),
@@ -408,10 +426,9 @@ export class Daemon implements Scope1Daemon {
         const queued = this.queued ?? [];
         this.queued = undefined;
         for (const event of queued) this.dispatch({ type: "event", event });
-        if (this.queueOverflowed) {
-          this.queueOverflowed = false;
-          void this.resync("events dropped while entering");
-        }
+        const due = this.resyncDue;
+        this.resyncDue = undefined;
+        if (due !== undefined) void this.resync(due);
         return true;
       } catch (e) {
         if (!this.starting) return false;
@@ -426,15 +443,58 @@ export class Daemon implements Scope1Daemon {
     return false;
   }
 
+  /**
+   * The peer list for enter(), asked for once the event stream is live: the
+   * stream (queued meanwhile) then carries every change after the list. A
+   * list read before (the stream slow to connect) would miss what changed
+   * between the two, for good. A stream that is not live within
+   * STREAM_CONNECT_MS does not hold the start-up up: the list is read
+   * anyway and read again once the stream is live.
+   */
+  private entryList(): Promise<Peer[]> {
+    // A list read after the stream was live stays good however long ago (the
+    // queue holds every event since): an attempt that failed on its updateSelf
+    // leaves it for the next one rather than asking again.
+    const list = (this.listing ??= this.listAfterLive());
+    list.catch(() => {
+      if (this.listing === list) this.listing = undefined;
+    });
+    return list;
+  }
+
+  private async listAfterLive(): Promise<Peer[]> {
+    if (!this.isLive) {
+      // Ends when the stream is live, after STREAM_CONNECT_MS, or at once on shutdown.
+      const waited = new AbortController();
+      const end = () => waited.abort();
+      void this.live.then(end);
+      this.abort.signal.addEventListener("abort", end, { once: true });
+      await sleep(this.clock, STREAM_CONNECT_MS, waited.signal);
+      this.abort.signal.removeEventListener("abort", end);
+      if (!this.starting) throw new ScopeError("unavailable", "the daemon is stopping");
+      if (!this.isLive) this.resyncDue = "peer list read before the event stream was live";
+    }
+    return this.client.listPeers();
+  }
+
   private async followEvents(): Promise<void> {
     let first = true;
     try {
       await this.client.events({
         signal: this.abort.signal,
         stats: this.streamStats,
-        onEvent: (event) => (this.queued ? this.enqueue(event) : this.dispatch({ type: "event", event })),
+        onEvent: (event) => {
+          const about = memberOf(event);
+          if (about !== undefined) for (const s of this.listsOut) s.add(about);
+          if (this.queued) this.enqueue(event);
+          else this.dispatch({ type: "event", event });
+        },
         onReady: () => {
           this.registryUp = true;
+          if (!this.isLive) {
+            this.isLive = true;
+            this.streamLive();
+          }
           // After a reconnect, events may be gone (registry restart without history): re-read the list.
           if (!first) void this.resync("event stream reconnected");
           if (this.selfUnsent && this.st.self) {
@@ -444,7 +504,9 @@ export class Daemon implements Scope1Daemon {
           if (!this.lastNetcheck?.ipv4) void this.refreshNetcheck();
           first = false;
         },
-        onResync: () => this.resync("event history gone"),
+        // While entering, the list enter() reads may be older than the lost events: read it again after.
+        onResync: () =>
+          this.queued ? void (this.resyncDue = "event history gone") : this.resync("event history gone"),
         onDisconnect: (err, retryInMs) => {
           this.registryUp = false;
           this.log.warn("event stream lost", { error: err.message, retryInMs });
@@ -462,8 +524,8 @@ export class Daemon implements Scope1Daemon {
   private enqueue(event: Event): void {
     if (!this.queued) return;
     if (this.queued.length < MAX_QUEUED_EVENTS) this.queued.push(event);
-    else if (!this.queueOverflowed) {
-      this.queueOverflowed = true;
+    else if (this.resyncDue === undefined) {
+      this.resyncDue = "events dropped while entering";
       this.log.warn("too many events while entering; the peer list is read again afterwards", {
         queued: this.queued.length,
       });
@@ -472,13 +534,21 @@ export class Daemon implements Scope1Daemon {
 
   private async resync(why: string): Promise<void> {
     if (this.queued) return; // not joined yet: enter() reads the list anyway
+    const newer = new Set<string>();
+    this.listsOut.add(newer);
     try {
       const peers = await this.client.listPeers();
       if (!this.running) return;
-      this.log.info("resynced peer list", { why, peers: peers.length - 1 });
-      this.dispatch({ type: "resync", peers });
+      this.log.info("resynced peer list", {
+        why,
+        peers: peers.length - 1,
+        ...(newer.size > 0 ? { newerByEvents: newer.size } : {}),
+      });
+      this.dispatch({ type: "resync", peers, newer: [...newer] });
     } catch (e) {
       this.log.warn("resync failed", { error: (e as Error).message });
+    } finally {
+      this.listsOut.delete(newer);
     }
   }
 

@@ -13,6 +13,7 @@ import type { EngineState, PeerState, PeerStatus, SelfStatus } from "./types.js"
 
 export { createEngineState, selfCandidates, step } from "./step.js";
 export { selfAttachment } from "./routing.js";
+export { memberOf } from "./membership.js";
 export * from "./types.js";
 
 export interface EngineStatus {

@@ -110,8 +110,11 @@ const samePorts = (a: Peer, b: Peer): boolean =>
   a.listenPort === b.listenPort && a.probePort === b.probePort && a.wgPublicKey === b.wgPublicKey;
 
 function addOrUpdatePeer(st: EngineState, peer: Peer, now: number, joined: boolean): void {
-  if (peer.id === st.self?.id) {
-    st.self = peer;
+  if (st.self && peer.id === st.self.id) {
+    // What this host publishes is its own to say: a record the registry
+    // stored earlier (a peer list read before our last updateSelf landed)
+    // must not bring back old candidates. The rest (role, address) is the registry's.
+    st.self = { ...peer, candidates: st.self.candidates, nat: st.self.nat };
     st.dirty.all = true;
     return;
   }
@@ -194,8 +197,28 @@ export function onEvent(st: EngineState, ev: Event, now: number, fx: EngineEffec
   }
 }
 
-export function onResync(st: EngineState, peers: Peer[], now: number): void {
+/**
+ * A full peer list. newer: peers an event told of after the list was asked
+ * for; the list may have been read before that event (an overloaded
+ * registry answers a list seconds late), so the event's word stands for
+ * them: not updated, not dropped (a join), not brought back (a leave).
+ * Events still to come on the stream are newer than any list.
+ */
+export function onResync(st: EngineState, peers: Peer[], now: number, newer: ReadonlySet<string>): void {
   const ids = new Set(peers.map((p) => p.id));
-  for (const id of [...st.peers.keys()]) if (!ids.has(id)) removePeer(st, id);
-  for (const p of peers) addOrUpdatePeer(st, p, now, false);
+  for (const id of [...st.peers.keys()]) if (!ids.has(id) && !newer.has(id)) removePeer(st, id);
+  for (const p of peers) if (!newer.has(p.id)) addOrUpdatePeer(st, p, now, false);
+}
+
+/** The peer a membership event is about (what onResync's `newer` holds); undefined for other events. */
+export function memberOf(ev: Event): string | undefined {
+  switch (ev.type) {
+    case "cc.ltgc.scope:peerJoin":
+    case "cc.ltgc.scope:peerUpdate":
+      return ev.body.id;
+    case "cc.ltgc.scope:peerLeave":
+      return ev.body.peerId;
+    default:
+      return undefined;
+  }
 }

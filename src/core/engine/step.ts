@@ -69,7 +69,7 @@ export function step(st: EngineState, input: EngineInput, now: number): StepResu
       if (st.self) onEvent(st, input.event, now, fx);
       break;
     case "resync":
-      if (st.self) onResync(st, input.peers, now);
+      if (st.self) onResync(st, input.peers, now, new Set(input.newer));
       break;
     case "probeReceived": {
       // Rejected or nothing new: no reconcile (the pong, if any, is in fx).

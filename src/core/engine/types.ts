@@ -32,8 +32,11 @@ export type EngineInput =
   | { type: "joined"; response: JoinResponse; existing: PeerStats[] }
   /** One SSE event, in order. */
   | { type: "event"; event: Event }
-  /** A full peer list after an event-stream gap (registry restart): adds, updates and drops to match. */
-  | { type: "resync"; peers: Peer[] }
+  /**
+   * A full peer list after an event-stream gap (registry restart): adds, updates and drops to match,
+   * except the peers in `newer`: events told of them after the list was asked for (membership.ts onResync).
+   */
+  | { type: "resync"; peers: Peer[]; newer?: readonly string[] }
   | { type: "probeReceived"; from: Endpoint; bytes: Uint8Array }
   | { type: "stats"; stats: PeerStats[] }
   | { type: "timer"; name: TimerName }

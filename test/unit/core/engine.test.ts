@@ -462,3 +462,35 @@ describe("join engine, seed profile", () => {
     w.stop();
   });
 });
+
+describe("join engine, resync", () => {
+  const t = useFakeClock();
+
+  it("a resync's peer list undoes neither what events told after it was asked for nor this host's own record", () => {
+    const { w, a, b } = directPair(t.clock, { name: "a" }, { name: "b" });
+    const self = a.st.self;
+    const rec = a.st.peers.get(b.id)?.peer;
+    if (!self || !rec) throw new Error("not joined");
+    const ownCandidates = self.candidates;
+    const stale = [{ address: "192.0.2.99", port: 51821, kind: "local" as const }];
+    const list = [
+      { ...self, candidates: stale, role: "hub" as const },
+      { ...rec, candidates: stale },
+    ];
+    // b's record came by event after the list was asked for: the list's older record of b is not taken.
+    step(a.st, { type: "resync", peers: list, newer: [b.id] }, t.clock.now());
+    expect(a.st.peers.get(b.id)?.peer.candidates).to.deep.equal(rec.candidates);
+    // Our candidates are ours to say; the role is the registry's.
+    expect(a.st.self?.candidates).to.deep.equal(ownCandidates);
+    expect(a.st.self?.role).to.equal("hub");
+    // A peer that joined after the list was asked for is not dropped for missing from it.
+    step(a.st, { type: "resync", peers: list.slice(0, 1), newer: [b.id] }, t.clock.now());
+    expect(a.st.peers.has(b.id)).to.equal(true);
+    // Without news of b, the list is the truth.
+    step(a.st, { type: "resync", peers: list }, t.clock.now());
+    expect(a.st.peers.get(b.id)?.peer.candidates).to.deep.equal(stale);
+    step(a.st, { type: "resync", peers: list.slice(0, 1) }, t.clock.now());
+    expect(a.st.peers.has(b.id)).to.equal(false);
+    w.stop();
+  });
+});

@@ -117,6 +117,12 @@ export class InProcessRegistry {
 
   /** Answers to requests for which this gives a number come that many ms late (on the fake clock). */
   lateBy: ((req: HttpRequest) => number) | undefined;
+  /**
+   * Like lateBy, but the registry handles the request at once and only its
+   * answer is held back: what it says is that many ms old when it arrives
+   * (a peer list read by an overloaded registry, its answer queued behind others).
+   */
+  answerLateBy: ((req: HttpRequest) => number) | undefined;
   /** Each daemon's requests under way, by method and path: what lateBy lets overlap. */
   readonly inFlight = new Map<string, number>();
   maxInFlight = new Map<string, number>();
@@ -132,7 +138,10 @@ export class InProcessRegistry {
       try {
         const ms = this.lateBy?.(req) ?? 0;
         if (ms > 0) await new Promise((r) => this.clock.setTimer(ms, () => r(undefined)));
-        return await inner(req);
+        const res = await inner(req);
+        const old = this.answerLateBy?.(req) ?? 0;
+        if (old > 0) await new Promise((r) => this.clock.setTimer(old, () => r(undefined)));
+        return res;
       } finally {
         this.inFlight.set(key, (this.inFlight.get(key) ?? 1) - 1);
       }
