@@ -321,6 +321,8 @@ export class Daemon implements Scope1Daemon {
     if (!this.starting) return;
     this.lastNetcheck = report;
     this.startupMs.netcheckMs = this.clock.now() - t0;
+    await early;
+    if (!this.starting) return;
     this.st = createEngineState(
       {
         profile: this.profile,
@@ -348,9 +350,7 @@ export class Daemon implements Scope1Daemon {
     }
     this.bus = this.d.exportBus?.(this);
     void this.followEvents();
-    // The registry round trips go out while the interface is still being made;
-    // the engine sees the peers only once it is (enter() reads its stats after).
-    if (!(await this.enter(early))) return;
+    if (!(await this.enter())) return;
     this.every("addresses", ADDRESS_POLL_MS, () => void this.checkAddresses());
     this.every("netcheck", NETCHECK_EVERY_MS, () => void this.refreshNetcheck());
     this.pollStats();
@@ -365,11 +365,10 @@ export class Daemon implements Scope1Daemon {
 
   /**
    * Becomes a member again: announce fresh candidates, read the peer list,
-   * adopt the live interface (read once `interfaceReady` settles: the first
-   * start's empty apply is queued before the engine's). Retries while the
-   * registry is away; false when the daemon began stopping meanwhile.
+   * adopt the live interface. Retries while the registry is away; false when
+   * the daemon began stopping meanwhile.
    */
-  private async enter(interfaceReady: Promise<void>): Promise<boolean> {
+  private async enter(): Promise<boolean> {
     while (this.starting) {
       const t0 = this.clock.now();
       try {
@@ -392,7 +391,7 @@ export class Daemon implements Scope1Daemon {
           timed("listPeersMs", this.client.listPeers()),
           timed(
             "statsMs",
-            interfaceReady.then(() => this.d.backend.stats()).catch(() => []),
+            this.d.backend.stats().catch(() => []),
           ),
         ]);
         if (!this.starting) return false;

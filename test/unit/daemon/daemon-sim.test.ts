@@ -220,37 +220,6 @@ describe("daemons in the simulator", function () {
     await w.stop();
   });
 
-  it("join --foreground: the registry round trips go out while the interface is still being made; peers are applied after it", async () => {
-    const [a, b] = await directMesh({ name: "a" }, { name: "b", nat: "full-cone" });
-    const c = w.add({ name: "c", nat: "port-restricted" });
-    await c.join();
-    let made = (): void => undefined;
-    c.backendBusy = new Promise<void>((resolve) => (made = resolve));
-    const asked: string[] = [];
-    w.registry.lateBy = (req) => {
-      asked.push(`${req.method} ${req.path.replace(/^\/v1\/networks\/lab/, "")}`);
-      return 0;
-    };
-    c.start();
-    try {
-      await w.advance(500);
-      expect(asked).to.include.members(["PUT /peers/self", "GET /peers"]);
-      expect(c.daemon?.lifecycle).to.equal("starting");
-      expect(c.backend.applies).to.have.length(0);
-    } finally {
-      made(); // else a failure here leaves the daemon waiting through the clean-up
-      w.registry.lateBy = undefined;
-    }
-    await w.advanceUntil(() => w.allDirect(), 10_000);
-    expect(w.allDirect(), w.logs()).to.equal(true);
-    // The empty first apply (the interface) still comes before the engine's peers.
-    expect(c.backend.applies[0]?.peers).to.deep.equal([]);
-    expect(c.backend.last?.peers.map((p) => p.publicKey).sort()).to.deep.equal(
-      [a, b].map((n) => n?.wgKeys.publicKey).sort(),
-    );
-    await w.stop();
-  });
-
   it("start-up against a registry that is down: retries on the fake clock, stops at once when told", async () => {
     const a = w.add({ name: "a" });
     await a.join();

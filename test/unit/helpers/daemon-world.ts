@@ -261,8 +261,6 @@ export class DaemonNode {
 
   /** Serves the daemon on a (fake) bus, as edge.ts does on the system bus; set before start(). */
   exportBus: DaemonDeps["exportBus"];
-  /** The interface still being made when the daemon starts (`scope join --foreground`); set before start(). */
-  backendBusy: Promise<unknown> | undefined;
 
   /** `scope daemon`: a fresh Daemon (the simulated WireGuard device keeps running across restarts). */
   start(): void {
@@ -291,7 +289,6 @@ export class DaemonNode {
       localAddresses: () => this.host.addresses(),
       registryTransport: w.registry.transport(this.host.v4),
       ...(this.exportBus && { exportBus: this.exportBus }),
-      ...(this.backendBusy && { backendBusy: this.backendBusy }),
     });
     this.daemon = daemon;
     this.exitCode = undefined;
