@@ -42,6 +42,9 @@ if [[ -z ${SCOPE_PKG_NO_TSC:-} || ! -f dist/src/registry/ui/static/app.js ]]; th
   log "bundling the web view (esbuild)"
   node dist/src/registry/ui/build.js
 fi
+# The CLI bundle main.js loads (src/cli/bundle.ts): always rebuilt from dist as it is now, never a stale one.
+log "bundling the CLI (esbuild)"
+node dist/src/cli/bundle.js
 
 # Production dependencies, cached by the lock file's hash: `npm ci --omit=dev`
 # in a scratch copy of package.json + lock (never in the checkout). Install
@@ -75,7 +78,10 @@ for d in src plugins dbus networkd; do
 done
 find "$lib/dist" \( -name '*.map' -o -name '*.d.ts' -o -name '*.test.js' \) -delete
 # The bundler's script needs esbuild, which is not shipped; its output is.
-rm -f "$lib/dist/src/registry/ui/build.js"
+rm -f "$lib/dist/src/registry/ui/build.js" "$lib/dist/src/cli/bundle.js"
+# An installed tree is never rebuilt in place: main.js need not stat the bundle's inputs (their mtimes do not survive the packages).
+node -e 'const f = process.argv[1], fs = require("fs"), s = JSON.parse(fs.readFileSync(f, "utf8"));
+fs.writeFileSync(f, JSON.stringify({ entry: s.entry, sealed: true, inputs: {} }) + "\n");' "$lib/dist/src/bundle/inputs.json"
 # main.js reads the version from ../../../package.json and Node needs "type": "module".
 node -e '
   const p = require("./package.json");

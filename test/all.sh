@@ -71,6 +71,8 @@ if ! npx tsc -p tsconfig.json; then
   exit 1
 fi
 chmod +x dist/src/cli/main.js
+# The CLI as shipped: main.js loads this bundle (src/cli/bundle.ts) while it matches the modules.
+node dist/src/cli/bundle.js
 
 run_tier lint bash -c 'npx eslint . && npx prettier --check . && echo "1 passed, 0 failed"'
 for t in $tiers; do

@@ -25,12 +25,26 @@ const exists = (p: string): Promise<boolean> =>
     () => false,
   );
 
+type PluginModule = { plugin?: BackendPlugin; default?: BackendPlugin };
+
+/**
+ * The built-ins as import() of fixed paths, not of a computed URL: the CLI
+ * bundle (src/cli/bundle.ts) carries them as chunks sharing its one copy of
+ * src/ (one ScopeError class, one logger), loaded only when chosen.
+ */
+const BUILTIN: Record<(typeof BUILTIN_BACKENDS)[number], () => Promise<PluginModule>> = {
+  networkmanager: () => import("../../plugins/networkmanager/index.js"),
+  networkd: () => import("../../plugins/networkd/index.js"),
+  wg: () => import("../../plugins/wg/index.js"),
+};
+
+const isBuiltin = (name: string): name is keyof typeof BUILTIN => Object.hasOwn(BUILTIN, name);
+
 async function importPlugin(name: string): Promise<BackendPlugin | undefined> {
   const builtin = new URL(`../../plugins/${name}/index.js`, import.meta.url);
   const third = join(THIRD_PARTY_DIR, name, "index.js");
-  let mod: { plugin?: BackendPlugin; default?: BackendPlugin } | undefined;
-  if ((BUILTIN_BACKENDS as readonly string[]).includes(name) && (await exists(fileURLToPath(builtin))))
-    mod = await import(builtin.href);
+  let mod: PluginModule | undefined;
+  if (isBuiltin(name) && (await exists(fileURLToPath(builtin)))) mod = await BUILTIN[name]();
   else if (await exists(third)) mod = await import(pathToFileURL(third).href);
   else {
     try {
