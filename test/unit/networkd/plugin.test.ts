@@ -205,7 +205,10 @@ describe("networkd plugin", () => {
     world.runner.clear();
     world.fs.ops.length = 0;
     await backend.triggerHandshake(ALICE);
-    expect(effects(world)[0]).to.equal(`wg set scope0 peer ${ALICE} remove`);
+    // One wg set: no reader sees the peer gone between remove and re-add.
+    expect(effects(world)[0]).to.equal(
+      `wg set scope0 peer ${ALICE} remove peer ${ALICE} preshared-key /dev/stdin endpoint 203.0.113.7:51820 persistent-keepalive 25 allowed-ips 10.88.0.7/32`,
+    );
     expect(world.devices.get("scope0")!.peers.get(ALICE)!.psk).to.equal(alice.presharedKey);
     expect(world.fs.ops).to.deep.equal([]);
     assertNoSecretLeaks(world, ctx.lines);

@@ -386,7 +386,10 @@ describe("networkmanager plugin", () => {
     ]);
     nm.clearLines();
     await backend.triggerHandshake(ALICE);
-    expect(nm.effects()[0]).to.equal(`wg set scope0 peer ${A} remove`);
+    // One wg set: no reader sees the peer gone between remove and re-add.
+    expect(nm.effects()[0]).to.equal(
+      `wg set scope0 peer ${A} remove peer ${A} preshared-key /dev/stdin endpoint 203.0.113.7:51820 persistent-keepalive 25 allowed-ips 10.88.0.7/32`,
+    );
     expect(nm.wireguard.devices.get("scope0")!.peers.get(ALICE)!.psk).to.equal(PSK_ALICE);
     assertNoSecrets(nm.lines);
   });

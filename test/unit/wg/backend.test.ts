@@ -378,8 +378,7 @@ describe("wg backend: kernel states", () => {
     expect(fake.take()).to.equal(
       lines(`
         wg show scope0 dump
-        ${W} peer ${PEER_C} remove
-        ${W} peer ${PEER_C} endpoint [2001:db8::3]:51820 persistent-keepalive 25 allowed-ips 10.88.0.3/32,fd88::3/128`),
+        ${W} peer ${PEER_C} remove peer ${PEER_C} endpoint [2001:db8::3]:51820 persistent-keepalive 25 allowed-ips 10.88.0.3/32,fd88::3/128`),
     );
   });
 });
