@@ -190,10 +190,14 @@ scope token create ${NET} --uses 2 >/root/${NET}.token`);
         `upgrade ${v1.version} -> ${v2.version}: services restarted, config and keys kept, mesh up (${formatMs(Date.now() - t)})`,
       );
 
+      // Each check says what failed: a CI run once exited 1 here with no output.
       await b.must(`DEBIAN_FRONTEND=noninteractive apt-get remove -y -q scope >/dev/null
-test -f /etc/scope/${NET}.conf && test -f /etc/scope/registry.conf && test -f /var/lib/scope/${NET}/wg.key
-! systemctl is-active -q scope@${NET}.service
-test -z "$(systemctl --failed --no-legend --plain)"`);
+test -f /etc/scope/${NET}.conf && test -f /etc/scope/registry.conf && test -f /var/lib/scope/${NET}/wg.key ||
+  { echo "remove took config or keys: $(ls -l /etc/scope /var/lib/scope/${NET} 2>&1)"; exit 1; }
+! systemctl is-active -q scope@${NET}.service ||
+  { echo "scope@${NET} still active after remove"; systemctl status --no-pager scope@${NET}.service; exit 1; }
+failed=$(systemctl --failed --no-legend --plain)
+[ -z "$failed" ] || { echo "failed units after remove: $failed"; systemctl status --no-pager --failed; exit 1; }`);
       await b.must(`DEBIAN_FRONTEND=noninteractive apt-get purge -y -q scope >/dev/null
 test ! -e /etc/scope && test ! -e /var/lib/scope
 systemctl daemon-reload
