@@ -17,18 +17,21 @@ type Cli = typeof import("./run.js");
 export const BUNDLE_DIR = new URL("../bundle/", import.meta.url);
 export const STAMP_FILE = "inputs.json";
 
-/** inputs.json: the entry and, per input (path relative to the bundle's folder), its size and mtime at bundling. */
+/**
+ * inputs.json: the entry and, per input (path relative to the bundle's
+ * folder), its size and mtime at bundling. `sealed`: a package's tree
+ * (packaging/build.sh), never rebuilt in place, so nothing is checked.
+ */
 export interface BundleStamp {
   entry: string;
   inputs: Record<string, [size: number, mtimeMs: number]>;
+  sealed?: true;
 }
 
 /** The bundle's entry when every input is as it was bundled (a package's tree never changes: `sealed`), else undefined. */
 export function freshBundle(dir: URL = BUNDLE_DIR): URL | undefined {
   try {
-    const stamp = JSON.parse(readFileSync(new URL(STAMP_FILE, dir), "utf8")) as BundleStamp & {
-      sealed?: boolean;
-    };
+    const stamp = JSON.parse(readFileSync(new URL(STAMP_FILE, dir), "utf8")) as BundleStamp;
     if (stamp.sealed !== true)
       for (const [rel, [size, mtimeMs]] of Object.entries(stamp.inputs)) {
         const s = statSync(new URL(rel, dir));
