@@ -3,7 +3,8 @@
  * who may read or change what (acceptance 3), on a real registry process.
  */
 import { execFile } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import Database from "better-sqlite3";
@@ -128,11 +129,10 @@ describe("registry: web view access (real process)", function () {
   let otherViewer: string;
   let peerId: string;
   const secrets: string[] = [];
+  let dir: string | undefined;
 
   before(async () => {
-    const dir = (await import("node:fs")).mkdtempSync(
-      join((await import("node:os")).tmpdir(), "scope-view-"),
-    );
+    dir = mkdtempSync(join(tmpdir(), "scope-view-"));
     const tokenFile = join(dir, "admin.token");
     writeFileSync(tokenFile, ADMIN_TOKEN, { mode: 0o600 });
     reg = await startRegistryProcess({
@@ -149,7 +149,10 @@ describe("registry: web view access (real process)", function () {
     otherViewer = (await reg.admin.createViewerToken("other", {})).token;
     secrets.push(viewer, ADMIN_TOKEN);
   });
-  after(async () => reg?.dispose());
+  after(async () => {
+    await reg?.dispose();
+    if (dir) rmSync(dir, { recursive: true, force: true }); // the admin token file
+  });
 
   const call = async (method: string, path: string, token?: string, body?: unknown) => {
     const r = await fetch(`${reg.url}${path}`, {
