@@ -159,6 +159,12 @@ export const desiredInterface = (
   ...(c.wireguard.mtu ? { mtu: c.wireguard.mtu } : {}),
 });
 
+/** The registry round trips of one attempt to enter (Daemon.entryRequests), with their times. */
+interface EntryRequests {
+  answers: Promise<[Peer, Peer[]]>;
+  took: Record<string, number>;
+}
+
 export class Daemon implements Scope1Daemon {
   private st!: EngineState;
   private readonly clock: Clock;
@@ -220,7 +226,7 @@ export class Daemon implements Scope1Daemon {
   /** This daemon's path view, for the registry's web view (path-reporter.ts); set once a member. */
   private paths: PathReporter | undefined;
   /** Start-up phases, logged once a member (where a slow start goes). */
-  private readonly startupMs: { netcheckMs?: number } = {};
+  private readonly startupMs: { netcheckMs?: number; interfaceWaitMs?: number } = {};
   private exit!: (code: number) => void;
   /** Called first thing in shutdown(), before the event stream is aborted. */
   stopping: (() => void) | undefined;
@@ -339,8 +345,6 @@ export class Daemon implements Scope1Daemon {
     if (!this.starting) return;
     this.lastNetcheck = report;
     this.startupMs.netcheckMs = this.clock.now() - t0;
-    await early;
-    if (!this.starting) return;
     this.st = createEngineState(
       {
         profile: this.profile,
@@ -355,6 +359,16 @@ export class Daemon implements Scope1Daemon {
       addrs,
       this.lastNetcheck,
     );
+    // The registry round trips need nothing from the interface: they go out
+    // while a first start's wireguard-go is still coming up. Everything that
+    // answers or acts (the control socket, the engine's peers) waits for it,
+    // so a caller that sees our status finds the interface (3da7c66).
+    void this.followEvents();
+    const first = this.entryRequests();
+    const early0 = this.clock.now();
+    await early;
+    if (!this.starting) return;
+    this.startupMs.interfaceWaitMs = this.clock.now() - early0;
     // The user's switch (NetworkManager): off pauses the engine, on resumes; the daemon never overrides it.
     const backend = this.d.backend;
     if (hasActiveState(backend))
@@ -367,8 +381,7 @@ export class Daemon implements Scope1Daemon {
       if (!this.starting) return;
     }
     this.bus = this.d.exportBus?.(this);
-    void this.followEvents();
-    if (!(await this.enter())) return;
+    if (!(await this.enter(first))) return;
     this.every("addresses", ADDRESS_POLL_MS, () => void this.checkAddresses());
     this.every("netcheck", NETCHECK_EVERY_MS, () => void this.refreshNetcheck());
     this.pollStats();
@@ -382,35 +395,51 @@ export class Daemon implements Scope1Daemon {
   }
 
   /**
-   * Becomes a member again: announce fresh candidates, read the peer list,
-   * adopt the live interface. Retries while the registry is away; false when
-   * the daemon began stopping meanwhile.
+   * enter()'s two registry round trips, independent of each other: announce
+   * fresh candidates and read the peer list (it may show our old record; the
+   * engine takes `self` from the update's answer). Each logs its time since
+   * it was asked for.
    */
-  private async enter(): Promise<boolean> {
+  private entryRequests(): EntryRequests {
+    const t0 = this.clock.now();
+    const took: Record<string, number> = {};
+    const timed = <T>(what: string, p: Promise<T>): Promise<T> =>
+      p.finally(() => (took[what] = this.clock.now() - t0));
+    const answers = Promise.all([
+      timed(
+        "updateSelfMs",
+        this.client.updateSelf({
+          listenPort: this.d.config.wireguard.listen_port,
+          probePort: this.probePort,
+          candidates: selfCandidates(this.st),
+          nat: natInfoOf(this.st.netcheck),
+        }),
+      ),
+      timed("listPeersMs", this.entryList()),
+    ]);
+    // Read by enter(), unless start-up gave up first.
+    answers.catch(() => undefined);
+    return { answers, took };
+  }
+
+  /**
+   * Becomes a member again: the entry requests (`first`: those start-up
+   * already sent), then adopt the live interface. Retries while the registry
+   * is away; false when the daemon began stopping meanwhile.
+   */
+  private async enter(first: EntryRequests): Promise<boolean> {
+    let req: EntryRequests | undefined = first;
     while (this.starting) {
       const t0 = this.clock.now();
       try {
-        const candidates = selfCandidates(this.st);
-        // Independent: one round trip for all three (the list may show our old
-        // record; the engine takes `self` from the update's answer).
-        const took: Record<string, number> = {};
-        const timed = <T>(what: string, p: Promise<T>): Promise<T> =>
-          p.finally(() => (took[what] = this.clock.now() - t0));
-        const [self, peers, existing] = await Promise.all([
-          timed(
-            "updateSelfMs",
-            this.client.updateSelf({
-              listenPort: this.d.config.wireguard.listen_port,
-              probePort: this.probePort,
-              candidates,
-              nat: natInfoOf(this.st.netcheck),
-            }),
-          ),
-          timed("listPeersMs", this.entryList()),
-          timed(
-            "statsMs",
-            this.d.backend.stats().catch(() => []),
-          ),
+        const { answers, took } = req ?? this.entryRequests();
+        req = undefined;
+        const [[self, peers], existing] = await Promise.all([
+          answers,
+          this.d.backend
+            .stats()
+            .catch(() => [])
+            .finally(() => (took.statsMs = this.clock.now() - t0)),
         ]);
         if (!this.starting) return false;
         const response: JoinResponse = { ...this.d.join, self, peers, lastEventId: 0 };
