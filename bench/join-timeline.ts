@@ -11,6 +11,8 @@ export interface JoinTimeline {
   /** Netcheck, then updateSelf + listPeers: the engine has its peers. */
   readonly memberMs: number;
   readonly netcheckMs: number;
+  /** After the netcheck, until the interface existed (the registry round trips go out meanwhile). */
+  readonly interfaceWaitMs: number;
   readonly registryMs: number;
   /** The first and the last peer proven direct. */
   readonly firstDirectMs: number;
@@ -26,6 +28,7 @@ export function joinTimeline(logText: string, t0: number): JoinTimeline {
   let startedMs = NaN;
   let memberMs = NaN;
   let netcheckMs = NaN;
+  let interfaceWaitMs = NaN;
   let registryMs = NaN;
   const direct: number[] = [];
   for (const l of logText.split("\n")) {
@@ -37,6 +40,7 @@ export function joinTimeline(logText: string, t0: number): JoinTimeline {
     if (body.includes("member of network")) {
       memberMs = at;
       netcheckMs = field(body, "netcheckMs");
+      interfaceWaitMs = field(body, "interfaceWaitMs");
       registryMs = Math.max(field(body, "updateSelfMs"), field(body, "listPeersMs"));
     } else if (/(?<!no )direct path peer=/.test(body)) direct.push(at);
   }
@@ -44,6 +48,7 @@ export function joinTimeline(logText: string, t0: number): JoinTimeline {
     startedMs,
     memberMs,
     netcheckMs,
+    interfaceWaitMs,
     registryMs,
     firstDirectMs: direct.length ? Math.min(...direct) : NaN,
     lastDirectMs: direct.length ? Math.max(...direct) : NaN,
@@ -61,7 +66,8 @@ export function timelineTable(ts: readonly JoinTimeline[]): string {
     [
       ["daemon up (node start-up, keys, join request)", med((t) => t.startedMs), ""],
       ["netcheck", "", med((t) => t.netcheckMs)],
-      ["updateSelf + listPeers", "", med((t) => t.registryMs)],
+      ["then waiting for the interface", "", med((t) => t.interfaceWaitMs)],
+      ["updateSelf + listPeers (asked for after the netcheck)", "", med((t) => t.registryMs)],
       ["member: the engine has its peers", med((t) => t.memberMs), ""],
       ["first peer direct", med((t) => t.firstDirectMs), med((t) => t.firstDirectMs - t.memberMs)],
       ["last peer direct", med((t) => t.lastDirectMs), med((t) => t.lastDirectMs - t.memberMs)],

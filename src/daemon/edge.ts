@@ -10,6 +10,7 @@ import type { Backend } from "../core/backend.js";
 import { ScopeError } from "../core/errors.js";
 import { loadEdgeConfig } from "../config/load.js";
 import type { EdgeConfig } from "../config/schema.js";
+import type { Identity, WgKeyPair } from "../crypto/keys.js";
 import { createLogger, type Logger } from "../log.js";
 import { createBackend } from "./backend-loader.js";
 import { controlRequest, type ControlRequest } from "./control.js";
@@ -22,6 +23,7 @@ import {
   loadWgKey,
   readJoinState,
   stateDirOf,
+  type JoinState,
 } from "./files.js";
 import { Daemon, desiredInterface } from "./runtime.js";
 import { startScope1Export } from "./scope1-export.js";
@@ -103,13 +105,32 @@ export async function prepareInterface(c: EdgeConfig, wgPrivateKey: string): Pro
   return { logger, backend, created: create().catch(() => false) };
 }
 
-export async function buildDaemon(c: EdgeConfig, prepared?: PreparedBackend): Promise<Daemon> {
+/**
+ * What `scope join --foreground` hands its daemon in memory: the keys and
+ * the join answer it is writing to disk, which the daemon would otherwise
+ * read back, after the writes, before it could start.
+ */
+export interface Handover {
+  identity: Identity;
+  wgKeys: WgKeyPair;
+  join: JoinState;
+  /** Settles when the config and join state are on disk (DaemonDeps.written). */
+  written: Promise<unknown>;
+}
+
+export async function buildDaemon(
+  c: EdgeConfig,
+  prepared?: PreparedBackend,
+  handover?: Handover,
+): Promise<Daemon> {
   const logger = prepared?.logger ?? createLogger(`edge/${c.network.name}`);
-  const [identity, wgKeys, joinState] = await Promise.all([
-    loadIdentity(c.identity.key_file),
-    loadWgKey(c.wireguard.private_key_file),
-    readJoinState(stateDirFor(c)),
-  ]);
+  const [identity, wgKeys, joinState] = handover
+    ? [handover.identity, handover.wgKeys, handover.join]
+    : await Promise.all([
+        loadIdentity(c.identity.key_file),
+        loadWgKey(c.wireguard.private_key_file),
+        readJoinState(stateDirFor(c)),
+      ]);
   const backend = prepared?.backend ?? (await backendFor(c, logger));
   return new Daemon({
     config: c,
@@ -118,6 +139,7 @@ export async function buildDaemon(c: EdgeConfig, prepared?: PreparedBackend): Pr
     join: joinState,
     backend,
     ...(prepared ? { backendBusy: prepared.created } : {}),
+    ...(handover ? { written: handover.written } : {}),
     controlSocket: controlSocketFor(c),
     logger,
     hubForwarding: new HostHubForwarding(execRunner(), logger),

@@ -84,6 +84,12 @@ export interface DaemonDeps {
   backend: Backend;
   /** Settles when a backend call made before the daemon (join --foreground's interface) is done. */
   backendBusy?: Promise<unknown>;
+  /**
+   * Settles when join --foreground's config and join state are on disk;
+   * the control socket waits for it (callers find the daemon through the
+   * config, a restart through both). A failure ends the start-up.
+   */
+  written?: Promise<unknown>;
   /** Where `scope status/leave/...` reach the daemon; undefined: none (the simulator). */
   controlSocket: string | undefined;
   logger: Logger;
@@ -375,6 +381,8 @@ export class Daemon implements Scope1Daemon {
       this.unfollowActive = backend.onActiveChange((active) =>
         this.dispatch({ type: "backendActive", active }),
       );
+    await this.d.written;
+    if (!this.starting) return;
     if (this.d.controlSocket !== undefined) {
       // Released by shutdown() like everything else, even when it came meanwhile.
       this.control = await serveControl(this.d.controlSocket, (req) => this.onControl(req));

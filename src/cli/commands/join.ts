@@ -3,7 +3,7 @@ import { existsSync, openSync } from "node:fs";
 import { readFile, mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadEdgeConfig, parseEdgeConfig } from "../../config/load.js";
+import { parseEdgeConfig } from "../../config/load.js";
 import { ScopeError } from "../../core/errors.js";
 import { formatEndpoint, parseEndpoint } from "../../core/ip.js";
 import { composeCandidates } from "../../core/netcheck.js";
@@ -196,24 +196,41 @@ export const command: Command = {
       if (p && (await p.created)) await p.backend.close({ remove: true }).catch(() => undefined);
       throw e;
     });
-    await writeJoinState(stateDir, {
+    const joinState = {
       network: response.network,
       self: response.self,
       registryKey: response.registryKey,
       reflectorPorts: response.reflectorPorts,
-    });
-
-    await mkdir(String(v["config-dir"]), { recursive: true, mode: 0o755 });
-    await writeFileAtomic(confPath, confText, 0o640);
-    io.stdout.write(
-      `joined ${network} as ${response.self.name} (${response.self.address}), peer id ${response.self.id}, WireGuard key ${shortKey(wg.publicKey)}\n` +
-        `config: ${confPath}\n`,
+    };
+    const written = Promise.all([
+      writeJoinState(stateDir, joinState),
+      mkdir(String(v["config-dir"]), { recursive: true, mode: 0o755 }).then(() =>
+        writeFileAtomic(confPath, confText, 0o640),
+      ),
+    ]).then(() =>
+      io.stdout.write(
+        `joined ${network} as ${response.self.name} (${response.self.address}), peer id ${response.self.id}, WireGuard key ${shortKey(wg.publicKey)}\n` +
+          `config: ${confPath}\n`,
+      ),
     );
     if (v.foreground === true) {
-      // Hand over to the daemon in this process: no second node start-up.
+      // Hand over to the daemon in this process: no second node start-up, and
+      // no reading back what is being written (it serves only once written).
+      written.catch(() => undefined); // the daemon's start-up reports it
       const { runDaemon } = await (daemonModule ?? import("./daemon.js"));
-      return runDaemon(loadEdgeConfig(confPath), args.values["log-level"] === undefined, await prepared);
+      return runDaemon(
+        parseEdgeConfig(confPath, confText),
+        args.values["log-level"] === undefined,
+        await prepared,
+        {
+          identity,
+          wgKeys: wg,
+          join: joinState,
+          written,
+        },
+      );
     }
+    await written;
     return start(io, network, confPath, stateDir, v["no-start"] === true);
   },
 };
