@@ -92,13 +92,17 @@ export interface PreparedBackend {
  * apply. Nothing is touched when the interface already has peers: a live
  * tunnel is the daemon's to adopt, as it is after a restart.
  */
-export async function prepareInterface(c: EdgeConfig, wgPrivateKey: string): Promise<PreparedBackend> {
+export async function prepareInterface(
+  c: EdgeConfig,
+  wgPrivateKey: Promise<string>,
+): Promise<PreparedBackend> {
   const logger = createLogger(`edge/${c.network.name}`);
   const backend = await backendFor(c, logger);
   const create = async (): Promise<boolean> => {
     const live = await backend.stats().catch(() => undefined);
     if (live === undefined || live.length > 0) return false;
-    const { created } = await backend.apply({ iface: desiredInterface(c, wgPrivateKey, []), peers: [] });
+    const iface = desiredInterface(c, await wgPrivateKey, []);
+    const { created } = await backend.apply({ iface, peers: [] });
     return created === true;
   };
   // The daemon's own first apply repeats this one (and reports a failure).

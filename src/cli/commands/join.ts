@@ -127,26 +127,6 @@ export const command: Command = {
 
     const stateDir = stateDirOf(String(v["state-dir"]), network);
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
-    const identity = await ensureKey(
-      `${stateDir}/identity.key`,
-      () => loadIdentity(`${stateDir}/identity.key`),
-      async (p) => {
-        const id = generateIdentity();
-        await writePrivateFile(p, identityFileText(id));
-        return id;
-      },
-    );
-    const wg = await ensureKey(
-      `${stateDir}/wg.key`,
-      () => loadWgKey(`${stateDir}/wg.key`),
-      async (p) => {
-        const k = generateWgKeyPair();
-        registerSecret(k.privateKey);
-        await writePrivateFile(p, k.privateKey + "\n");
-        return k;
-      },
-    );
-
     const iface = String(v.interface);
     const probePort = listenPort + 1;
     const confPath = configPath(String(v["config-dir"]), network);
@@ -165,14 +145,47 @@ export const command: Command = {
       ...(endpoint ? { endpoint: formatEndpoint(endpoint) } : {}),
       defaultState: stateDir === stateDirOf(DEFAULT_STATE_ROOT, network),
     });
-    // The interface is made while the join request is on the wire (daemon/edge.ts).
+    const identityKey = ensureKey(
+      `${stateDir}/identity.key`,
+      () => loadIdentity(`${stateDir}/identity.key`),
+      async (p) => {
+        const id = generateIdentity();
+        await writePrivateFile(p, identityFileText(id));
+        return id;
+      },
+    );
+    const wgKey = ensureKey(
+      `${stateDir}/wg.key`,
+      () => loadWgKey(`${stateDir}/wg.key`),
+      async (p) => {
+        const k = generateWgKeyPair();
+        registerSecret(k.privateKey);
+        await writePrivateFile(p, k.privateKey + "\n");
+        return k;
+      },
+    );
+
+    // The interface is made while the keys are written and the join request is on the wire
+    // (daemon/edge.ts); it needs the WireGuard key only for its last step.
     // A failure here is the daemon's to report, with its own retries.
     const prepared =
       v.foreground === true
         ? daemonModule
-            ?.then((m) => m.prepareInterface(parseEdgeConfig(confPath, confText), wg.privateKey))
+            ?.then((m) =>
+              m.prepareInterface(
+                parseEdgeConfig(confPath, confText),
+                wgKey.then((k) => k.privateKey),
+              ),
+            )
             .catch(() => undefined)
         : undefined;
+    // Not joined after all: an interface made for it goes again.
+    const abandon = async (e: unknown): Promise<never> => {
+      const p = await prepared;
+      if (p && (await p.created)) await p.backend.close({ remove: true }).catch(() => undefined);
+      throw e;
+    };
+    const [identity, wg] = await Promise.all([identityKey, wgKey]).catch(abandon);
     const client = new RegistryClient({ url, network, identity, tls });
     const response = await joinPatiently(io, () =>
       client.join(token, {
@@ -190,11 +203,9 @@ export const command: Command = {
         // The daemon runs netcheck against the reflector (whose key the join answer brings) and updates this at once.
         nat: { mapping: "unknown", ipv6: false },
       }),
-    ).catch(async (e: unknown) => {
+    ).catch((e: unknown) => {
       client.close();
-      const p = await prepared;
-      if (p && (await p.created)) await p.backend.close({ remove: true }).catch(() => undefined);
-      throw e;
+      return abandon(e);
     });
     const joinState = {
       network: response.network,
