@@ -63,7 +63,7 @@ import type { Identity, WgKeyPair } from "../crypto/keys.js";
 import { shortKey } from "../crypto/keys.js";
 import { registerSecret, type Logger } from "../log.js";
 import { BackendWorker } from "./backend-worker.js";
-import { serveControl } from "./control.js";
+import { listenControl, type PendingControl, type serveControl } from "./control.js";
 import type { JoinState } from "./files.js";
 import type { HubForwarding } from "./hub-forwarding.js";
 import { localAddresses, runNetcheck, type NetcheckRunner } from "./netcheck-runner.js";
@@ -198,6 +198,8 @@ export class Daemon implements Scope1Daemon {
   private readonly kexDirect: KexDirect;
   private queued: Event[] | undefined = [];
   private control: Server | undefined;
+  /** The control socket while start-up waits for the interface: listening, not yet reachable. */
+  private pendingControl: Promise<PendingControl> | undefined;
   private bus: Scope1Export | undefined;
   private registryUp = false;
   private readonly streamStats = newStreamStats();
@@ -371,6 +373,11 @@ export class Daemon implements Scope1Daemon {
     // so a caller that sees our status finds the interface (3da7c66).
     void this.followEvents();
     const first = this.entryRequests();
+    // The control socket listens meanwhile too, in its nest: published (reachable) only below.
+    if (this.d.controlSocket !== undefined) {
+      this.pendingControl = listenControl(this.d.controlSocket, (req) => this.onControl(req));
+      this.pendingControl.catch(() => undefined); // awaited below, or closed by shutdown
+    }
     const early0 = this.clock.now();
     await early;
     if (!this.starting) return;
@@ -383,9 +390,11 @@ export class Daemon implements Scope1Daemon {
       );
     await this.d.written;
     if (!this.starting) return;
-    if (this.d.controlSocket !== undefined) {
+    const pending = this.pendingControl;
+    if (pending) {
       // Released by shutdown() like everything else, even when it came meanwhile.
-      this.control = await serveControl(this.d.controlSocket, (req) => this.onControl(req));
+      this.pendingControl = undefined;
+      this.control = await (await pending).publish();
       if (!this.starting) return;
     }
     this.bus = this.d.exportBus?.(this);
@@ -939,6 +948,12 @@ export class Daemon implements Scope1Daemon {
   }
 
   private async closeControl(): Promise<void> {
+    const pending = this.pendingControl;
+    this.pendingControl = undefined;
+    await pending?.then(
+      (p) => p.close(),
+      () => undefined,
+    );
     const server = this.control;
     const path = this.d.controlSocket;
     if (!server || path === undefined) return;
