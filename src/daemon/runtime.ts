@@ -71,6 +71,7 @@ import { PathReporter } from "./path-reporter.js";
 import { pingPeer } from "./ping.js";
 import { Outbox, backoffMs, isRetryable } from "./outbox.js";
 import { KexDirect } from "./kex-direct.js";
+import { keyerAhead, type KeyerAhead } from "./pair-keys.js";
 import { ProbeSocket, type ProbeTransport } from "./udp.js";
 import { trustOf } from "../client/tls.js";
 import { identityKeyer } from "../core/probe/mac.js";
@@ -173,6 +174,8 @@ interface EntryRequests {
 
 export class Daemon implements Scope1Daemon {
   private st!: EngineState;
+  /** The engine's identity; its pair keys for the first peers are made ahead (pair-keys.ts). */
+  private readonly keyer: KeyerAhead;
   private readonly clock: Clock;
   private readonly random: Random;
   /** The engine's time: fractional ms by default, so probe round trips under 1 ms are seen (the registry client signs whole ms). */
@@ -246,6 +249,7 @@ export class Daemon implements Scope1Daemon {
     this.random = d.random ?? systemRandom;
     this.engineNow = d.clock ? () => this.clock.now() : () => preciseClock.now();
     this.profile = TIMER_PROFILES[d.config.daemon.timers];
+    this.keyer = keyerAhead(identityKeyer(d.identity));
     this.sock = (d.probeSocket ?? ((port) => new ProbeSocket(port)))(this.probePort);
     this.client = new RegistryClient({
       url: d.config.registry.url,
@@ -356,7 +360,7 @@ export class Daemon implements Scope1Daemon {
     this.st = createEngineState(
       {
         profile: this.profile,
-        identity: identityKeyer(this.d.identity),
+        identity: this.keyer,
         nonceSalt: randomBytes(4).toString("hex"),
         probePort: this.probePort,
         ...(this.d.config.psk.mode === "rotate"
@@ -373,6 +377,16 @@ export class Daemon implements Scope1Daemon {
     // so a caller that sees our status finds the interface (3da7c66).
     void this.followEvents();
     const first = this.entryRequests();
+    // The listed peers' pair keys are made while we wait, not in the step that gives the engine its peers.
+    void first.answers.then(
+      ([, peers]) =>
+        this.starting &&
+        this.keyer.prepare(
+          peers.map((p) => p.identityKey),
+          (fn) => this.after("pair-keys", 0, fn),
+        ),
+      () => undefined,
+    );
     // The control socket listens meanwhile too, in its nest: published (reachable) only below.
     if (this.d.controlSocket !== undefined) {
       this.pendingControl = listenControl(this.d.controlSocket, (req) => this.onControl(req));
