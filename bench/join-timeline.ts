@@ -11,9 +11,12 @@ export interface JoinTimeline {
   /** Netcheck, then updateSelf + listPeers: the engine has its peers. */
   readonly memberMs: number;
   readonly netcheckMs: number;
-  /** After the netcheck, until the interface existed (the registry round trips go out meanwhile). */
+  /** After the netcheck, until the interface existed (the peer list is read meanwhile). */
   readonly interfaceWaitMs: number;
-  readonly registryMs: number;
+  /** The peer list, asked for after the netcheck. */
+  readonly listMs: number;
+  /** Our record update, sent once the interface exists. */
+  readonly updateSelfMs: number;
   /** The first and the last peer proven direct. */
   readonly firstDirectMs: number;
   readonly lastDirectMs: number;
@@ -29,7 +32,8 @@ export function joinTimeline(logText: string, t0: number): JoinTimeline {
   let memberMs = NaN;
   let netcheckMs = NaN;
   let interfaceWaitMs = NaN;
-  let registryMs = NaN;
+  let listMs = NaN;
+  let updateSelfMs = NaN;
   const direct: number[] = [];
   for (const l of logText.split("\n")) {
     const m = STAMP.exec(l);
@@ -41,7 +45,8 @@ export function joinTimeline(logText: string, t0: number): JoinTimeline {
       memberMs = at;
       netcheckMs = field(body, "netcheckMs");
       interfaceWaitMs = field(body, "interfaceWaitMs");
-      registryMs = Math.max(field(body, "updateSelfMs"), field(body, "listPeersMs"));
+      listMs = field(body, "listPeersMs");
+      updateSelfMs = field(body, "updateSelfMs");
     } else if (/(?<!no )direct path peer=/.test(body)) direct.push(at);
   }
   return {
@@ -49,7 +54,8 @@ export function joinTimeline(logText: string, t0: number): JoinTimeline {
     memberMs,
     netcheckMs,
     interfaceWaitMs,
-    registryMs,
+    listMs,
+    updateSelfMs,
     firstDirectMs: direct.length ? Math.min(...direct) : NaN,
     lastDirectMs: direct.length ? Math.max(...direct) : NaN,
   };
@@ -67,7 +73,8 @@ export function timelineTable(ts: readonly JoinTimeline[]): string {
       ["daemon up (node start-up, keys, join request)", med((t) => t.startedMs), ""],
       ["netcheck", "", med((t) => t.netcheckMs)],
       ["then waiting for the interface", "", med((t) => t.interfaceWaitMs)],
-      ["updateSelf + listPeers (asked for after the netcheck)", "", med((t) => t.registryMs)],
+      ["listPeers (asked for after the netcheck)", "", med((t) => t.listMs)],
+      ["updateSelf (sent once the interface exists)", "", med((t) => t.updateSelfMs)],
       ["member: the engine has its peers", med((t) => t.memberMs), ""],
       ["first peer direct", med((t) => t.firstDirectMs), med((t) => t.firstDirectMs - t.memberMs)],
       ["last peer direct", med((t) => t.lastDirectMs), med((t) => t.lastDirectMs - t.memberMs)],

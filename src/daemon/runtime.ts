@@ -166,9 +166,9 @@ export const desiredInterface = (
   ...(c.wireguard.mtu ? { mtu: c.wireguard.mtu } : {}),
 });
 
-/** The registry round trips of one attempt to enter (Daemon.entryRequests), with their times. */
+/** The peer list of one attempt to enter (Daemon.entryRequests), with the times of its round trips. */
 interface EntryRequests {
-  answers: Promise<[Peer, Peer[]]>;
+  list: Promise<Peer[]>;
   took: Record<string, number>;
 }
 
@@ -371,15 +371,18 @@ export class Daemon implements Scope1Daemon {
       addrs,
       this.lastNetcheck,
     );
-    // The registry round trips need nothing from the interface: they go out
-    // while a first start's wireguard-go is still coming up. Everything that
-    // answers or acts (the control socket, the engine's peers) waits for it,
-    // so a caller that sees our status finds the interface (3da7c66).
+    // The event stream and the peer list need nothing from the interface:
+    // they are read while a first start's wireguard-go is still coming up.
+    // Everything that answers or acts waits for it: the control socket (a
+    // caller that sees our status finds the interface, 3da7c66), the engine's
+    // peers, and our record update, which sets every peer probing toward us
+    // (DESIGN §4: both sides at about the same time; sent earlier, at N=20
+    // they burnt their first probe rounds, and the CPUs, while we were deaf).
     void this.followEvents();
     const first = this.entryRequests();
     // The listed peers' pair keys are made while we wait, not in the step that gives the engine its peers.
-    void first.answers.then(
-      ([, peers]) =>
+    void first.list.then(
+      (peers) =>
         this.starting &&
         this.keyer.prepare(
           peers.map((p) => p.identityKey),
@@ -425,52 +428,47 @@ export class Daemon implements Scope1Daemon {
     this.moveTo("member");
   }
 
-  /**
-   * enter()'s two registry round trips, independent of each other: announce
-   * fresh candidates and read the peer list (it may show our old record; the
-   * engine takes `self` from the update's answer). Each logs its time since
-   * it was asked for.
-   */
+  /** enter()'s peer list, asked for now (start-up asks before the interface exists); its time is logged since. */
   private entryRequests(): EntryRequests {
     const t0 = this.clock.now();
     const took: Record<string, number> = {};
-    const timed = <T>(what: string, p: Promise<T>): Promise<T> =>
-      p.finally(() => (took[what] = this.clock.now() - t0));
-    const answers = Promise.all([
-      timed(
-        "updateSelfMs",
-        this.client.updateSelf({
-          listenPort: this.d.config.wireguard.listen_port,
-          probePort: this.probePort,
-          candidates: selfCandidates(this.st),
-          nat: natInfoOf(this.st.netcheck),
-        }),
-      ),
-      timed("listPeersMs", this.entryList()),
-    ]);
+    const list = this.entryList().finally(() => (took.listPeersMs = this.clock.now() - t0));
     // Read by enter(), unless start-up gave up first.
-    answers.catch(() => undefined);
-    return { answers, took };
+    list.catch(() => undefined);
+    return { list, took };
   }
 
   /**
-   * Becomes a member again: the entry requests (`first`: those start-up
-   * already sent), then adopt the live interface. Retries while the registry
-   * is away; false when the daemon began stopping meanwhile.
+   * Becomes a member again: announce fresh candidates, take the peer list
+   * (`first`: the one start-up asked for), adopt the live interface. The
+   * three are independent: one round trip for all (the list may show our
+   * old record; the engine takes `self` from the update's answer). Retries
+   * while the registry is away; false when the daemon began stopping meanwhile.
    */
   private async enter(first: EntryRequests): Promise<boolean> {
     let req: EntryRequests | undefined = first;
     while (this.starting) {
-      const t0 = this.clock.now();
       try {
-        const { answers, took } = req ?? this.entryRequests();
+        const { list, took } = req ?? this.entryRequests();
         req = undefined;
-        const [[self, peers], existing] = await Promise.all([
-          answers,
-          this.d.backend
-            .stats()
-            .catch(() => [])
-            .finally(() => (took.statsMs = this.clock.now() - t0)),
+        const t1 = this.clock.now();
+        const timed = <T>(what: string, p: Promise<T>): Promise<T> =>
+          p.finally(() => (took[what] = this.clock.now() - t1));
+        const [self, peers, existing] = await Promise.all([
+          timed(
+            "updateSelfMs",
+            this.client.updateSelf({
+              listenPort: this.d.config.wireguard.listen_port,
+              probePort: this.probePort,
+              candidates: selfCandidates(this.st),
+              nat: natInfoOf(this.st.netcheck),
+            }),
+          ),
+          list,
+          timed(
+            "statsMs",
+            this.d.backend.stats().catch(() => []),
+          ),
         ]);
         if (!this.starting) return false;
         const response: JoinResponse = { ...this.d.join, self, peers, lastEventId: 0 };
