@@ -11,7 +11,12 @@ export interface JoinTimeline {
   /** Netcheck, then updateSelf + listPeers: the engine has its peers. */
   readonly memberMs: number;
   readonly netcheckMs: number;
-  readonly registryMs: number;
+  /** After the netcheck, until the interface existed (the peer list is read meanwhile). */
+  readonly interfaceWaitMs: number;
+  /** The peer list, asked for after the netcheck. */
+  readonly listMs: number;
+  /** Our record update, sent once the interface exists. */
+  readonly updateSelfMs: number;
   /** The first and the last peer proven direct. */
   readonly firstDirectMs: number;
   readonly lastDirectMs: number;
@@ -26,7 +31,9 @@ export function joinTimeline(logText: string, t0: number): JoinTimeline {
   let startedMs = NaN;
   let memberMs = NaN;
   let netcheckMs = NaN;
-  let registryMs = NaN;
+  let interfaceWaitMs = NaN;
+  let listMs = NaN;
+  let updateSelfMs = NaN;
   const direct: number[] = [];
   for (const l of logText.split("\n")) {
     const m = STAMP.exec(l);
@@ -37,14 +44,18 @@ export function joinTimeline(logText: string, t0: number): JoinTimeline {
     if (body.includes("member of network")) {
       memberMs = at;
       netcheckMs = field(body, "netcheckMs");
-      registryMs = Math.max(field(body, "updateSelfMs"), field(body, "listPeersMs"));
+      interfaceWaitMs = field(body, "interfaceWaitMs");
+      listMs = field(body, "listPeersMs");
+      updateSelfMs = field(body, "updateSelfMs");
     } else if (/(?<!no )direct path peer=/.test(body)) direct.push(at);
   }
   return {
     startedMs,
     memberMs,
     netcheckMs,
-    registryMs,
+    interfaceWaitMs,
+    listMs,
+    updateSelfMs,
     firstDirectMs: direct.length ? Math.min(...direct) : NaN,
     lastDirectMs: direct.length ? Math.max(...direct) : NaN,
   };
@@ -61,7 +72,9 @@ export function timelineTable(ts: readonly JoinTimeline[]): string {
     [
       ["daemon up (node start-up, keys, join request)", med((t) => t.startedMs), ""],
       ["netcheck", "", med((t) => t.netcheckMs)],
-      ["updateSelf + listPeers", "", med((t) => t.registryMs)],
+      ["then waiting for the interface", "", med((t) => t.interfaceWaitMs)],
+      ["listPeers (asked for after the netcheck)", "", med((t) => t.listMs)],
+      ["updateSelf (sent once the interface exists)", "", med((t) => t.updateSelfMs)],
       ["member: the engine has its peers", med((t) => t.memberMs), ""],
       ["first peer direct", med((t) => t.firstDirectMs), med((t) => t.firstDirectMs - t.memberMs)],
       ["last peer direct", med((t) => t.lastDirectMs), med((t) => t.lastDirectMs - t.memberMs)],

@@ -74,7 +74,7 @@ export const TIMER_PROFILES: Readonly<Record<ProfileName, TimerProfile>> = {
     probeGapsMs: [100, 200, 400, 800, 1000],
     settledProbeGapsMs: [1_000, 2_000, 4_000, 60_000],
     probeAllFamilies: true,
-    v6GraceMs: 75,
+    v6GraceMs: 30,
     v4FallbackMs: 2_000,
     handshakeTimeoutMs: 2_500,
     retriggerGapsMs: [500, 1_000, 2_000, 4_000, 8_000],

@@ -50,27 +50,58 @@ const IDLE_MS = 60_000;
  * renamed into place: connect(2) on path finds it only with its final mode.
  */
 export async function serveControl(path: string, handle: ControlHandler): Promise<Server> {
+  return (await listenControl(path, handle)).publish();
+}
+
+/** A control socket listening in its nest, where nobody can reach it yet (listenControl). */
+export interface PendingControl {
+  /** Renames the socket into place: from now on connect(2) on path finds it. */
+  publish(): Promise<Server>;
+  /** Closes it unpublished, nest and all. */
+  close(): Promise<void>;
+}
+
+/**
+ * serveControl's first half: the socket listens, with its final mode, in
+ * the fresh 0700 directory; publish() is the rename. A daemon that may not
+ * answer yet (its interface is still being made) does the slow half early.
+ */
+export async function listenControl(path: string, handle: ControlHandler): Promise<PendingControl> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true, mode: 0o755 });
   const nest = await mkdtemp(join(dir, `.${basename(path)}.`));
   const server = createServer((conn) => serveConnection(conn, handle));
   server.maxConnections = MAX_CONNECTIONS;
+  const inNest = join(nest, "s");
+  const close = async (): Promise<void> => {
+    server.close();
+    await rm(nest, { recursive: true, force: true });
+  };
   try {
-    const inNest = join(nest, "s");
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(inNest, () => resolve());
     });
     await chmod(inNest, 0o600);
-    await unlink(path).catch(() => undefined); // a stale socket from a killed daemon
-    await rename(inNest, path);
   } catch (e) {
-    server.close();
+    await close();
     throw e;
-  } finally {
-    await rm(nest, { recursive: true, force: true });
   }
-  return server;
+  return {
+    async publish() {
+      try {
+        await unlink(path).catch(() => undefined); // a stale socket from a killed daemon
+        await rename(inNest, path);
+      } catch (e) {
+        server.close();
+        throw e;
+      } finally {
+        await rm(nest, { recursive: true, force: true });
+      }
+      return server;
+    },
+    close,
+  };
 }
 
 function serveConnection(conn: Socket, handle: ControlHandler): void {

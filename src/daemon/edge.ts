@@ -10,6 +10,7 @@ import type { Backend } from "../core/backend.js";
 import { ScopeError } from "../core/errors.js";
 import { loadEdgeConfig } from "../config/load.js";
 import type { EdgeConfig } from "../config/schema.js";
+import type { Identity, WgKeyPair } from "../crypto/keys.js";
 import { createLogger, type Logger } from "../log.js";
 import { createBackend } from "./backend-loader.js";
 import { controlRequest, type ControlRequest } from "./control.js";
@@ -22,6 +23,7 @@ import {
   loadWgKey,
   readJoinState,
   stateDirOf,
+  type JoinState,
 } from "./files.js";
 import { Daemon, desiredInterface } from "./runtime.js";
 import { startScope1Export } from "./scope1-export.js";
@@ -90,26 +92,49 @@ export interface PreparedBackend {
  * apply. Nothing is touched when the interface already has peers: a live
  * tunnel is the daemon's to adopt, as it is after a restart.
  */
-export async function prepareInterface(c: EdgeConfig, wgPrivateKey: string): Promise<PreparedBackend> {
+export async function prepareInterface(
+  c: EdgeConfig,
+  wgPrivateKey: Promise<string>,
+): Promise<PreparedBackend> {
   const logger = createLogger(`edge/${c.network.name}`);
   const backend = await backendFor(c, logger);
   const create = async (): Promise<boolean> => {
     const live = await backend.stats().catch(() => undefined);
     if (live === undefined || live.length > 0) return false;
-    const { created } = await backend.apply({ iface: desiredInterface(c, wgPrivateKey, []), peers: [] });
+    const iface = desiredInterface(c, await wgPrivateKey, []);
+    const { created } = await backend.apply({ iface, peers: [] });
     return created === true;
   };
   // The daemon's own first apply repeats this one (and reports a failure).
   return { logger, backend, created: create().catch(() => false) };
 }
 
-export async function buildDaemon(c: EdgeConfig, prepared?: PreparedBackend): Promise<Daemon> {
+/**
+ * What `scope join --foreground` hands its daemon in memory: the keys and
+ * the join answer it is writing to disk, which the daemon would otherwise
+ * read back, after the writes, before it could start.
+ */
+export interface Handover {
+  identity: Identity;
+  wgKeys: WgKeyPair;
+  join: JoinState;
+  /** Settles when the config and join state are on disk (DaemonDeps.written). */
+  written: Promise<unknown>;
+}
+
+export async function buildDaemon(
+  c: EdgeConfig,
+  prepared?: PreparedBackend,
+  handover?: Handover,
+): Promise<Daemon> {
   const logger = prepared?.logger ?? createLogger(`edge/${c.network.name}`);
-  const [identity, wgKeys, joinState] = await Promise.all([
-    loadIdentity(c.identity.key_file),
-    loadWgKey(c.wireguard.private_key_file),
-    readJoinState(stateDirFor(c)),
-  ]);
+  const [identity, wgKeys, joinState] = handover
+    ? [handover.identity, handover.wgKeys, handover.join]
+    : await Promise.all([
+        loadIdentity(c.identity.key_file),
+        loadWgKey(c.wireguard.private_key_file),
+        readJoinState(stateDirFor(c)),
+      ]);
   const backend = prepared?.backend ?? (await backendFor(c, logger));
   return new Daemon({
     config: c,
@@ -118,6 +143,7 @@ export async function buildDaemon(c: EdgeConfig, prepared?: PreparedBackend): Pr
     join: joinState,
     backend,
     ...(prepared ? { backendBusy: prepared.created } : {}),
+    ...(handover ? { written: handover.written } : {}),
     controlSocket: controlSocketFor(c),
     logger,
     hubForwarding: new HostHubForwarding(execRunner(), logger),

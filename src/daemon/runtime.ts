@@ -63,7 +63,7 @@ import type { Identity, WgKeyPair } from "../crypto/keys.js";
 import { shortKey } from "../crypto/keys.js";
 import { registerSecret, type Logger } from "../log.js";
 import { BackendWorker } from "./backend-worker.js";
-import { serveControl } from "./control.js";
+import { listenControl, type PendingControl, type serveControl } from "./control.js";
 import type { JoinState } from "./files.js";
 import type { HubForwarding } from "./hub-forwarding.js";
 import { localAddresses, runNetcheck, type NetcheckRunner } from "./netcheck-runner.js";
@@ -71,6 +71,7 @@ import { PathReporter } from "./path-reporter.js";
 import { pingPeer } from "./ping.js";
 import { Outbox, backoffMs, isRetryable } from "./outbox.js";
 import { KexDirect } from "./kex-direct.js";
+import { keyerAhead, type KeyerAhead } from "./pair-keys.js";
 import { ProbeSocket, type ProbeTransport } from "./udp.js";
 import { trustOf } from "../client/tls.js";
 import { identityKeyer } from "../core/probe/mac.js";
@@ -84,6 +85,12 @@ export interface DaemonDeps {
   backend: Backend;
   /** Settles when a backend call made before the daemon (join --foreground's interface) is done. */
   backendBusy?: Promise<unknown>;
+  /**
+   * Settles when join --foreground's config and join state are on disk;
+   * the control socket waits for it (callers find the daemon through the
+   * config, a restart through both). A failure ends the start-up.
+   */
+  written?: Promise<unknown>;
   /** Where `scope status/leave/...` reach the daemon; undefined: none (the simulator). */
   controlSocket: string | undefined;
   logger: Logger;
@@ -159,8 +166,16 @@ export const desiredInterface = (
   ...(c.wireguard.mtu ? { mtu: c.wireguard.mtu } : {}),
 });
 
+/** The peer list of one attempt to enter (Daemon.entryRequests), with the times of its round trips. */
+interface EntryRequests {
+  list: Promise<Peer[]>;
+  took: Record<string, number>;
+}
+
 export class Daemon implements Scope1Daemon {
   private st!: EngineState;
+  /** The engine's identity; its pair keys for the first peers are made ahead (pair-keys.ts). */
+  private readonly keyer: KeyerAhead;
   private readonly clock: Clock;
   private readonly random: Random;
   /** The engine's time: fractional ms by default, so probe round trips under 1 ms are seen (the registry client signs whole ms). */
@@ -186,6 +201,8 @@ export class Daemon implements Scope1Daemon {
   private readonly kexDirect: KexDirect;
   private queued: Event[] | undefined = [];
   private control: Server | undefined;
+  /** The control socket while start-up waits for the interface: listening, not yet reachable. */
+  private pendingControl: Promise<PendingControl> | undefined;
   private bus: Scope1Export | undefined;
   private registryUp = false;
   private readonly streamStats = newStreamStats();
@@ -220,7 +237,7 @@ export class Daemon implements Scope1Daemon {
   /** This daemon's path view, for the registry's web view (path-reporter.ts); set once a member. */
   private paths: PathReporter | undefined;
   /** Start-up phases, logged once a member (where a slow start goes). */
-  private readonly startupMs: { netcheckMs?: number } = {};
+  private readonly startupMs: { netcheckMs?: number; interfaceWaitMs?: number } = {};
   private exit!: (code: number) => void;
   /** Called first thing in shutdown(), before the event stream is aborted. */
   stopping: (() => void) | undefined;
@@ -232,6 +249,7 @@ export class Daemon implements Scope1Daemon {
     this.random = d.random ?? systemRandom;
     this.engineNow = d.clock ? () => this.clock.now() : () => preciseClock.now();
     this.profile = TIMER_PROFILES[d.config.daemon.timers];
+    this.keyer = keyerAhead(identityKeyer(d.identity));
     this.sock = (d.probeSocket ?? ((port) => new ProbeSocket(port)))(this.probePort);
     this.client = new RegistryClient({
       url: d.config.registry.url,
@@ -339,12 +357,10 @@ export class Daemon implements Scope1Daemon {
     if (!this.starting) return;
     this.lastNetcheck = report;
     this.startupMs.netcheckMs = this.clock.now() - t0;
-    await early;
-    if (!this.starting) return;
     this.st = createEngineState(
       {
         profile: this.profile,
-        identity: identityKeyer(this.d.identity),
+        identity: this.keyer,
         nonceSalt: randomBytes(4).toString("hex"),
         probePort: this.probePort,
         ...(this.d.config.psk.mode === "rotate"
@@ -355,20 +371,51 @@ export class Daemon implements Scope1Daemon {
       addrs,
       this.lastNetcheck,
     );
+    // The event stream and the peer list need nothing from the interface:
+    // they are read while a first start's wireguard-go is still coming up.
+    // Everything that answers or acts waits for it: the control socket (a
+    // caller that sees our status finds the interface, 3da7c66), the engine's
+    // peers, and our record update, which sets every peer probing toward us
+    // (DESIGN §4: both sides at about the same time; sent earlier, at N=20
+    // they burnt their first probe rounds, and the CPUs, while we were deaf).
+    void this.followEvents();
+    const first = this.entryRequests();
+    // The listed peers' pair keys are made while we wait, not in the step that gives the engine its peers.
+    void first.list.then(
+      (peers) =>
+        this.starting &&
+        this.keyer.prepare(
+          peers.map((p) => p.identityKey),
+          (fn) => this.after("pair-keys", 0, fn),
+        ),
+      () => undefined,
+    );
+    // The control socket listens meanwhile too, in its nest: published (reachable) only below.
+    if (this.d.controlSocket !== undefined) {
+      this.pendingControl = listenControl(this.d.controlSocket, (req) => this.onControl(req));
+      this.pendingControl.catch(() => undefined); // awaited below, or closed by shutdown
+    }
+    const early0 = this.clock.now();
+    await early;
+    if (!this.starting) return;
+    this.startupMs.interfaceWaitMs = this.clock.now() - early0;
     // The user's switch (NetworkManager): off pauses the engine, on resumes; the daemon never overrides it.
     const backend = this.d.backend;
     if (hasActiveState(backend))
       this.unfollowActive = backend.onActiveChange((active) =>
         this.dispatch({ type: "backendActive", active }),
       );
-    if (this.d.controlSocket !== undefined) {
+    await this.d.written;
+    if (!this.starting) return;
+    const pending = this.pendingControl;
+    if (pending) {
       // Released by shutdown() like everything else, even when it came meanwhile.
-      this.control = await serveControl(this.d.controlSocket, (req) => this.onControl(req));
+      this.pendingControl = undefined;
+      this.control = await (await pending).publish();
       if (!this.starting) return;
     }
     this.bus = this.d.exportBus?.(this);
-    void this.followEvents();
-    if (!(await this.enter())) return;
+    if (!(await this.enter(first))) return;
     this.every("addresses", ADDRESS_POLL_MS, () => void this.checkAddresses());
     this.every("netcheck", NETCHECK_EVERY_MS, () => void this.refreshNetcheck());
     this.pollStats();
@@ -381,32 +428,43 @@ export class Daemon implements Scope1Daemon {
     this.moveTo("member");
   }
 
+  /** enter()'s peer list, asked for now (start-up asks before the interface exists); its time is logged since. */
+  private entryRequests(): EntryRequests {
+    const t0 = this.clock.now();
+    const took: Record<string, number> = {};
+    const list = this.entryList().finally(() => (took.listPeersMs = this.clock.now() - t0));
+    // Read by enter(), unless start-up gave up first.
+    list.catch(() => undefined);
+    return { list, took };
+  }
+
   /**
-   * Becomes a member again: announce fresh candidates, read the peer list,
-   * adopt the live interface. Retries while the registry is away; false when
-   * the daemon began stopping meanwhile.
+   * Becomes a member again: announce fresh candidates, take the peer list
+   * (`first`: the one start-up asked for), adopt the live interface. The
+   * three are independent: one round trip for all (the list may show our
+   * old record; the engine takes `self` from the update's answer). Retries
+   * while the registry is away; false when the daemon began stopping meanwhile.
    */
-  private async enter(): Promise<boolean> {
+  private async enter(first: EntryRequests): Promise<boolean> {
+    let req: EntryRequests | undefined = first;
     while (this.starting) {
-      const t0 = this.clock.now();
       try {
-        const candidates = selfCandidates(this.st);
-        // Independent: one round trip for all three (the list may show our old
-        // record; the engine takes `self` from the update's answer).
-        const took: Record<string, number> = {};
+        const { list, took } = req ?? this.entryRequests();
+        req = undefined;
+        const t1 = this.clock.now();
         const timed = <T>(what: string, p: Promise<T>): Promise<T> =>
-          p.finally(() => (took[what] = this.clock.now() - t0));
+          p.finally(() => (took[what] = this.clock.now() - t1));
         const [self, peers, existing] = await Promise.all([
           timed(
             "updateSelfMs",
             this.client.updateSelf({
               listenPort: this.d.config.wireguard.listen_port,
               probePort: this.probePort,
-              candidates,
+              candidates: selfCandidates(this.st),
               nat: natInfoOf(this.st.netcheck),
             }),
           ),
-          timed("listPeersMs", this.entryList()),
+          list,
           timed(
             "statsMs",
             this.d.backend.stats().catch(() => []),
@@ -902,6 +960,12 @@ export class Daemon implements Scope1Daemon {
   }
 
   private async closeControl(): Promise<void> {
+    const pending = this.pendingControl;
+    this.pendingControl = undefined;
+    await pending?.then(
+      (p) => p.close(),
+      () => undefined,
+    );
     const server = this.control;
     const path = this.d.controlSocket;
     if (!server || path === undefined) return;

@@ -1,5 +1,5 @@
 import { setLogLevel } from "../../log.js";
-import { buildDaemon, resolveEdge, type PreparedBackend } from "../../daemon/edge.js";
+import { buildDaemon, resolveEdge, type Handover, type PreparedBackend } from "../../daemon/edge.js";
 import type { EdgeConfig } from "../../config/schema.js";
 import type { Command } from "../command.js";
 import { CHECKS } from "../flags.js";
@@ -33,9 +33,10 @@ export async function runDaemon(
   config: EdgeConfig,
   configLogLevel: boolean,
   prepared?: PreparedBackend,
+  handover?: Handover,
 ): Promise<number> {
   if (configLogLevel) setLogLevel(config.daemon.log_level);
-  const daemon = await buildDaemon(config, prepared);
+  const daemon = await buildDaemon(config, prepared, handover);
   let stopping = false;
   // Aborting the event stream at shutdown can surface as an unhandled
   // AbortError on its socket; that one is expected, anything else is fatal.

@@ -3,7 +3,7 @@ import { existsSync, openSync } from "node:fs";
 import { readFile, mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadEdgeConfig, parseEdgeConfig } from "../../config/load.js";
+import { parseEdgeConfig } from "../../config/load.js";
 import { ScopeError } from "../../core/errors.js";
 import { formatEndpoint, parseEndpoint } from "../../core/ip.js";
 import { composeCandidates } from "../../core/netcheck.js";
@@ -127,26 +127,6 @@ export const command: Command = {
 
     const stateDir = stateDirOf(String(v["state-dir"]), network);
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
-    const identity = await ensureKey(
-      `${stateDir}/identity.key`,
-      () => loadIdentity(`${stateDir}/identity.key`),
-      async (p) => {
-        const id = generateIdentity();
-        await writePrivateFile(p, identityFileText(id));
-        return id;
-      },
-    );
-    const wg = await ensureKey(
-      `${stateDir}/wg.key`,
-      () => loadWgKey(`${stateDir}/wg.key`),
-      async (p) => {
-        const k = generateWgKeyPair();
-        registerSecret(k.privateKey);
-        await writePrivateFile(p, k.privateKey + "\n");
-        return k;
-      },
-    );
-
     const iface = String(v.interface);
     const probePort = listenPort + 1;
     const confPath = configPath(String(v["config-dir"]), network);
@@ -165,14 +145,47 @@ export const command: Command = {
       ...(endpoint ? { endpoint: formatEndpoint(endpoint) } : {}),
       defaultState: stateDir === stateDirOf(DEFAULT_STATE_ROOT, network),
     });
-    // The interface is made while the join request is on the wire (daemon/edge.ts).
+    const identityKey = ensureKey(
+      `${stateDir}/identity.key`,
+      () => loadIdentity(`${stateDir}/identity.key`),
+      async (p) => {
+        const id = generateIdentity();
+        await writePrivateFile(p, identityFileText(id));
+        return id;
+      },
+    );
+    const wgKey = ensureKey(
+      `${stateDir}/wg.key`,
+      () => loadWgKey(`${stateDir}/wg.key`),
+      async (p) => {
+        const k = generateWgKeyPair();
+        registerSecret(k.privateKey);
+        await writePrivateFile(p, k.privateKey + "\n");
+        return k;
+      },
+    );
+
+    // The interface is made while the keys are written and the join request is on the wire
+    // (daemon/edge.ts); it needs the WireGuard key only for its last step.
     // A failure here is the daemon's to report, with its own retries.
     const prepared =
       v.foreground === true
         ? daemonModule
-            ?.then((m) => m.prepareInterface(parseEdgeConfig(confPath, confText), wg.privateKey))
+            ?.then((m) =>
+              m.prepareInterface(
+                parseEdgeConfig(confPath, confText),
+                wgKey.then((k) => k.privateKey),
+              ),
+            )
             .catch(() => undefined)
         : undefined;
+    // Not joined after all: an interface made for it goes again.
+    const abandon = async (e: unknown): Promise<never> => {
+      const p = await prepared;
+      if (p && (await p.created)) await p.backend.close({ remove: true }).catch(() => undefined);
+      throw e;
+    };
+    const [identity, wg] = await Promise.all([identityKey, wgKey]).catch(abandon);
     const client = new RegistryClient({ url, network, identity, tls });
     const response = await joinPatiently(io, () =>
       client.join(token, {
@@ -190,30 +203,45 @@ export const command: Command = {
         // The daemon runs netcheck against the reflector (whose key the join answer brings) and updates this at once.
         nat: { mapping: "unknown", ipv6: false },
       }),
-    ).catch(async (e: unknown) => {
+    ).catch((e: unknown) => {
       client.close();
-      const p = await prepared;
-      if (p && (await p.created)) await p.backend.close({ remove: true }).catch(() => undefined);
-      throw e;
+      return abandon(e);
     });
-    await writeJoinState(stateDir, {
+    const joinState = {
       network: response.network,
       self: response.self,
       registryKey: response.registryKey,
       reflectorPorts: response.reflectorPorts,
-    });
-
-    await mkdir(String(v["config-dir"]), { recursive: true, mode: 0o755 });
-    await writeFileAtomic(confPath, confText, 0o640);
-    io.stdout.write(
-      `joined ${network} as ${response.self.name} (${response.self.address}), peer id ${response.self.id}, WireGuard key ${shortKey(wg.publicKey)}\n` +
-        `config: ${confPath}\n`,
+    };
+    const written = Promise.all([
+      writeJoinState(stateDir, joinState),
+      mkdir(String(v["config-dir"]), { recursive: true, mode: 0o755 }).then(() =>
+        writeFileAtomic(confPath, confText, 0o640),
+      ),
+    ]).then(() =>
+      io.stdout.write(
+        `joined ${network} as ${response.self.name} (${response.self.address}), peer id ${response.self.id}, WireGuard key ${shortKey(wg.publicKey)}\n` +
+          `config: ${confPath}\n`,
+      ),
     );
     if (v.foreground === true) {
-      // Hand over to the daemon in this process: no second node start-up.
+      // Hand over to the daemon in this process: no second node start-up, and
+      // no reading back what is being written (it serves only once written).
+      written.catch(() => undefined); // the daemon's start-up reports it
       const { runDaemon } = await (daemonModule ?? import("./daemon.js"));
-      return runDaemon(loadEdgeConfig(confPath), args.values["log-level"] === undefined, await prepared);
+      return runDaemon(
+        parseEdgeConfig(confPath, confText),
+        args.values["log-level"] === undefined,
+        await prepared,
+        {
+          identity,
+          wgKeys: wg,
+          join: joinState,
+          written,
+        },
+      );
     }
+    await written;
     return start(io, network, confPath, stateDir, v["no-start"] === true);
   },
 };

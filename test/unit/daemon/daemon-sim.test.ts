@@ -4,6 +4,9 @@
  * asserts, at a smaller scale.
  */
 import { expect } from "chai";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { PAUSED_REASON } from "../../../src/core/engine/admin.js";
 import { useFakeClock } from "../helpers/fake-clock.js";
 import { LISTEN_PORT, useDaemonWorld, type DaemonNode, type DaemonWorld } from "../helpers/daemon-world.js";
@@ -218,6 +221,48 @@ describe("daemons in the simulator", function () {
     expect(path(c, "e")?.path).to.equal("none");
     expect(await statsReadsOver(c, 20_000)).to.be.within(17, 22);
     await w.stop();
+  });
+
+  it("join --foreground: the event stream and the peer list are read while the interface is still being made; status, peers and our record update only after it", async () => {
+    const [a, b] = await directMesh({ name: "a" }, { name: "b", nat: "full-cone" });
+    const c = w.add({ name: "c", nat: "port-restricted" });
+    await c.join();
+    let made = (): void => undefined;
+    c.backendBusy = new Promise<void>((resolve) => (made = resolve));
+    const dir = mkdtempSync(join(tmpdir(), "scope-sim-"));
+    c.controlSocket = join(dir, "control.sock");
+    const asked: string[] = [];
+    w.registry.lateBy = (req) => {
+      asked.push(`${req.method} ${req.path.replace(/^\/v1\/networks\/lab/, "")}`);
+      return 0;
+    };
+    try {
+      c.start();
+      try {
+        await w.advance(500);
+        expect(asked).to.include("GET /peers");
+        // Our record sets every peer probing toward us: not while we cannot answer.
+        expect(asked).to.not.include("PUT /peers/self");
+        expect(c.daemon?.lifecycle).to.equal("starting");
+        expect(c.backend.applies).to.have.length(0);
+        // A caller waiting for our status must find the interface (bench/join-hub.ts pings through it).
+        expect(existsSync(c.controlSocket), "control socket before the interface").to.equal(false);
+      } finally {
+        made(); // else a failure here leaves the daemon waiting through the clean-up
+        w.registry.lateBy = undefined;
+      }
+      await w.advanceUntil(() => w.allDirect(), 10_000);
+      expect(w.allDirect(), w.logs()).to.equal(true);
+      expect(existsSync(c.controlSocket)).to.equal(true);
+      // The empty first apply (the interface) still comes before the engine's peers.
+      expect(c.backend.applies[0]?.peers).to.deep.equal([]);
+      expect(c.backend.last?.peers.map((p) => p.publicKey).sort()).to.deep.equal(
+        [a, b].map((n) => n?.wgKeys.publicKey).sort(),
+      );
+      await w.stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("start-up against a registry that is down: retries on the fake clock, stops at once when told", async () => {

@@ -270,6 +270,10 @@ export class DaemonNode {
 
   /** Serves the daemon on a (fake) bus, as edge.ts does on the system bus; set before start(). */
   exportBus: DaemonDeps["exportBus"];
+  /** The interface still being made when the daemon starts (`scope join --foreground`); set before start(). */
+  backendBusy: Promise<unknown> | undefined;
+  /** A real control socket at this path (default none); set before start(). */
+  controlSocket: string | undefined;
 
   /** `scope daemon`: a fresh Daemon (the simulated WireGuard device keeps running across restarts). */
   start(): void {
@@ -289,7 +293,7 @@ export class DaemonNode {
       wgKeys: this.wgKeys,
       join: this.joined,
       backend: this.backend,
-      controlSocket: undefined,
+      controlSocket: this.controlSocket,
       logger: captureLogger(this.logs, w.clock, this.name),
       clock: w.clock,
       random: () => 0.5,
@@ -298,6 +302,7 @@ export class DaemonNode {
       localAddresses: () => this.host.addresses(),
       registryTransport: w.registry.transport(this.host.v4),
       ...(this.exportBus && { exportBus: this.exportBus }),
+      ...(this.backendBusy && { backendBusy: this.backendBusy }),
     });
     this.daemon = daemon;
     this.exitCode = undefined;
