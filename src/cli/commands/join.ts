@@ -168,17 +168,18 @@ export const command: Command = {
     // The interface is made while the keys are written and the join request is on the wire
     // (daemon/edge.ts); it needs the WireGuard key only for its last step.
     // A failure here is the daemon's to report, with its own retries.
-    const prepared =
-      v.foreground === true
-        ? daemonModule
-            ?.then((m) =>
-              m.prepareInterface(
-                parseEdgeConfig(confPath, confText),
-                wgKey.then((k) => k.privateKey),
-              ),
-            )
-            .catch(() => undefined)
-        : undefined;
+    // The daemon in this process runs on the config being written, parsed once here.
+    const config = v.foreground === true ? parseEdgeConfig(confPath, confText) : undefined;
+    const prepared = config
+      ? daemonModule
+          ?.then((m) =>
+            m.prepareInterface(
+              config,
+              wgKey.then((k) => k.privateKey),
+            ),
+          )
+          .catch(() => undefined)
+      : undefined;
     // Not joined after all: an interface made for it goes again.
     const abandon = async (e: unknown): Promise<never> => {
       const p = await prepared;
@@ -224,22 +225,17 @@ export const command: Command = {
           `config: ${confPath}\n`,
       ),
     );
-    if (v.foreground === true) {
+    if (config) {
       // Hand over to the daemon in this process: no second node start-up, and
       // no reading back what is being written (it serves only once written).
       written.catch(() => undefined); // the daemon's start-up reports it
       const { runDaemon } = await (daemonModule ?? import("./daemon.js"));
-      return runDaemon(
-        parseEdgeConfig(confPath, confText),
-        args.values["log-level"] === undefined,
-        await prepared,
-        {
-          identity,
-          wgKeys: wg,
-          join: joinState,
-          written,
-        },
-      );
+      return runDaemon(config, args.values["log-level"] === undefined, await prepared, {
+        identity,
+        wgKeys: wg,
+        join: joinState,
+        written,
+      });
     }
     await written;
     return start(io, network, confPath, stateDir, v["no-start"] === true);
